@@ -1,0 +1,30 @@
+# `make run`: set up from nothing and run the pipeline on params.yaml. `make test`: the tests.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+SHARED_DATA ?= ../shared/data
+
+.PHONY: install data run test bench
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Offline machines: make the local CIFAR archives visible under data/raw/ (see README).
+data:
+	mkdir -p data/raw
+	if [ -d $(SHARED_DATA) ]; then for f in $(SHARED_DATA)/*.tar.gz; do \
+		[ -e data/raw/$$(basename $$f) ] || ln -s $$(realpath $$f) data/raw/; done; fi
+
+run: install data
+	$(BIN)/dvc repro
+
+test: install data
+	$(BIN)/python -m pytest
+
+bench: install data
+	$(BIN)/python benchmarks/sampler_overhead.py
+	$(BIN)/python benchmarks/train_throughput.py

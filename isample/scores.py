@@ -1,0 +1,23 @@
+"""Per-example importance scores computed from a network's logits."""
+
+import torch
+import torch.nn.functional as F
+
+
+def gnorm_upper_bound(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """||softmax(z) - onehot(y)||_2 per example: the norm of d(cross-entropy)/d(logits).
+
+    Katharopoulos & Fleuret (2018) show it bounds the full per-example gradient norm up to a
+    constant. Computed in float32 so bfloat16/float16 logits give the same scores.
+    """
+    probabilities = torch.softmax(logits.float(), dim=1)
+    residual = probabilities - F.one_hot(targets, num_classes=logits.shape[1]).to(probabilities.dtype)
+    return torch.linalg.vector_norm(residual, dim=1)
+
+
+def per_example_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each example, in float32."""
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+SCORE_FUNCTIONS = {"gnorm": gnorm_upper_bound, "loss": per_example_loss}

@@ -1,0 +1,38 @@
+import pytest
+
+from isample import costmodel
+
+
+def test_default_threshold_is_2018_formula():
+    assert costmodel.default_tau_threshold(384, 128) == pytest.approx(2.0)
+    assert costmodel.default_tau_threshold(128, 128) == pytest.approx(4 / 3)
+
+
+def test_ratio_and_k_are_inverse():
+    for p in (1, 2, 3, 5, 7):
+        for k in (1.0, 2.0, 2.7):
+            a = costmodel.ratio_from_k(p, k)
+            assert a == pytest.approx(p / (1 + k))
+            assert costmodel.k_from_ratio(p, a) == pytest.approx(k)
+
+
+def test_iteration_time_and_speedup():
+    assert costmodel.iteration_time(p=3, k=2, b=128, t=1e-3) == pytest.approx(6 * 128e-3)
+    # u = [B t + b (t + T)] / [B (t + T)] written out in times
+    p, k, b, t = 5, 2.5, 128, 2e-4
+    B, T = p * b, k * t
+    assert costmodel.speedup_vs_full_batch(p, k) == pytest.approx((B * t + b * (t + T)) / (B * (t + T)))
+
+
+def test_threshold_is_one_plus_a_and_with_k_2_matches_default():
+    assert costmodel.tau_threshold(0.5) == 1.5
+    p, b = 3, 128
+    assert costmodel.tau_threshold(costmodel.ratio_from_k(p, 2.0)) == pytest.approx(
+        costmodel.default_tau_threshold(p * b, b)
+    )
+
+
+@pytest.mark.parametrize("call", [lambda: costmodel.tau_threshold(-1), lambda: costmodel.k_from_ratio(2, 0)])
+def test_invalid_values_raise(call):
+    with pytest.raises(ValueError):
+        call()

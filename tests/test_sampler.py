@@ -1,0 +1,163 @@
+import time
+
+import pytest
+import torch
+
+from isample import costmodel
+from isample.sampler import ImportanceSampler, UniformSampler
+from isample.timing import PHASES
+
+
+def toy_problem(seed=0, n=2000):
+    torch.manual_seed(seed)
+    x = torch.randn(n, 20)
+    y = (x @ torch.randn(20, 5)).argmax(1)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 5))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, optimizer, x, y
+
+
+def test_same_seed_same_draws_and_same_training():
+    runs = []
+    for _ in range(2):
+        model, optimizer, x, y = toy_problem()
+        sampler = ImportanceSampler(
+            model, optimizer, x, y, 32, presample=3, tau_threshold=0.9, generator=torch.Generator().manual_seed(7)
+        )
+        runs.append([sampler.step() for _ in range(60)])
+    assert any(it.used_importance for it in runs[0])
+    for first, second in zip(*runs):
+        assert torch.equal(first.indices, second.indices)
+        assert first.used_importance == second.used_importance
+        assert first.loss.item() == second.loss.item()
+
+
+def test_importance_switches_on_and_off_with_tau_against_threshold():
+    model, optimizer, x, y = toy_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 32, presample=3, tau_threshold=1.2)
+    decisions = []
+    for _ in range(300):
+        tau_before = sampler.tau
+        decisions.append((tau_before > 1.2, sampler.step().used_importance))
+    assert all(expected == used for expected, used in decisions)
+    assert not decisions[0][1], "tau starts at 0: the first iteration is uniform"
+    assert any(used for _, used in decisions), "tau never exceeded the threshold on a learnable task"
+    sampler.tau = 1.1  # below the threshold again: back to uniform
+    assert not sampler.step().used_importance
+
+
+def test_importance_step_trains_on_presampled_examples_with_weights():
+    model, optimizer, x, y = toy_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 16, presample=4, tau_threshold=0.0)
+    sampler.tau = 1.0
+    it = sampler.step()
+    assert it.used_importance
+    assert it.indices.shape == (16,) and it.weights.shape == (16,)
+    assert (it.weights > 0).all() and not torch.all(it.weights == 1)
+    assert it.phases["presample_forward"] > 0 and it.phases["draw_presample"] > 0
+    assert set(it.phases) == set(PHASES)
+
+
+class SleepyNet(torch.nn.Module):
+    """A model whose forward costs a known time per call, so a is predictable."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+        self.seconds = seconds
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return self.linear(x)
+
+
+@pytest.mark.parametrize("presample", [2, 3])
+def test_auto_threshold_follows_measured_a(presample):
+    torch.manual_seed(0)
+    model = SleepyNet(0.01)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(500, 4), torch.randint(3, (500,))
+    b = 8
+    sampler = ImportanceSampler(model, optimizer, x, y, b, presample=presample, forward_chunk=b)
+    assert sampler.tau_threshold == pytest.approx(costmodel.default_tau_threshold(presample * b, b))
+    sampler.step()  # no presample timed yet: a = p / (1 + k)
+    assert sampler.a == pytest.approx(costmodel.ratio_from_k(presample, sampler.k))
+    sampler.fixed_threshold = None
+    for _ in range(15):
+        sampler.tau = 100.0  # force IS so presamples get timed
+        it = sampler.step()
+    assert it.used_importance
+    # p chunk forwards of 10 ms against one training forward of 10 ms: a is about p.
+    assert it.a == pytest.approx(presample, rel=0.2)
+    assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
+
+
+def test_presample_forward_leaves_model_in_train_mode_and_batchnorm_untouched():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    x, y = 5 + 3 * torch.randn(300, 6), torch.randint(3, (300,))
+    sampler = ImportanceSampler(model, optimizer, x, y, 10, presample=5, forward_chunk=7)
+    model.train()
+    before = {k: v.clone() for k, v in model[1].state_dict().items()}
+    scores = sampler._presample_scores(x[:50], y[:50])
+    assert scores.shape == (50,)
+    assert model.training and model[1].training
+    for key, value in model[1].state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # A real training forward does change the running statistics (the check can fail).
+    model(x[:50])
+    assert not torch.equal(model[1].running_mean, before["running_mean"])
+
+
+def test_uniform_sampler_tracks_tau_and_uses_unit_weights():
+    model, optimizer, x, y = toy_problem()
+    sampler = UniformSampler(model, optimizer, x, y, 32)
+    its = [sampler.step() for _ in range(50)]
+    assert not any(it.used_importance for it in its)
+    assert all(torch.all(it.weights == 1) for it in its)
+    assert its[-1].tau > 0.5
+    assert its[-1].loss.item() == pytest.approx(its[-1].plain_loss.item())
+
+
+def test_timing_off_reports_no_phases():
+    model, optimizer, x, y = toy_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 32, timing=False)
+    assert sampler.step().phases is None
+
+
+def test_callback_is_called_with_each_iteration():
+    seen = []
+    model, optimizer, x, y = toy_problem()
+    sampler = UniformSampler(model, optimizer, x, y, 32, callback=seen.append)
+    its = [sampler.step() for _ in range(3)]
+    assert seen == its
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"presample": 0.5}, "presample ratio p must be >= 1"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"presample": 100}, "larger than the data set"),
+        ({"tau_threshold": "sometimes"}, "tau_threshold must be"),
+        ({"score": "entropy"}, "unknown score"),
+        ({"forward_chunk": -1}, "forward_chunk"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(kwargs, message):
+    model, optimizer, x, y = toy_problem()
+    arguments = {"batch_size": 32, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        ImportanceSampler(model, optimizer, x, y, **arguments)
+
+
+def test_state_dict_round_trip_reproduces_the_next_draws():
+    model, optimizer, x, y = toy_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 32, tau_threshold=1.05)
+    for _ in range(20):
+        sampler.step()
+    state = sampler.state_dict()
+    expected = sampler._draw_uniform(32)
+    sampler.load_state_dict(state)
+    assert torch.equal(sampler._draw_uniform(32), expected)

@@ -1,0 +1,109 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from isample.sampling import importance_draw, variance_reduction
+from isample.scores import gnorm_upper_bound
+
+
+def draw_estimates(scores, f, b, draws, seed=0, weighted=True):
+    generator = torch.Generator().manual_seed(seed)
+    estimates = torch.empty(draws, dtype=torch.float64)
+    for r in range(draws):
+        positions, weights = importance_draw(scores, b, generator)
+        values = f[positions].double()
+        estimates[r] = (weights.double() * values).mean() if weighted else values.mean()
+    return estimates
+
+
+def within_monte_carlo_tolerance(estimates, target, sigmas=4.0):
+    standard_error = estimates.std().item() / math.sqrt(len(estimates))
+    return abs(estimates.mean().item() - target) <= sigmas * standard_error, standard_error
+
+
+def test_weighted_mean_is_unbiased_for_presample_mean():
+    generator = torch.Generator().manual_seed(3)
+    scores = torch.rand(100, generator=generator) ** 3 + 0.01  # strongly non-uniform
+    f = torch.randn(100, generator=generator) + 5 * scores  # correlated with the scores
+    estimates = draw_estimates(scores, f, b=16, draws=20000)
+    ok, se = within_monte_carlo_tolerance(estimates, f.double().mean().item())
+    assert ok, f"mean {estimates.mean():.4f} vs {f.mean():.4f}, se {se:.4f}"
+    # The same check rejects the unweighted (biased) mean: the test can fail.
+    biased = draw_estimates(scores, f, b=16, draws=20000, weighted=False)
+    assert not within_monte_carlo_tolerance(biased, f.double().mean().item())[0]
+
+
+def test_weighted_gradient_of_linear_model_matches_uniform_gradient():
+    torch.manual_seed(4)
+    model = torch.nn.Linear(8, 4)
+    x, y = torch.randn(64, 8), torch.randint(4, (64,))
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    uniform_gradient = model.weight.grad.clone()
+    with torch.no_grad():
+        scores = gnorm_upper_bound(model(x), y)
+    generator = torch.Generator().manual_seed(5)
+    draws = 3000
+    gradients = torch.empty(draws, *uniform_gradient.shape, dtype=torch.float64)
+    for r in range(draws):
+        positions, weights = importance_draw(scores, 8, generator)
+        model.zero_grad()
+        losses = F.cross_entropy(model(x[positions]), y[positions], reduction="none")
+        (weights * losses).mean().backward()
+        gradients[r] = model.weight.grad
+    mean = gradients.mean(0)
+    standard_error = gradients.std(0) / math.sqrt(draws)
+    assert ((mean - uniform_gradient.double()).abs() <= 4.5 * standard_error + 1e-9).all()
+
+
+def test_weights_are_inverse_of_B_times_probability():
+    scores = torch.tensor([1.0, 3.0, 0.0, 4.0])
+    positions, weights = importance_draw(scores, 1000, torch.Generator().manual_seed(0))
+    assert (positions != 2).all()  # zero score: never drawn
+    g = scores / scores.sum()
+    torch.testing.assert_close(weights, 1 / (4 * g[positions]))
+
+
+def test_all_zero_scores_fall_back_to_uniform_with_unit_weights():
+    positions, weights = importance_draw(torch.zeros(10), 5000, torch.Generator().manual_seed(0))
+    assert (weights == 1).all()
+    counts = torch.bincount(positions, minlength=10).float()
+    assert counts.min() > 400 and counts.max() < 600
+
+
+def test_same_generator_seed_same_draws():
+    scores = torch.rand(50)
+    first = importance_draw(scores, 20, torch.Generator().manual_seed(9))
+    second = importance_draw(scores, 20, torch.Generator().manual_seed(9))
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+@pytest.mark.parametrize(
+    "scores, message",
+    [
+        (torch.tensor([1.0, -0.5]), "non-negative"),
+        (torch.tensor([1.0, float("nan")]), "finite"),
+        (torch.tensor([1.0, float("inf")]), "finite"),
+        (torch.tensor([]), "non-empty"),
+    ],
+)
+def test_bad_scores_raise_clear_errors(scores, message):
+    with pytest.raises(ValueError, match=message):
+        importance_draw(scores, 4)
+    with pytest.raises(ValueError, match=message):
+        variance_reduction(scores)
+
+
+def test_bad_batch_size_raises():
+    with pytest.raises(ValueError, match="b must be >= 1"):
+        importance_draw(torch.ones(4), 0)
+
+
+def test_variance_reduction_extremes():
+    assert variance_reduction(torch.full((37,), 0.3)) == pytest.approx(1.0)
+    dominant = torch.zeros(49)
+    dominant[7] = 2.0
+    assert variance_reduction(dominant) == pytest.approx(7.0)
+    assert 1.0 < variance_reduction(torch.tensor([1.0, 2.0, 3.0])) < math.sqrt(3)
