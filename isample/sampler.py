@@ -170,6 +170,7 @@ class UniformSampler:
             "iterations": self.iterations,
             "time_ema": dict(self._time_ema),
             "generator": self.generator.get_state(),
+            "tau_threshold": getattr(self, "tau_threshold", None),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -177,6 +178,8 @@ class UniformSampler:
         self.iterations = state["iterations"]
         self._time_ema = dict(state["time_ema"])
         self.generator.set_state(state["generator"])
+        if state.get("tau_threshold") is not None:
+            self.tau_threshold = state["tau_threshold"]
 
     # -- the iteration --------------------------------------------------------------------------
 
@@ -202,7 +205,8 @@ class ImportanceSampler(UniformSampler):
     """Upper-bound importance sampling with the online threshold tau_th = 1 + a.
 
     presample: p = B / b (>= 1). tau_threshold: "auto" or a fixed number. forward_chunk: examples
-    per presample forward (0 = all B at once). With timing off, "auto" cannot measure a and keeps
+    per presample forward (0 = all B at once). always_importance skips the decision (for timing
+    IS iterations). With timing off, "auto" cannot measure a and keeps
     the 2018 default (B + 3b) / (3b).
     """
 
@@ -217,6 +221,7 @@ class ImportanceSampler(UniformSampler):
         presample: float = 3.0,
         tau_threshold: float | str = "auto",
         forward_chunk: int = 0,
+        always_importance: bool = False,
         **kwargs,
     ):
         super().__init__(model, optimizer, inputs, targets, batch_size, **kwargs)
@@ -234,6 +239,7 @@ class ImportanceSampler(UniformSampler):
             )
         self.fixed_threshold = None if tau_threshold == "auto" else float(tau_threshold)
         self.forward_chunk = forward_chunk or self.presample_size
+        self.always_importance = always_importance
         self.tau_threshold, _ = self._threshold()
 
     @property
@@ -278,7 +284,7 @@ class ImportanceSampler(UniformSampler):
         timer = self.timer
         timer.reset()
         with timer.phase("decision"):
-            use_importance = self.tau > self.tau_threshold
+            use_importance = self.always_importance or self.tau > self.tau_threshold
         if not use_importance:
             with timer.phase("draw_batch"):
                 indices = self._draw_uniform(self.batch_size)

@@ -1,0 +1,178 @@
+"""The typed schema of params.yaml: every parameter is checked here before any work starts."""
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from isample.data import DATASETS
+from isample.models import MODELS
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
+
+
+class ConfigError(ValueError):
+    """One line naming the parameter, the bad value and what is allowed."""
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'90s', '4m', '3h', '1h30m' or a number of seconds -> seconds (> 0)."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        seconds = float(text)
+    else:
+        match = _DURATION.match(str(text))
+        if not match or not any(match.groups()):
+            raise ValueError("must be a duration such as 90s, 4m, 3h or 1h30m")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    if seconds <= 0:
+        raise ValueError("must be a duration > 0")
+    return seconds
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataConfig(_Section):
+    name: Literal[tuple(DATASETS)] = "cifar10"  # type: ignore[valid-type]
+    root: str = "data/raw"
+    download: bool = False
+    train_subset: int = Field(0, ge=0)
+    test_subset: int = Field(0, ge=0)
+    augment: bool = True
+
+
+class ModelConfig(_Section):
+    name: Literal[tuple(MODELS)] = "resnet8"  # type: ignore[valid-type]
+
+
+class TrainConfig(_Section):
+    budget: str = "3m"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    lr: float = Field(0.1, gt=0)
+    lr_scale: float = Field(1.0, gt=0)
+    lr_schedule: Literal["step", "constant"] = "step"
+    lr_gamma: float = Field(0.2, gt=0)
+    lr_milestones: list[float] = Field(default_factory=lambda: [0.5, 0.75])
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = False
+    channels_last: bool = False
+    eval_batch_size: int = Field(1000, ge=1)
+    checkpoint_every: str = "5m"
+
+    @field_validator("budget", "checkpoint_every")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _milestones(cls, value: list[float]) -> list[float]:
+        if any(not 0 < m < 1 for m in value) or value != sorted(value):
+            raise ValueError("must be increasing fractions of the budget, each between 0 and 1")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a seed")
+        return value
+
+    @property
+    def budget_seconds(self) -> float:
+        return parse_duration(self.budget)
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        return parse_duration(self.checkpoint_every)
+
+
+class SamplerConfig(_Section):
+    tau_th: Literal["auto"] | float = "auto"
+    score: Literal["gnorm", "loss"] = "gnorm"
+    forward_chunk: int = Field(0, ge=0)
+    tau_momentum: float = Field(0.9, ge=0, lt=1)
+
+    @field_validator("tau_th", mode="before")
+    @classmethod
+    def _threshold(cls, value):
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError("must be 'auto' or a number >= 0")
+        return float(value)
+
+
+class TimingConfig(_Section):
+    presamples: list[float] = Field(default_factory=lambda: [2.0, 3.0, 5.0, 7.0], min_length=1)
+    warmup: int = Field(3, ge=0)
+    iterations: int = Field(10, ge=2)
+    forward_chunks: list[int] = Field(default_factory=lambda: [0])
+
+    @field_validator("presamples", mode="before")
+    @classmethod
+    def _ratios(cls, value):
+        if not isinstance(value, list) or any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in value):
+            raise ValueError("must be a list of presample ratios")
+        if any(p < 1 for p in value):
+            raise ValueError("every presample ratio must be >= 1")
+        return [float(p) for p in value]
+
+
+class ReportConfig(_Section):
+    lang: Literal["en", "zh"] = "en"
+
+
+class Params(_Section):
+    presample: float = 3.0
+    batch_size: int = Field(128, ge=1)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    timing: TimingConfig = TimingConfig()
+    report: ReportConfig = ReportConfig()
+
+    @field_validator("presample", mode="before")
+    @classmethod
+    def _presample(cls, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
+            raise ValueError("must be a number >= 1 (B = presample * batch_size)")
+        return float(value)
+
+    @model_validator(mode="after")
+    def _subset_holds_presample(self):
+        subset = self.data.train_subset
+        if subset and round(self.presample * self.batch_size) > subset:
+            raise ValueError(
+                f"presample * batch_size = {round(self.presample * self.batch_size)} exceeds "
+                f"data.train_subset = {subset}"
+            )
+        return self
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if not key:  # a rule across sections
+        return message
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown parameter"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    return f"{key} = {error['input']!r}: {message}"
+
+
+def validate(raw: dict | None) -> Params:
+    """Params from the parsed params.yaml, or ConfigError with one line per the first problem."""
+    try:
+        return Params.model_validate(raw or {})
+    except ValidationError as error:
+        errors = error.errors()
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(f"params.yaml: {_describe(errors[0])}{more}") from None

@@ -1,0 +1,252 @@
+"""CIFAR-10/100 from torchvision's official files or a local ImageFolder tree / archive.
+
+Decoded once into compact uint8 tensors that training holds in memory and indexes by example,
+which is what importance sampling needs; augmentation and normalisation run on whole batches.
+"""
+
+import hashlib
+import io
+import os
+import re
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+DATASETS = {
+    "cifar10": {"classes": 10, "torchvision": "CIFAR10", "folder": "cifar-10-batches-py"},
+    "cifar100": {"classes": 100, "torchvision": "CIFAR100", "folder": "cifar-100-python"},
+}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+SPLITS = ("train", "test")
+
+
+class DataError(Exception):
+    """Missing or damaged data, with a message that says what was looked for and where."""
+
+
+@dataclass
+class PreparedData:
+    train_x: torch.Tensor  # uint8, N x 3 x 32 x 32
+    train_y: torch.Tensor  # int64, N
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    source: str = ""
+    mean: torch.Tensor = field(default=None)  # per-channel, of the training images, on the 0-1 scale
+    std: torch.Tensor = field(default=None)
+    content_hash: str = ""
+
+    def __post_init__(self):
+        if self.mean is None or self.std is None:
+            pixels = self.train_x.float().div_(255).transpose(0, 1).reshape(3, -1)
+            self.mean, self.std = pixels.mean(1), pixels.std(1)
+        if not self.content_hash:
+            digest = hashlib.sha256()
+            for tensor in (self.train_x, self.train_y, self.test_x, self.test_y):
+                digest.update(tensor.contiguous().numpy().tobytes())
+            self.content_hash = digest.hexdigest()
+
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def _check_name(name: str) -> dict:
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; known: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def _local_candidates(name: str, root: Path) -> list[Path]:
+    """ImageFolder trees or archives under root named after the data set (cifar10 is not cifar100)."""
+    pattern = re.compile(rf"^{re.escape(name)}(?![0-9])")
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.iterdir()):
+        if not pattern.match(path.name):
+            continue
+        if path.is_dir() and all((path / split).is_dir() for split in SPLITS):
+            found.append(path)
+        elif path.name.endswith(ARCHIVE_SUFFIXES) and path.exists():
+            found.append(path)
+    return found
+
+
+def _decode(data: bytes, where: str) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            array = np.asarray(image.convert("RGB"))
+    except Exception as error:  # PIL raises many kinds for a damaged file
+        raise DataError(f"cannot decode image {where}: {error}") from error
+    if array.shape != (32, 32, 3):
+        raise DataError(f"image {where} is {array.shape[1]}x{array.shape[0]}, expected 32x32 RGB")
+    return array
+
+
+def _split_class_file(member: str) -> tuple[str, str, str] | None:
+    parts = member.replace("\\", "/").split("/")
+    if len(parts) < 3 or parts[-3] not in SPLITS or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+        return None
+    return parts[-3], parts[-2], "/".join(parts[-3:])
+
+
+def _iter_images(path: Path):
+    """(split, class, key, bytes) for every image of a tree or archive."""
+    if path.is_dir():
+        for file in sorted(path.glob("*/*/*")):
+            parsed = _split_class_file(str(file.relative_to(path)))
+            if parsed:
+                yield (*parsed, file.read_bytes())
+        return
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                parsed = _split_class_file(member.name) if member.isfile() else None
+                if parsed:
+                    yield (*parsed, archive.extractfile(member).read())
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise DataError(f"archive {path} is damaged or not a tar archive: {error}") from error
+
+
+def load_image_folder(path: Path, expected_classes: int | None = None) -> tuple:
+    """Decode train/<class>/* and test/<class>/* of a tree or archive; classes sort into labels."""
+    images: dict[str, list] = {split: [] for split in SPLITS}
+    for split, class_name, key, data in _iter_images(Path(path)):
+        images[split].append((class_name, key, _decode(data, f"{key} in {path}")))
+    train_classes = sorted({c for c, _, _ in images["train"]})
+    for split in SPLITS:
+        if not images[split]:
+            raise DataError(f"{path} has no {split}/<class>/<image> files")
+    if expected_classes is not None and len(train_classes) != expected_classes:
+        raise DataError(f"{path} has {len(train_classes)} training classes, expected {expected_classes}")
+    unknown = {c for c, _, _ in images["test"]} - set(train_classes)
+    if unknown:
+        raise DataError(f"{path} has test classes missing from train: {sorted(unknown)[:5]}")
+    label = {name: i for i, name in enumerate(train_classes)}
+    tensors = []
+    for split in SPLITS:
+        # Keyed by full path: some CIFAR-100 file names occur in two class folders.
+        rows = sorted(images[split], key=lambda row: (label[row[0]], row[1]))
+        x = torch.from_numpy(np.stack([row[2] for row in rows])).permute(0, 3, 1, 2).contiguous()
+        y = torch.tensor([label[row[0]] for row in rows], dtype=torch.int64)
+        tensors += [x, y]
+    return (*tensors, train_classes)
+
+
+def _load_torchvision(name: str, root: Path, download: bool) -> tuple:
+    import torchvision
+
+    dataset_class = getattr(torchvision.datasets, DATASETS[name]["torchvision"])
+    try:
+        splits = [dataset_class(str(root), train=train, download=download) for train in (True, False)]
+    except RuntimeError as error:
+        raise DataError(f"torchvision's {name} files under {root} are missing or damaged: {error}") from error
+    tensors = []
+    for split in splits:
+        tensors.append(torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous())
+        tensors.append(torch.tensor(split.targets, dtype=torch.int64))
+    return (*tensors, list(splits[0].classes))
+
+
+def load_dataset(name: str, root: str | os.PathLike, download: bool = False) -> PreparedData:
+    """Load from torchvision's files under root (downloading them if asked), else a local tree/archive."""
+    spec = _check_name(name)
+    root = Path(root)
+    official = root / spec["folder"]
+    if official.is_dir() or download:
+        *tensors, classes = _load_torchvision(name, root, download)
+        return PreparedData(*tensors, classes, source=f"torchvision:{official}")
+    candidates = _local_candidates(name, root)
+    if not candidates:
+        raise DataError(
+            f"no {name} data under {root}/: looked for torchvision's {spec['folder']}/ and for an ImageFolder "
+            f"tree or .tar/.tar.gz archive named {name}* (train/<class>/*, test/<class>/*); put one there, "
+            f"or set data.download: true on a machine that is online"
+        )
+    *tensors, classes = load_image_folder(candidates[0], spec["classes"])
+    return PreparedData(*tensors, classes, source=str(candidates[0]))
+
+
+def stratified_subset(labels: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:
+    """Sorted indices of `size` examples with the classes as balanced as the counts allow."""
+    if size <= 0 or size >= len(labels):
+        return torch.arange(len(labels))
+    generator = torch.Generator().manual_seed(seed)
+    classes = torch.unique(labels)
+    per_class = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]
+    chosen = []
+    for count, label in zip(per_class, classes):
+        members = torch.nonzero(labels == label).flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
+    return torch.cat(chosen).sort().values
+
+
+def subset(data: PreparedData, train_size: int = 0, test_size: int = 0, seed: int = 0) -> PreparedData:
+    """Class-stratified subsets for quick runs (0 = keep all); mean and std are recomputed."""
+    train = stratified_subset(data.train_y, train_size, seed)
+    test = stratified_subset(data.test_y, test_size, seed)
+    return PreparedData(
+        data.train_x[train], data.train_y[train], data.test_x[test], data.test_y[test], data.classes, data.source
+    )
+
+
+def save_prepared(data: PreparedData, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(data.to_dict(), temporary)
+    os.replace(temporary, path)  # a kill never leaves a half-written file behind
+
+
+def load_prepared(path: str | os.PathLike) -> PreparedData:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"prepared data {path} is missing: run the prepare stage first (dvc repro prepare)")
+    try:
+        return PreparedData(**torch.load(path, weights_only=False))
+    except Exception as error:
+        raise DataError(f"prepared data {path} is damaged ({error}); delete it and rerun prepare") from error
+
+
+class BatchTransform:
+    """uint8 batch -> normalised float batch, with random crop (4-pixel padding) and flip."""
+
+    def __init__(
+        self,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        augment: bool = False,
+        channels_last: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        self.mean = mean.view(1, 3, 1, 1)
+        self.std = std.view(1, 3, 1, 1)
+        self.augment = augment
+        self.channels_last = channels_last
+        self.generator = generator
+
+    def _random_crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = x.shape
+        padded = F.pad(x, (4, 4, 4, 4))
+        offsets = torch.randint(0, 9, (2, n, 1), generator=self.generator).to(x.device)
+        flip = (torch.rand(n, 1, generator=self.generator) < 0.5).to(x.device)
+        row_steps = torch.arange(height, device=x.device)
+        col_steps = torch.arange(width, device=x.device)
+        rows = (offsets[0] + row_steps).view(n, 1, height, 1)
+        cols = (offsets[1] + torch.where(flip, col_steps.flip(0), col_steps)).view(n, 1, 1, width)
+        batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+        channel = torch.arange(3, device=x.device).view(1, 3, 1, 1)
+        return padded[batch, channel, rows, cols]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.augment:
+            x = self._random_crop_and_flip(x)
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        x = (x.float().div_(255) - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

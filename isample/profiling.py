@@ -1,0 +1,190 @@
+"""Where an IS iteration spends its time (notebook experiments 6-8), and the cost model against it.
+
+`measure` times real sampler iterations per presample ratio with IS forced on (and uniform SGD
+for reference); `summarize` derives t, T, k, a and the cost model's predictions per ratio from
+medians; `fit` does the across-ratio checks: presample time against p, and how the presample
+forward and the training step move together.
+"""
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from isample import costmodel
+from isample.sampler import ImportanceSampler, UniformSampler
+from isample.timing import MODEL_PHASES, PHASES, TRAIN_STEP_PHASES
+
+UNIFORM = "uniform"
+IMPORTANCE = "importance"
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(
+    model: torch.nn.Module,
+    make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    batch_size: int,
+    presamples: Sequence[float],
+    *,
+    forward_chunks: Sequence[int] = (0,),
+    warmup: int = 3,
+    iterations: int = 10,
+    progress: bool = True,
+    **sampler_options,
+) -> pd.DataFrame:
+    """One row per measured iteration: its wall time and the seconds of every phase."""
+    if any(not p >= 1 for p in presamples):
+        raise ValueError(f"presample ratios must be >= 1, got {list(presamples)}")
+    configurations = [(UNIFORM, math.nan, 0)] + [
+        (IMPORTANCE, float(p), chunk) for p in presamples for chunk in forward_chunks
+    ]
+    device = next(model.parameters()).device
+    rows = []
+    bar = tqdm(total=len(configurations) * (warmup + iterations), desc="timing", disable=not progress)
+    for run, presample, chunk in configurations:
+        optimizer = make_optimizer(model)
+        if run == UNIFORM:
+            sampler = UniformSampler(model, optimizer, inputs, targets, batch_size, **sampler_options)
+        else:
+            sampler = ImportanceSampler(
+                model, optimizer, inputs, targets, batch_size,
+                presample=presample, forward_chunk=chunk, always_importance=True, **sampler_options,
+            )  # fmt: skip
+        bar.set_postfix(run=run, p=presample, chunk=chunk)
+        for index in range(warmup + iterations):
+            _synchronize(device)
+            started = time.perf_counter()
+            it = sampler.step()
+            _synchronize(device)
+            total = time.perf_counter() - started
+            bar.update()
+            if index < warmup:
+                continue
+            model_seconds = sum(it.phases[p] for p in MODEL_PHASES)
+            rows.append(
+                {
+                    "run": run,
+                    "presample": presample,
+                    "forward_chunk": chunk,
+                    "iteration": index - warmup + 1,
+                    "total_seconds": total,
+                    **{f"time_{name}": it.phases[name] for name in PHASES},
+                    "model_seconds": model_seconds,
+                    "non_model_seconds": total - model_seconds,
+                    "non_model_share": (total - model_seconds) / total,
+                }
+            )
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def _presample_seconds(frame: pd.DataFrame) -> pd.Series:
+    # The notebook's "forward of B" includes the gradient upper bound of each chunk.
+    return frame["time_presample_forward"] + frame["time_scoring"]
+
+
+def _train_step_seconds(frame: pd.DataFrame) -> pd.Series:
+    return sum(frame[f"time_{name}"] for name in TRAIN_STEP_PHASES)
+
+
+def _iqr(series: pd.Series) -> float:
+    return float(series.quantile(0.75) - series.quantile(0.25))
+
+
+def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
+    """Per configuration, from medians over iterations: t, T, k, a and the cost model's predictions.
+
+    t and T are the training step's own forward and backward times per example (k = T / t); a is
+    the measured presample time over the training-step time; the predictions use p, k, b and t.
+    """
+    rows = []
+    groups = iterations.groupby(["run", "presample", "forward_chunk"], sort=False, dropna=False)
+    for (run, presample, chunk), group in groups:
+        t = group["time_train_forward"].median() / batch_size
+        big_t = group["time_backward"].median() / batch_size
+        k = big_t / t
+        train_step = _train_step_seconds(group).median()
+        measured = group["total_seconds"].median()
+        row = {
+            "run": run,
+            "presample": presample,
+            "forward_chunk": chunk,
+            "iterations": len(group),
+            "measured_seconds": measured,
+            "measured_seconds_iqr": _iqr(group["total_seconds"]),
+            "train_step_seconds": train_step,
+            "t": t,
+            "T": big_t,
+            "k": k,
+            "non_model_share": group["non_model_share"].median(),
+            "non_model_share_iqr": _iqr(group["non_model_share"]),
+            "non_model_share_max": group["non_model_share"].max(),
+            **{f"time_{name}": group[f"time_{name}"].median() for name in PHASES},
+        }
+        if run == IMPORTANCE:
+            presample_seconds = _presample_seconds(group).median()
+            a = presample_seconds / train_step
+            predicted = costmodel.iteration_time(presample, k, batch_size, t)
+            row.update(
+                presample_seconds=presample_seconds,
+                a=a,
+                a_per_p=a / presample,
+                a_predicted=costmodel.ratio_from_k(presample, k),
+                predicted_seconds=predicted,
+                prediction_error=predicted / measured - 1,
+                speedup_u=costmodel.speedup_vs_full_batch(presample, k),
+                tau_th=costmodel.tau_threshold(a),
+            )
+        else:
+            predicted = (1 + k) * batch_size * t  # uniform SGD: b (t + T)
+            row.update(predicted_seconds=predicted, prediction_error=predicted / measured - 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def least_squares(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """slope, intercept and R^2 of the line y = slope * x + intercept."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return math.nan, math.nan, math.nan
+    slope, intercept = np.polyfit(x, y, 1)
+    residual = y - (slope * x + intercept)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - (residual**2).sum() / total if total > 0 else 1.0
+    return float(slope), float(intercept), float(r2)
+
+
+def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
+    """Across ratios: presample time against p (exp. 8), presample forward against training step
+    per iteration (exp. 7), and the non-model share (exp. 6 and 7)."""
+    importance = per_ratio[per_ratio["run"] == IMPORTANCE]
+    # One chunk size per ratio for the line: the first configured one.
+    line = importance[importance["forward_chunk"] == importance["forward_chunk"].iloc[0]]
+    slope, intercept, r2 = least_squares(line["presample"], line["presample_seconds"])
+    measured_iterations = iterations[iterations["run"] == IMPORTANCE]
+    presample = _presample_seconds(measured_iterations)
+    train_step = _train_step_seconds(measured_iterations)
+    correlation = float(np.corrcoef(presample, train_step)[0, 1]) if len(presample) > 2 else math.nan
+    values = {
+        "presample_slope_seconds_per_p": slope,
+        "presample_intercept_seconds": intercept,
+        "presample_r2": r2,
+        "train_step_seconds_median": float(line["train_step_seconds"].median()),
+        "slope_over_train_step": slope / float(line["train_step_seconds"].median()),
+        "a_per_p_mean": float(importance["a_per_p"].mean()),
+        "presample_train_step_correlation": correlation,
+        "non_model_share_median": float(per_ratio["non_model_share"].median()),
+        "non_model_share_worst_ratio": float(importance["non_model_share"].max()),
+        "prediction_error_worst": float(importance["prediction_error"].abs().max()),
+    }
+    return pd.DataFrame({"metric": list(values), "value": list(values.values())})

@@ -1,0 +1,61 @@
+"""What every stage shares: reading params.yaml once, validated, and one-line errors."""
+
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from isample.config import ConfigError, Params, validate
+from isample.data import DataError
+from isample.records import RecordError
+
+PARAMS_FILE = Path("params.yaml")
+PREPARED_DIR = Path("data/prepared")
+RESULTS_DIR = Path("results")
+CHECKPOINT_DIR = Path("checkpoints")
+REPORTS_DIR = Path("reports")
+EXPECTED_ERRORS = (ConfigError, DataError, RecordError)
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} is missing: run from the repository root") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    return validate(raw)
+
+
+def prepared_path(params: Params) -> Path:
+    return PREPARED_DIR / f"{params.data.name}.pt"
+
+
+def replace_directory(staging: Path, target: Path) -> None:
+    """Swap a fully written staging folder into place, so outputs are never half-written."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_stage(main: Callable[[Params], None]) -> None:
+    """Validate params.yaml, run the stage; expected failures end with one line and exit 2."""
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` ends the stage like Ctrl-C
+    try:
+        main(load_params())
+    except EXPECTED_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the stage to resume from its last checkpoint", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from isample.data import PreparedData
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_data(n_train=320, n_test=120, classes=4, seed=0) -> PreparedData:
+    """Tiny learnable images: each class has its own mean colour, plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    colours = torch.rand(classes, 3, 1, 1, generator=generator) * 200
+
+    def split(n):
+        y = torch.arange(n) % classes
+        noise = torch.randn(n, 3, 32, 32, generator=generator) * 40
+        x = (colours[y] + noise).clamp(0, 255).to(torch.uint8)
+        return x, y
+
+    train_x, train_y = split(n_train)
+    test_x, test_y = split(n_test)
+    return PreparedData(train_x, train_y, test_x, test_y, [f"class{i}" for i in range(classes)], "synthetic")
+
+
+@pytest.fixture
+def tiny_data() -> PreparedData:
+    return synthetic_data()

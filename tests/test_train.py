@@ -1,0 +1,169 @@
+import itertools
+import time
+
+import pytest
+import torch
+
+import isample.train as train_module
+from isample.config import validate
+from isample.records import read_workbook, write_workbook
+from isample.train import EPOCH_COLUMNS, BudgetClock, learning_rate, record_name, train_run
+
+
+def tiny_params(**train):
+    return validate(
+        {
+            "presample": 2,
+            "batch_size": 32,
+            "model": {"name": "resnet8"},
+            "train": {"budget": "2s", "eval_batch_size": 200, "device": "cpu", **train},
+            "data": {"augment": True},
+        }
+    )
+
+
+class FakeClock:
+    """Advances a fixed step per reading, so budget accounting is exact and repeatable."""
+
+    def __init__(self, step=0.01):
+        self._ticks = itertools.count()
+        self.step = step
+
+    def __call__(self):
+        return next(self._ticks) * self.step
+
+
+def test_record_schema_and_workbook_round_trip(tiny_data, tmp_path):
+    params = tiny_params()
+    record = train_run(params, tiny_data, importance=True, seed=0, progress=False)
+    assert list(record.epochs.columns) == EPOCH_COLUMNS
+    assert record.epochs["epoch"].tolist() == list(range(1, len(record.epochs) + 1))
+    assert (record.epochs["iterations"] <= 320 // 32).all()
+    assert {"test_accuracy", "test_loss", "is_share", "epochs"} <= set(record.summary["metric"])
+    info = dict(zip(record.params["parameter"], record.params["value"]))
+    assert info["presample"] == "2.0" and info["torch"] == torch.__version__ and info["device"] == "cpu"
+    path = tmp_path / record_name(params, True, 0)
+    assert path.name == "cifar10.is.2s.0.xlsx"
+    write_workbook(path, record.sheets())
+    sheets = read_workbook(path, {"epochs": EPOCH_COLUMNS, "summary": ["metric", "final", "best"]})
+    assert len(sheets["epochs"]) == len(record.epochs)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_budget_respected_and_clock_paused_during_evaluation(tiny_data, monkeypatch):
+    real_evaluate = train_module.evaluate
+
+    def slow_evaluate(*args, **kwargs):
+        time.sleep(0.3)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "evaluate", slow_evaluate)
+    started = time.perf_counter()
+    record = train_run(tiny_params(budget="1.5s"), tiny_data, importance=False, seed=0, progress=False)
+    wall = time.perf_counter() - started
+    epochs = len(record.epochs)
+    final = record.epochs["train_seconds"].iloc[-1]
+    assert 1.5 <= final < 1.5 + 0.5  # stops within an iteration of the budget
+    assert epochs >= 2
+    assert wall >= final + 0.3 * epochs  # the sleeping evaluations were not charged to the budget
+    assert (record.epochs["eval_seconds"] >= 0.3).all()
+
+
+def test_same_initial_weights_for_is_and_uniform(tiny_data, monkeypatch):
+    captured = []
+    real_build = train_module.build_model
+
+    def spy(name, classes):
+        model = real_build(name, classes)
+        captured.append({k: v.clone() for k, v in model.state_dict().items()})
+        return model
+
+    monkeypatch.setattr(train_module, "build_model", spy)
+    for importance in (True, False):
+        train_run(tiny_params(budget="0.2s"), tiny_data, importance=importance, seed=5, progress=False)
+    train_run(tiny_params(budget="0.2s"), tiny_data, importance=False, seed=6, progress=False)
+    assert all(torch.equal(captured[0][k], captured[1][k]) for k in captured[0])
+    assert not all(torch.equal(captured[0][k], captured[2][k]) for k in captured[0])
+
+
+def test_learning_rate_schedule_fractions():
+    params = tiny_params(lr=0.1, lr_gamma=0.2, lr_milestones=[0.5, 0.75])
+    assert learning_rate(params, 0.0) == pytest.approx(0.1)
+    assert learning_rate(params, 0.49) == pytest.approx(0.1)
+    assert learning_rate(params, 0.5) == pytest.approx(0.02)
+    assert learning_rate(params, 0.8) == pytest.approx(0.004)
+    scaled = tiny_params(lr=0.1, lr_scale=0.1)
+    assert learning_rate(scaled, 0.9) == pytest.approx(0.01 * 0.04)
+    constant = tiny_params(lr=0.04, lr_schedule="constant")
+    assert learning_rate(constant, 0.9) == pytest.approx(0.04)
+
+
+def test_learning_rate_drops_at_the_right_budget_fractions_in_a_run(tiny_data):
+    params = tiny_params(budget="3s", lr=0.1, lr_gamma=0.5, lr_milestones=[0.5, 0.75])
+    record = train_run(params, tiny_data, importance=False, seed=0, progress=False, clock=FakeClock(0.02))
+    epochs = record.epochs
+    # The lr of each row was set at the row's last iteration, whose time is under train_seconds.
+    last_iteration = epochs["train_seconds"] - 0.02 * 2
+    assert (epochs.loc[epochs["train_seconds"] < 1.5, "lr"] == 0.1).all()
+    assert (epochs.loc[(last_iteration >= 1.5) & (epochs["train_seconds"] < 2.25), "lr"] == 0.05).all()
+    assert (epochs.loc[last_iteration >= 2.25, "lr"] == 0.025).all()
+    assert set(epochs["lr"]) == {0.1, 0.05, 0.025}
+
+
+def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
+    # A fixed threshold: "auto" follows measured wall times, which no two runs share.
+    params = validate({**tiny_params(budget="2.5s", checkpoint_every="0.01s").model_dump(), "sampler": {"tau_th": 1.0}})
+    # Clock steps of 2**-6 s keep every time sum exact, so both runs cross the lr milestones alike.
+    uninterrupted = train_run(params, tiny_data, importance=True, seed=0, progress=False, clock=FakeClock(2**-6))
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_epoch_3(row):
+        if row["epoch"] == 3:
+            raise Killed
+
+    checkpoint = tmp_path / "seed0.pt"
+    with pytest.raises(Killed):
+        train_run(params, tiny_data, importance=True, seed=0, progress=False, clock=FakeClock(2**-6),
+                  checkpoint_path=checkpoint, on_epoch=kill_at_epoch_3)  # fmt: skip
+    assert checkpoint.is_file()
+    assert len(torch.load(checkpoint, weights_only=False)["rows"]) == 2
+    resumed = train_run(params, tiny_data, importance=True, seed=0, progress=False, clock=FakeClock(2**-6),
+                        checkpoint_path=checkpoint)  # fmt: skip
+    assert len(resumed.epochs) == len(uninterrupted.epochs) > 3
+    assert resumed.epochs["total_iterations"].tolist() == uninterrupted.epochs["total_iterations"].tolist()
+    assert resumed.epochs["test_accuracy"].tolist() == uninterrupted.epochs["test_accuracy"].tolist()
+    assert resumed.epochs["is_iterations"].tolist() == uninterrupted.epochs["is_iterations"].tolist()
+    assert 0 < resumed.epochs["is_iterations"].sum() < resumed.epochs["iterations"].sum()
+    # A checkpoint of other parameters is not resumed.
+    other = train_run(tiny_params(budget="1s", lr=0.05), tiny_data, importance=True, seed=0, progress=False,
+                      clock=FakeClock(), checkpoint_path=checkpoint)  # fmt: skip
+    assert other.epochs["lr"].iloc[0] == 0.05
+
+
+def test_forced_low_threshold_switches_importance_sampling_on(tiny_data):
+    params = validate({**tiny_params().model_dump(), "sampler": {"tau_th": 0.5}})
+    record = train_run(params, tiny_data, importance=True, seed=0, progress=False)
+    assert record.epochs["is_iterations"].sum() > 0
+    assert record.epochs["is_share"].iloc[-1] > 0.5
+    assert (record.epochs["tau_th_mean"] == 0.5).all()
+    assert record.epochs["time_presample_forward"].iloc[-1] > 0
+    assert record.epochs["a"].iloc[-1] > 0
+
+
+def test_uniform_run_never_importance_samples(tiny_data):
+    record = train_run(tiny_params(budget="1s"), tiny_data, importance=False, seed=0, progress=False)
+    assert record.epochs["is_iterations"].sum() == 0
+    assert (record.epochs["train_loss"] == record.epochs["train_loss_weighted"]).all()
+
+
+def test_budget_clock_pauses():
+    clock = FakeClock(1.0)
+    budget = BudgetClock(10, clock=clock)
+    budget.start()  # t = 0
+    assert budget.elapsed == 1  # t = 1
+    budget.pause()  # t = 2
+    clock()
+    clock()
+    assert budget.elapsed == 2 and not budget.exhausted
