@@ -171,10 +171,13 @@ def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
     # One chunk size per ratio for the line: the first configured one.
     line = importance[importance["forward_chunk"] == importance["forward_chunk"].iloc[0]]
     slope, intercept, r2 = least_squares(line["presample"], line["presample_seconds"])
-    measured_iterations = iterations[iterations["run"] == IMPORTANCE]
-    presample = _presample_seconds(measured_iterations)
-    train_step = _train_step_seconds(measured_iterations)
-    correlation = float(np.corrcoef(presample, train_step)[0, 1]) if len(presample) > 2 else math.nan
+    # Within each ratio, so that p itself does not drive the correlation (exp. 7: shared load).
+    correlations = []
+    for _, group in iterations[iterations["run"] == IMPORTANCE].groupby(["presample", "forward_chunk"]):
+        presample, train_step = _presample_seconds(group), _train_step_seconds(group)
+        if len(group) > 2 and presample.std() > 0 and train_step.std() > 0:
+            correlations.append(float(np.corrcoef(presample, train_step)[0, 1]))
+    correlation = float(np.median(correlations)) if correlations else math.nan
     values = {
         "presample_slope_seconds_per_p": slope,
         "presample_intercept_seconds": intercept,
@@ -182,7 +185,7 @@ def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
         "train_step_seconds_median": float(line["train_step_seconds"].median()),
         "slope_over_train_step": slope / float(line["train_step_seconds"].median()),
         "a_per_p_mean": float(importance["a_per_p"].mean()),
-        "presample_train_step_correlation": correlation,
+        "presample_train_step_correlation": correlation,  # median over ratios
         "non_model_share_median": float(per_ratio["non_model_share"].median()),
         "non_model_share_worst_ratio": float(importance["non_model_share"].max()),
         "prediction_error_worst": float(importance["prediction_error"].abs().max()),
