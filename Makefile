@@ -19,12 +19,14 @@ data:
 	if [ -d $(SHARED_DATA) ]; then for f in $(SHARED_DATA)/*.tar.gz; do \
 		[ -e data/raw/$$(basename $$f) ] || ln -s $$(realpath $$f) data/raw/; done; fi
 
+# DVC stages call `python`: the venv's, whether or not it is activated.
 run: install data
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 test: install data
 	$(BIN)/python -m pytest
 
 bench: install data
-	$(BIN)/python benchmarks/sampler_overhead.py
-	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python -m benchmarks.sampler_overhead
+	$(BIN)/python -m benchmarks.presample_forward
+	$(BIN)/python -m benchmarks.train_throughput

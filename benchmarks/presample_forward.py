@@ -2,7 +2,7 @@
 
 Compares, for B = p * b examples: autograd on vs torch.no_grad vs torch.inference_mode, chunk
 sizes, and channels-last. Prints seconds per presample (median of repeats) and ratios against
-the sampler's choice. Usage: python benchmarks/presample_forward.py [--model resnet8] [--p 7]
+the sampler's choice. Usage: python -m benchmarks.presample_forward [--model resnet8] [--p 7]
 """
 
 import argparse

@@ -15,6 +15,7 @@ from isample.records import RecordError, read_workbook
 
 NOTEBOOK_A_PER_P = {2: 0.55 / 2, 5: 1.25 / 5}  # experiment 8: presample time / training time per p
 SHARP_CHANGE = 0.5  # an IS-share change at an lr milestone counts when it is over half the larger share
+MIN_SHARE = 0.05  # ...and that larger share is at least this (a few stray IS iterations are not a regime)
 LINEAR_R2 = 0.95  # presample time is linear in p when the fit's R^2 reaches this
 PROPORTIONAL_INTERCEPT = 0.1  # ...and proportional when |intercept| is at most this share of the largest time
 NON_MODEL_NEGLIGIBLE = 0.05  # non-model time can be ignored at most this share of an iteration
@@ -202,7 +203,7 @@ def lr_activation(is_runs: list[Run]) -> Facts:
         segments["is_share"] = segments["is_iterations"] / segments["iterations"]
         for (_, before), (_, after) in zip(segments.iloc[:-1].iterrows(), segments.iloc[1:].iterrows()):
             larger = max(before["is_share"], after["is_share"])
-            changed = larger > 0 and abs(after["is_share"] - before["is_share"]) > SHARP_CHANGE * larger
+            changed = larger >= MIN_SHARE and abs(after["is_share"] - before["is_share"]) > SHARP_CHANGE * larger
             sharp |= changed
             rows.append(
                 {
@@ -317,9 +318,9 @@ TEXT = {
         "higher_is": "importance sampling", "higher_uniform": "uniform",
         "regime_off": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so this "
                       "comparison shows noise, not importance sampling.",
-        "regime_partial": "IS was on in {share:.0%} of the iterations: the run compares partly importance-sampled "
+        "regime_partial": "IS was on in {share:.1%} of the iterations: the run compares partly importance-sampled "
                           "training with uniform.",
-        "regime_on": "IS was on in {share:.0%} of the iterations.",
+        "regime_on": "IS was on in {share:.1%} of the iterations.",
         "train_accuracy_misleading": "IS train accuracy is lower than uniform's while its unbiased train loss is not "
                                      "higher: train accuracy on the sampled examples is not a meaningful metric for "
                                      "IS (notebook, experiment 2).",
@@ -363,7 +364,7 @@ TEXT = {
             "Train metrics: IS train accuracy lower than uniform's while the unbiased train loss is not higher.",
             "Time to accuracy: first epoch end at which a run reaches the uniform run's final test accuracy.",
             f"Learning rate: an lr change counts when the IS share moves by more than {SHARP_CHANGE:.0%} of the "
-            "larger of the shares before and after it.",
+            f"larger of the shares before and after it, that larger share being at least {MIN_SHARE:.0%}.",
             f"Presample time: linear when R² >= {LINEAR_R2}; proportional when also |intercept| <= "
             f"{PROPORTIONAL_INTERCEPT:.0%} of the time at the largest p.",
             f"Non-model time: negligible when at most {NON_MODEL_NEGLIGIBLE:.0%} of the median IS iteration at "
@@ -415,8 +416,8 @@ TEXT = {
                                  "[{low:+.2f}, {high:+.2f}] 包含零：在种子噪声之内。",
         "higher_is": "重要性采样", "higher_uniform": "均匀采样",
         "regime_off": "重要性采样从未启用（tau 一直低于 tau_th）：两次运行都是均匀 SGD，此对比只反映噪声。",
-        "regime_partial": "重要性采样在 {share:.0%} 的迭代中启用：部分迭代使用了重要性采样。",
-        "regime_on": "重要性采样在 {share:.0%} 的迭代中启用。",
+        "regime_partial": "重要性采样在 {share:.1%} 的迭代中启用：部分迭代使用了重要性采样。",
+        "regime_on": "重要性采样在 {share:.1%} 的迭代中启用。",
         "train_accuracy_misleading": "重要性采样的训练准确率低于均匀采样，而其无偏训练损失并不更高：在采样样本上"
                                      "测得的训练准确率对重要性采样没有意义（笔记实验 2）。",
         "train_fit_worse": "重要性采样的训练准确率更低，无偏训练损失也更高：在预算内对训练集的拟合更差。",
@@ -448,7 +449,8 @@ TEXT = {
             "状态：整个运行中重要性采样迭代的占比（0：从未启用；低于 50%：部分启用）。",
             "训练指标：重要性采样训练准确率低于均匀采样，而无偏训练损失不更高。",
             "达到准确率的时间：运行首次在某轮结束时达到均匀采样最终测试准确率的训练时间。",
-            f"学习率：若某次学习率变化前后重要性采样占比之差超过两者中较大者的 {SHARP_CHANGE:.0%}，则计为剧烈变化。",
+            f"学习率：若某次学习率变化前后重要性采样占比之差超过两者中较大者的 {SHARP_CHANGE:.0%}，且较大者至少为 "
+            f"{MIN_SHARE:.0%}，则计为剧烈变化。",
             f"预采样时间：R² >= {LINEAR_R2} 时为线性；若截距绝对值不超过最大 p 处时间的 "
             f"{PROPORTIONAL_INTERCEPT:.0%}，则为成正比。",
             f"非模型时间：在每个比例下不超过重要性采样迭代中位时间的 {NON_MODEL_NEGLIGIBLE:.0%} 时可忽略。",

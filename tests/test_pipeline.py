@@ -1,0 +1,124 @@
+"""The real pipeline end to end in a fresh copy of the repository: dvc repro, then
+dvc exp run -S presample=7, then bad values. Uses the real CIFAR-10 archive of ../shared/data when
+present (a tiny generated one otherwise) and a tiny override of params.yaml."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import SHARED_DATA
+from tests.test_data import CIFAR10_CLASSES, make_archive
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "presample": 2,
+    "batch_size": 32,
+    "data": {"train_subset": 400, "test_subset": 200},
+    "train": {"budget": "4s", "eval_batch_size": 200},
+    "sampler": {"tau_th": 0.5},  # low, so IS runs and presample changes the IS record
+    "timing": {"presamples": [2, 3], "warmup": 1, "iterations": 3},
+}
+
+
+def merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    clone = tmp_path_factory.mktemp("pipeline") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split("\n")  # fmt: skip
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file() and not name.startswith(("results/", "reports/")):
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)
+    raw = clone / "data" / "raw"
+    raw.mkdir(parents=True)
+    if (SHARED_DATA / "cifar10-jpeg.tar.gz").is_file():
+        (raw / "cifar10-jpeg.tar.gz").symlink_to(SHARED_DATA / "cifar10-jpeg.tar.gz")
+    else:
+        make_archive(raw / "cifar10-tiny.tar.gz", CIFAR10_CLASSES, per_class=(40, 20))
+    params = merge(yaml.safe_load((clone / "params.yaml").read_text()), TINY)
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com", "GIT_COMMITTER_NAME": "ci",
+           "GIT_COMMITTER_EMAIL": "ci@example.com", "DVC_NO_ANALYTICS": "1"}  # fmt: skip
+
+    def run(*command, check=True):
+        result = subprocess.run(command, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+        if check and result.returncode:
+            raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result
+
+    run("git", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "fresh clone")
+    return clone, run
+
+
+def test_repro_then_presample_experiment(project):
+    clone, run = project
+    dvc = [sys.executable, "-m", "dvc"]
+    repro = run(*dvc, "repro")
+    for stage in ("prepare", "train_is", "train_uniform", "timing", "report"):
+        assert f"Running stage '{stage}'" in repro.stdout
+    is_record = clone / "results/is/cifar10.is.4s.0.xlsx"
+    uniform_record = clone / "results/uniform/cifar10.un.4s.0.xlsx"
+    for path in (is_record, uniform_record, clone / "results/timing.xlsx", clone / "reports/README.md",
+                 clone / "reports/metrics.json", clone / "reports/figures/accuracy.png"):  # fmt: skip
+        assert path.is_file(), path
+    report = (clone / "reports/README.md").read_text()
+    assert "Missing" not in report and "| importance sampling |" in report
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline results")
+    before = {path: digest(path) for path in (is_record, uniform_record)}
+
+    experiment = run(*dvc, "exp", "run", "-S", "presample=7")
+    ran = {stage for stage in ("prepare", "train_is", "train_uniform", "timing", "report")
+           if f"Running stage '{stage}'" in experiment.stdout}  # fmt: skip
+    assert ran == {"train_is", "report"}, experiment.stdout
+    assert digest(is_record) != before[is_record]
+    assert digest(uniform_record) == before[uniform_record]
+    import pandas as pd
+
+    params = pd.read_excel(is_record, sheet_name="params")
+    assert dict(zip(params["parameter"], params["value"]))["presample"] == "7.0"
+
+    shown = json.loads(run(*dvc, "exp", "show", "--json").stdout)
+    metric_sets = []
+    for entry in shown:
+        for experiment_entry in [entry] + [e for group in entry.get("experiments") or [] for e in group.get("revs", [])]:
+            data = (experiment_entry.get("data") or {})
+            metrics = data.get("metrics") or {}
+            if metrics:
+                metric_sets.append(metrics)
+    assert len(metric_sets) >= 2, shown
+    for metrics in metric_sets:
+        for path in ("results/is/live/metrics.json", "results/uniform/live/metrics.json"):
+            assert "test_accuracy" in metrics[path]["data"]["seed0"], metrics.keys()
+
+
+@pytest.mark.parametrize("override, message", [("presample=0.5", "presample = 0.5"),
+                                               ("train.budget=soon", "train.budget = 'soon'")])  # fmt: skip
+def test_bad_values_fail_fast_with_one_line(project, override, message):
+    clone, run = project
+    result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", override, check=False)
+    assert result.returncode != 0
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: params.yaml")]
+    assert errors and message in errors[0], result.stdout + result.stderr
+    run("git", "checkout", "--", "params.yaml")

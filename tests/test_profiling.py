@@ -1,0 +1,78 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from isample import costmodel
+from isample.profiling import IMPORTANCE, UNIFORM, fit, least_squares, measure, summarize
+from isample.timing import PHASES
+
+
+@pytest.fixture(scope="module")
+def measured():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, y = torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
+    iterations = measure(
+        model, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), x, y, 16, [1, 2, 4],
+        forward_chunks=[0, 16], warmup=1, iterations=4, progress=False,
+    )  # fmt: skip
+    return iterations, summarize(iterations, 16)
+
+
+def test_every_configuration_and_column_is_measured(measured):
+    iterations, per_ratio = measured
+    assert len(iterations) == (1 + 3 * 2) * 4
+    assert {f"time_{p}" for p in PHASES} <= set(iterations.columns)
+    assert (iterations["total_seconds"] > 0).all()
+    importance = iterations[iterations["run"] == IMPORTANCE]
+    assert (importance["time_presample_forward"] > 0).all()
+    assert (iterations.loc[iterations["run"] == UNIFORM, "time_presample_forward"] == 0).all()
+    share = importance["non_model_share"]
+    assert ((share > -0.5) & (share < 1)).all()
+    assert len(per_ratio) == 7
+    for column in ("t", "T", "k", "a", "a_per_p", "a_predicted", "predicted_seconds", "speedup_u", "tau_th",
+                   "non_model_share", "non_model_share_iqr", "measured_seconds"):  # fmt: skip
+        assert column in per_ratio
+
+
+def test_derived_quantities_follow_the_cost_model(measured):
+    iterations, per_ratio = measured
+    for row in per_ratio[per_ratio["run"] == IMPORTANCE].itertuples():
+        assert row.k == pytest.approx(row.T / row.t)
+        assert row.a_predicted == pytest.approx(costmodel.ratio_from_k(row.presample, row.k))
+        assert row.predicted_seconds == pytest.approx(costmodel.iteration_time(row.presample, row.k, 16, row.t))
+        assert row.speedup_u == pytest.approx(costmodel.speedup_vs_full_batch(row.presample, row.k))
+        assert row.tau_th == pytest.approx(costmodel.tau_threshold(row.a))
+        assert row.a_per_p == pytest.approx(row.a / row.presample)
+        group = iterations[(iterations["presample"] == row.presample) & (iterations["forward_chunk"] == row.forward_chunk)]
+        assert row.t == pytest.approx(group["time_train_forward"].median() / 16)
+
+
+def test_fit_recovers_a_known_slope_from_synthetic_timings():
+    rng = np.random.default_rng(0)
+    rows = []
+    for p in (2.0, 3.0, 5.0, 7.0):
+        for i in range(20):
+            presample = 0.03 * p + 0.004 + rng.normal(0, 0.001)
+            train = 0.1 + rng.normal(0, 0.002)
+            rows.append({"run": IMPORTANCE, "presample": p, "forward_chunk": 0, "iteration": i,
+                         "total_seconds": presample + train + 0.002, "non_model_share": 0.002 / (presample + train),
+                         **{f"time_{name}": 0.0 for name in PHASES},
+                         "time_presample_forward": presample, "time_train_forward": train / 3,
+                         "time_backward": 2 * train / 3})  # fmt: skip
+    iterations = pd.DataFrame(rows)
+    per_ratio = summarize(iterations, 128)
+    values = dict(zip(*fit(iterations, per_ratio).to_dict("list").values()))
+    assert values["presample_slope_seconds_per_p"] == pytest.approx(0.03, rel=0.03)
+    assert values["presample_intercept_seconds"] == pytest.approx(0.004, abs=0.003)
+    assert values["presample_r2"] > 0.99
+    slope, intercept, r2 = least_squares([1, 2, 3], [2, 4, 6.5])
+    assert slope == pytest.approx(2.25) and r2 < 1
+
+
+def test_ratio_below_one_is_refused():
+    model = torch.nn.Linear(4, 2)
+    with pytest.raises(ValueError, match=">= 1"):
+        measure(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(50, 4),
+                torch.randint(2, (50,)), 8, [0.5, 2], progress=False)  # fmt: skip

@@ -1,0 +1,187 @@
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from isample import figures
+from isample.records import RecordError, write_workbook
+from isample.report import (
+    Run,
+    compare_runs,
+    lr_activation,
+    read_run,
+    read_timing,
+    render,
+    time_to_accuracy,
+    timing_facts,
+)
+from isample.timing import PHASES
+
+
+def epochs(final_accuracy, *, train_accuracy=0.9, weighted_loss=0.3, is_share_by_lr=(0.0, 0.0, 0.0), n=12):
+    """A plausible record: test accuracy climbing to final_accuracy, lr dropping at 50% and 75%."""
+    seconds = np.linspace(10, 120, n)
+    lr = np.where(seconds < 60, 0.1, np.where(seconds < 90, 0.02, 0.004))
+    share = np.select([seconds < 60, seconds < 90], is_share_by_lr[:2], is_share_by_lr[2])
+    iterations = np.full(n, 30)
+    return pd.DataFrame({
+        "epoch": np.arange(1, n + 1), "iterations": iterations, "train_seconds": seconds, "lr": lr,
+        "train_loss": np.linspace(2, 0.5, n), "train_accuracy": np.linspace(0.3, train_accuracy, n),
+        "train_loss_weighted": np.linspace(2, weighted_loss, n), "test_loss": np.linspace(2, 1, n),
+        "test_accuracy": np.linspace(0.2, final_accuracy, n), "is_iterations": (share * iterations).round(),
+        "is_share": share, "tau_mean": np.linspace(1, 2, n), "tau_th_mean": np.full(n, 1.7),
+    })  # fmt: skip
+
+
+def run(kind, seed, frame):
+    return Run(kind, seed, Path(f"results/{kind}/cifar10.{kind}.2m.{seed}.xlsx"), frame, {"seed": str(seed)})
+
+
+def pairs(is_accuracies, uniform_accuracies, **is_kwargs):
+    is_runs = [run("is", s, epochs(a, **is_kwargs)) for s, a in enumerate(is_accuracies)]
+    uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate(uniform_accuracies)]
+    return is_runs, uniform_runs
+
+
+def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.02):
+    rng = np.random.default_rng(0)
+    ratios = [2.0, 3.0, 5.0, 7.0]
+    presample_seconds = [slope * p + intercept + rng.normal(0, noise) for p in ratios]
+    per_ratio = pd.DataFrame({
+        "run": ["uniform"] + ["importance"] * 4, "presample": [np.nan] + ratios, "forward_chunk": 0,
+        "measured_seconds": [0.1] + [0.1 + s for s in presample_seconds],
+        "presample_seconds": [np.nan] + presample_seconds, "train_step_seconds": 0.1,
+        "a": [np.nan] + [s / 0.1 for s in presample_seconds], "a_per_p": [np.nan] + [s / 0.1 / p for s, p in zip(presample_seconds, ratios)],
+        "k": 2.0, "t": 3e-4, "predicted_seconds": 0.1, "prediction_error": error, "speedup_u": [np.nan, 0.83, 0.78, 0.73, 0.71],
+        "non_model_share": non_model, "non_model_share_iqr": 0.001, "tau_th": [np.nan] + [1 + s / 0.1 for s in presample_seconds],
+        **{f"time_{p}": 0.01 for p in PHASES},
+    })  # fmt: skip
+    slope_fit, intercept_fit = np.polyfit(ratios, presample_seconds, 1)
+    residual = np.array(presample_seconds) - (slope_fit * np.array(ratios) + intercept_fit)
+    r2 = 1 - (residual**2).sum() / ((np.array(presample_seconds) - np.mean(presample_seconds)) ** 2).sum()
+    fit = pd.DataFrame({"metric": ["presample_slope_seconds_per_p", "presample_intercept_seconds", "presample_r2",
+                                   "presample_train_step_correlation"],
+                        "value": [slope_fit, intercept_fit, r2, 0.8]})  # fmt: skip
+    iterations = pd.DataFrame({
+        "run": "importance", "presample": np.repeat(ratios, 3), "total_seconds": 0.2, "time_presample_forward": 0.05,
+        "time_train_forward": 0.03, "time_backward": 0.06, "time_optimizer_step": 0.01,
+    })  # fmt: skip
+    return {"iterations": iterations, "per_ratio": per_ratio, "fit": fit}
+
+
+@pytest.mark.parametrize(
+    "is_accuracies, uniform_accuracies, rule",
+    [
+        ([0.62, 0.63, 0.61], [0.60, 0.60, 0.59], "accuracy_is_better"),
+        ([0.58, 0.57, 0.56], [0.60, 0.60, 0.59], "accuracy_is_worse"),
+        ([0.62, 0.58, 0.60], [0.60, 0.60, 0.59], "accuracy_within_noise"),
+        ([0.62], [0.60], "accuracy_one_seed"),
+    ],
+)
+def test_accuracy_conclusion_follows_the_numbers(is_accuracies, uniform_accuracies, rule):
+    facts = compare_runs(*pairs(is_accuracies, uniform_accuracies))
+    assert facts.conclusions["accuracy"][0] == rule
+
+
+def test_train_metric_conclusion_flips():
+    misleading = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_loss=0.2))
+    assert misleading.conclusions["train_metrics"][0] == "train_accuracy_misleading"
+    worse = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_loss=0.5))
+    assert worse.conclusions["train_metrics"][0] == "train_fit_worse"
+    fine = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.95))
+    assert fine.conclusions["train_metrics"][0] == "train_accuracy_not_lower"
+
+
+def test_regime_and_time_to_accuracy():
+    facts = compare_runs(*pairs([0.7], [0.6], is_share_by_lr=(0.0, 0.0, 1.0)))
+    assert facts.conclusions["regime"][0] == "regime_partial"
+    assert facts.conclusions["time_to_accuracy"][0] == "tta_faster"
+    off = compare_runs(*pairs([0.5], [0.6]))
+    assert off.conclusions["regime"][0] == "regime_off"
+    assert off.conclusions["time_to_accuracy"][0] == "tta_never"
+    assert time_to_accuracy(epochs(0.6), 0.6) == 120
+
+
+def test_lr_conclusion_flips_with_is_share_at_milestones():
+    sharp = lr_activation([run("is", 0, epochs(0.6, is_share_by_lr=(0.1, 0.9, 0.9)))])
+    assert sharp.conclusions["lr"][0] == "lr_affects_is"
+    assert sharp.tables["milestones"]["sharp_change"].tolist() == [True, False]
+    steady = lr_activation([run("is", 0, epochs(0.6, is_share_by_lr=(0.6, 0.7, 0.8)))])
+    assert steady.conclusions["lr"][0] == "lr_no_effect"
+    assert steady.numbers["first_on_seconds"] == [10.0]
+
+
+def test_timing_conclusions_flip():
+    good = timing_facts(timing_tables())
+    assert good.conclusions["fit"][0] == "presample_proportional"
+    assert good.conclusions["non_model"][0] == "non_model_negligible"
+    assert good.conclusions["prediction"][0] == "cost_model_accurate"
+    bad = timing_facts(timing_tables(slope=0.001, noise=0.02, non_model=0.2, error=0.4))
+    assert bad.conclusions["fit"][0] == "presample_not_linear"
+    assert bad.conclusions["non_model"][0] == "non_model_large"
+    assert bad.conclusions["prediction"][0] == "cost_model_off"
+    offset = timing_facts(timing_tables(intercept=0.1))
+    assert offset.conclusions["fit"][0] == "presample_linear_offset"
+
+
+def test_both_languages_from_the_same_numbers():
+    is_runs, uniform_runs = pairs([0.62, 0.63, 0.61], [0.60, 0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
+    english, metrics = render(is_runs, uniform_runs, timing_tables(), "en", {"accuracy": "figures/accuracy.png"})
+    chinese, _ = render(is_runs, uniform_runs, timing_tables(), "zh", {"accuracy": "figures/accuracy.png"})
+    assert "## 1. Equal training time" in english and "larger than the seed noise" in english
+    assert "## 1. 等训练时间" in chinese and "大于种子噪声" in chinese
+    difference = f"{100 * metrics['comparison']['accuracy_difference']:+.2f}"
+    assert difference == "+2.33"
+    assert difference in english and difference in chinese
+    assert "![accuracy](figures/accuracy.png)" in english
+    assert metrics["missing"] == []
+    flipped, _ = render(*pairs([0.58, 0.57, 0.56], [0.60, 0.60, 0.59]), None, "en", {})
+    assert "lower test accuracy than uniform" in flipped and "higher test accuracy than uniform" not in flipped
+
+
+def test_missing_inputs_are_reported_not_fatal():
+    is_runs, _ = pairs([0.6], [])
+    text, metrics = render(is_runs, [], None, "en", {})
+    assert "no uniform record" in text and "no timing record" in text
+    assert set(metrics["missing"]) == {"uniform", "timing"}
+    empty, metrics = render([], [], None, "zh", {})
+    assert "缺少" in empty and set(metrics["missing"]) == {"is", "uniform", "timing"}
+
+
+def test_records_round_trip_and_foreign_files_are_named(tmp_path):
+    frame = epochs(0.6)
+    params = pd.DataFrame({"parameter": ["seed", "presample"], "value": ["3", "2.0"]})
+    path = tmp_path / "cifar10.is.2m.3.xlsx"
+    write_workbook(path, {"epochs": frame, "params": params})
+    loaded = read_run(path, "is")
+    assert loaded.seed == 3 and len(loaded.epochs) == len(frame)
+    foreign = tmp_path / "foreign.xlsx"
+    write_workbook(foreign, {"epochs": frame.drop(columns=["test_accuracy", "lr"]), "params": params})
+    with pytest.raises(RecordError, match=r"foreign.xlsx.*lacks columns lr, test_accuracy"):
+        read_run(foreign, "is")
+    write_workbook(tmp_path / "timing.xlsx", {"per_ratio": pd.DataFrame({"x": [1]})})
+    with pytest.raises(RecordError, match="timing.xlsx: sheet 'iterations' is missing"):
+        read_timing(tmp_path / "timing.xlsx")
+
+
+def test_figures_are_real_png_files(tmp_path):
+    is_runs, uniform_runs = pairs([0.62, 0.61], [0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
+    tables = timing_tables()
+    made = {
+        "accuracy": figures.accuracy_and_loss(is_runs + uniform_runs),
+        "train_loss": figures.train_loss(is_runs + uniform_runs),
+        "activation": figures.is_activation(is_runs),
+        "phases": figures.timing_phases(tables["per_ratio"]),
+        "fit": figures.presample_fit(tables["per_ratio"], 0.03, 0.0, 0.99),
+        "scatter": figures.presample_vs_train(tables["iterations"]),
+    }
+    for name, figure in made.items():
+        path = tmp_path / f"{name}.png"
+        figure.savefig(path, dpi=80)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert 10_000 < path.stat().st_size < 2_000_000, name
+        width, height = Image.open(path).size
+        assert width >= 400 and height >= 300
+    assert figures.lr_changes(is_runs) == pytest.approx([60.0, 90.0])
