@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from isample.config import Params
+from isample.config import ConfigError, Params
 from isample.data import BatchTransform, PreparedData
 from isample.models import build_model
 from isample.records import flatten, params_frame
@@ -69,7 +69,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but no CUDA device is available; use auto or cpu")
+        raise ConfigError("params.yaml: train.device = 'cuda': no CUDA device is available; use auto or cpu")
     return torch.device(name)
 
 

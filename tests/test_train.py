@@ -167,3 +167,12 @@ def test_budget_clock_pauses():
     clock()
     clock()
     assert budget.elapsed == 2 and not budget.exhausted
+
+
+def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
+    from isample.config import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="train.device = 'cuda'"):
+        train_module.resolve_device("cuda")
+    assert train_module.resolve_device("auto").type == "cpu"
