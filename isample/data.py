@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from isample.records import save_atomically
+
 DATASETS = {
     "cifar10": {"classes": 10, "torchvision": "CIFAR10", "folder": "cifar-10-batches-py"},
     "cifar100": {"classes": 100, "torchvision": "CIFAR100", "folder": "cifar-100-python"},
@@ -197,11 +199,7 @@ def subset(data: PreparedData, train_size: int = 0, test_size: int = 0, seed: in
 
 
 def save_prepared(data: PreparedData, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(data.to_dict(), temporary)
-    os.replace(temporary, path)  # a kill never leaves a half-written file behind
+    save_atomically(data.to_dict(), path)
 
 
 def load_prepared(path: str | os.PathLike) -> PreparedData:

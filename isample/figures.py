@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from isample.profiling import train_step_seconds  # noqa: E402
 from isample.timing import PHASES  # noqa: E402
 
 RUN_LABELS = {"is": "importance sampling", "uniform": "uniform SGD"}
@@ -124,7 +125,7 @@ def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: f
 def presample_vs_train(iterations: pd.DataFrame) -> plt.Figure:
     frame = iterations[iterations["run"] == "importance"].copy()
     frame["presample forward (ms)"] = frame["time_presample_forward"] * 1000
-    frame["training step (ms)"] = (frame["time_train_forward"] + frame["time_backward"] + frame["time_optimizer_step"]) * 1000
+    frame["training step (ms)"] = train_step_seconds(frame) * 1000
     frame["p"] = frame["presample"].map(lambda p: f"{p:g}")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.scatterplot(data=frame, x="training step (ms)", y="presample forward (ms)", hue="p", ax=ax)

@@ -88,12 +88,12 @@ def measure(
     return pd.DataFrame(rows)
 
 
-def _presample_seconds(frame: pd.DataFrame) -> pd.Series:
+def presample_seconds(frame: pd.DataFrame) -> pd.Series:
     # The notebook's "forward of B" includes the gradient upper bound of each chunk.
     return frame["time_presample_forward"] + frame["time_scoring"]
 
 
-def _train_step_seconds(frame: pd.DataFrame) -> pd.Series:
+def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
     return sum(frame[f"time_{name}"] for name in TRAIN_STEP_PHASES)
 
 
@@ -113,7 +113,7 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
         t = group["time_train_forward"].median() / batch_size
         big_t = group["time_backward"].median() / batch_size
         k = big_t / t
-        train_step = _train_step_seconds(group).median()
+        train_step = train_step_seconds(group).median()
         measured = group["total_seconds"].median()
         row = {
             "run": run,
@@ -132,11 +132,11 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
             **{f"time_{name}": group[f"time_{name}"].median() for name in PHASES},
         }
         if run == IMPORTANCE:
-            presample_seconds = _presample_seconds(group).median()
-            a = presample_seconds / train_step
+            presample_time = presample_seconds(group).median()
+            a = presample_time / train_step
             predicted = costmodel.iteration_time(presample, k, batch_size, t)
             row.update(
-                presample_seconds=presample_seconds,
+                presample_seconds=presample_time,
                 a=a,
                 a_per_p=a / presample,
                 a_predicted=costmodel.ratio_from_k(presample, k),
@@ -174,7 +174,7 @@ def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
     # Within each ratio, so that p itself does not drive the correlation (exp. 7: shared load).
     correlations = []
     for _, group in iterations[iterations["run"] == IMPORTANCE].groupby(["presample", "forward_chunk"]):
-        presample, train_step = _presample_seconds(group), _train_step_seconds(group)
+        presample, train_step = presample_seconds(group), train_step_seconds(group)
         if len(group) > 2 and presample.std() > 0 and train_step.std() > 0:
             correlations.append(float(np.corrcoef(presample, train_step)[0, 1]))
     correlation = float(np.median(correlations)) if correlations else math.nan

@@ -1,10 +1,11 @@
-"""Record files: .xlsx workbooks written atomically and read back with their columns checked."""
+"""Record files: .xlsx workbooks and torch files written atomically; workbooks read back checked."""
 
 import os
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 
 class RecordError(Exception):
@@ -25,6 +26,15 @@ def write_workbook(path: str | os.PathLike, sheets: dict[str, pd.DataFrame]) -> 
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_atomically(obj, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file beside `path`, then rename: a kill leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
 
 
 def read_workbook(path: str | os.PathLike, required: dict[str, list[str]]) -> dict[str, pd.DataFrame]:

@@ -121,7 +121,8 @@ def compare_runs(is_runs: list[Run], uniform_runs: list[Run]) -> Facts:
         return facts
     differences, loss_differences, tta_rows = [], [], []
     for importance_run, uniform_run in pairs:
-        target = _final(uniform_run)["test_accuracy"]
+        importance_final, uniform_final = _final(importance_run), _final(uniform_run)
+        target = uniform_final["test_accuracy"]
         tta_rows.append(
             {
                 "seed": importance_run.seed,
@@ -130,8 +131,8 @@ def compare_runs(is_runs: list[Run], uniform_runs: list[Run]) -> Facts:
                 "uniform": time_to_accuracy(uniform_run.epochs, target),
             }
         )
-        differences.append(_final(importance_run)["test_accuracy"] - target)
-        loss_differences.append(_final(importance_run)["test_loss"] - _final(uniform_run)["test_loss"])
+        differences.append(importance_final["test_accuracy"] - target)
+        loss_differences.append(importance_final["test_loss"] - uniform_final["test_loss"])
     facts.tables["time_to_accuracy"] = pd.DataFrame(tta_rows)
     means = table.groupby("run").mean(numeric_only=True)
     spreads = table.groupby("run").std(numeric_only=True)

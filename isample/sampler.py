@@ -12,7 +12,7 @@ import torch
 from isample import costmodel
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS, per_example_loss
-from isample.timing import TRAIN_STEP_PHASES, PhaseTimer
+from isample.timing import PhaseTimer
 
 
 @dataclass
@@ -135,16 +135,18 @@ class UniformSampler:
             return float("nan")
         return backward / forward
 
-    def _finish(
-        self, indices, weights, used_importance, tau_step, train_out, presample_seconds, tau_threshold_fn
-    ) -> Iteration:
+    def _updated_threshold(self) -> tuple[float, float]:
+        """(tau_th, a) after this step; the uniform sampler has no threshold."""
+        return float("nan"), float("nan")
+
+    def _finish(self, indices, weights, used_importance, tau_step, train_out, presample_seconds) -> Iteration:
         logits, loss, plain_loss, correct = train_out
         timer = self.timer
         with timer.phase("threshold_update"):
             if timer.enabled:
                 self._update_time_estimates(presample_seconds)
             self.tau = self.tau_momentum * self.tau + (1 - self.tau_momentum) * tau_step
-            tau_threshold, a = tau_threshold_fn()
+            tau_threshold, a = self._updated_threshold()
         self.iterations += 1
         iteration = Iteration(
             indices=indices,
@@ -183,18 +185,21 @@ class UniformSampler:
 
     # -- the iteration --------------------------------------------------------------------------
 
-    def step(self) -> Iteration:
+    def _uniform_iteration(self):
+        """Draw b examples uniformly and train on them; tau_step from the training logits."""
         timer = self.timer
-        timer.reset()
         with timer.phase("draw_batch"):
             indices = self._draw_uniform(self.batch_size)
             x, y = self._batch(indices)
         train_out = self._train(x, y, None)
         with timer.phase("scoring"):
             tau_step = variance_reduction(self.score_function(train_out[0], y))
-        return self._finish(
-            indices, torch.ones(self.batch_size), False, tau_step, train_out, None, lambda: (float("nan"), float("nan"))
-        )
+        return indices, torch.ones(self.batch_size), tau_step, train_out
+
+    def step(self) -> Iteration:
+        self.timer.reset()
+        indices, weights, tau_step, train_out = self._uniform_iteration()
+        return self._finish(indices, weights, False, tau_step, train_out, None)
 
     def __iter__(self):
         while True:
@@ -262,6 +267,10 @@ class ImportanceSampler(UniformSampler):
             return costmodel.default_tau_threshold(self.presample_size, self.batch_size), a
         return costmodel.tau_threshold(a), a
 
+    def _updated_threshold(self) -> tuple[float, float]:
+        self.tau_threshold, a = self._threshold()
+        return self.tau_threshold, a
+
     def _presample_scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         timer = self.timer
         was_training = self.model.training
@@ -286,13 +295,7 @@ class ImportanceSampler(UniformSampler):
         with timer.phase("decision"):
             use_importance = self.always_importance or self.tau > self.tau_threshold
         if not use_importance:
-            with timer.phase("draw_batch"):
-                indices = self._draw_uniform(self.batch_size)
-                x, y = self._batch(indices)
-            weights = torch.ones(self.batch_size)
-            train_out = self._train(x, y, None)
-            with timer.phase("scoring"):
-                tau_step = variance_reduction(self.score_function(train_out[0], y))
+            indices, weights, tau_step, train_out = self._uniform_iteration()
             presample_seconds = None
         else:
             with timer.phase("draw_presample"):
@@ -310,9 +313,4 @@ class ImportanceSampler(UniformSampler):
             # The presample's cost, as the notebook counts it: forward of B plus the bound.
             presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"]
             train_out = self._train(x, y, device_weights)
-
-        def threshold():
-            self.tau_threshold, a = self._threshold()
-            return self.tau_threshold, a
-
-        return self._finish(indices, weights, use_importance, tau_step, train_out, presample_seconds, threshold)
+        return self._finish(indices, weights, use_importance, tau_step, train_out, presample_seconds)

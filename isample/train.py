@@ -21,7 +21,7 @@ from tqdm import tqdm
 from isample.config import ConfigError, Params
 from isample.data import BatchTransform, PreparedData
 from isample.models import build_model
-from isample.records import flatten, params_frame
+from isample.records import flatten, params_frame, save_atomically
 from isample.sampler import ImportanceSampler, UniformSampler
 from isample.scores import per_example_loss
 from isample.timing import PHASES, TRAIN_STEP_PHASES
@@ -195,13 +195,6 @@ def _summary(epochs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
-
-
 def train_run(
     params: Params,
     data: PreparedData,
@@ -283,8 +276,7 @@ def train_run(
 
     def checkpoint(done: bool) -> None:
         if checkpoint_path:
-            _save_checkpoint(
-                checkpoint_path,
+            save_atomically(
                 {
                     "key": key,
                     "done": done,
@@ -296,6 +288,7 @@ def train_run(
                     "rows": rows,
                     "elapsed": budget_clock.elapsed,
                 },
+                checkpoint_path,
             )
 
     try:
