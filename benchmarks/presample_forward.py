@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from isample.models import build_model
+from isample.experiment.models import build_model
 
 
 def median_seconds(run, repeats):

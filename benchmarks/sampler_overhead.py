@@ -10,9 +10,9 @@ import argparse
 
 import torch
 
-from isample.data import BatchTransform, PreparedData
-from isample.models import build_model
-from isample.profiling import IMPORTANCE, measure, summarize
+from isample.experiment.data import BatchTransform, PreparedData
+from isample.experiment.models import build_model
+from isample.experiment.profiling import IMPORTANCE, measure, summarize
 
 
 def synthetic_cifar(n=4000, seed=0):

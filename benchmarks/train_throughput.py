@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from isample.config import validate
-from isample.data import BatchTransform, load_prepared
-from isample.models import build_model
-from isample.train import train_run
+from isample.experiment.config import validate
+from isample.experiment.data import BatchTransform, load_prepared
+from isample.experiment.models import build_model
+from isample.experiment.train import train_run
 from benchmarks.sampler_overhead import synthetic_cifar
 
 PREPARED = Path("data/prepared/cifar10.pt")

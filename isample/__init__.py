@@ -1,5 +1,25 @@
-"""Upper-bound importance sampling (Katharopoulos & Fleuret, ICML 2018) for PyTorch."""
+"""Selection methods for SGD, with upper-bound importance sampling (Katharopoulos & Fleuret, ICML 2018).
 
-from isample.sampler import ImportanceSampler, Iteration, UniformSampler
+The core (this package's top-level modules and `isample.methods`) needs torch only;
+`isample.experiment` runs the pipeline's training and timing, `isample.report` turns records into
+conclusions and needs no torch. Names are imported on first use, so `import isample.report`
+does not load torch.
+"""
 
-__all__ = ["ImportanceSampler", "Iteration", "UniformSampler"]
+import importlib
+
+_EXPORTS = {
+    "ImportanceSampler": "isample.sampler",
+    "Iteration": "isample.sampler",
+    "Sampler": "isample.sampler",
+    "UniformSampler": "isample.sampler",
+    "METHODS": "isample.methods",
+    "register": "isample.methods",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'isample' has no attribute {name!r}")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from isample.config import ConfigError, Params, validate
-from isample.data import DataError
-from isample.records import RecordError
+from isample.experiment.config import ConfigError, Params, validate
+from isample.experiment.data import DataError
+from isample.report.records import RecordError
 
 PARAMS_FILE = Path("params.yaml")
 PREPARED_DIR = Path("data/prepared")
@@ -18,6 +18,8 @@ RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 REPORTS_DIR = Path("reports")
 EXPECTED_ERRORS = (ConfigError, DataError, RecordError)
+BAD_PARAMS_HINT = ("note: a failed `dvc exp run -S key=value` leaves that value in params.yaml, so the next run fails "
+                   "on it too; restore the file with `git checkout params.yaml`")  # fmt: skip
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
@@ -52,7 +54,14 @@ def run_stage(main: Callable[[Params], None]) -> None:
     """Validate params.yaml, run the stage; expected failures end with one line and exit 2."""
     signal.signal(signal.SIGTERM, _terminate)  # `kill` ends the stage like Ctrl-C
     try:
-        main(load_params())
+        params = load_params()
+    except ConfigError as error:
+        for line in str(error).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        print(BAD_PARAMS_HINT, file=sys.stderr)
+        sys.exit(2)
+    try:
+        main(params)
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

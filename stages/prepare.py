@@ -1,7 +1,7 @@
 """prepare: decode the data set once into compact tensors under data/prepared/."""
 
-from isample.config import Params
-from isample.data import load_dataset, save_prepared, subset
+from isample.experiment.config import Params
+from isample.experiment.data import load_dataset, save_prepared, subset
 from stages.common import prepared_path, run_stage
 
 

@@ -5,17 +5,18 @@ import shutil
 
 import matplotlib.pyplot as plt
 
-from isample import figures
-from isample.config import Params
-from isample.report import read_run, read_timing, render
+from isample.report import figures
+from isample.report.facts import IMPORTANCE, UNIFORM
+from isample.report.records import read_run, read_timing
+from isample.report.render import render
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
 
 TIMING_FILE = RESULTS_DIR / "timing.xlsx"
 
 
-def main(params: Params) -> None:
-    is_runs = [read_run(path, "is") for path in sorted((RESULTS_DIR / "is").glob("*.xlsx"))]
-    uniform_runs = [read_run(path, "uniform") for path in sorted((RESULTS_DIR / "uniform").glob("*.xlsx"))]
+def main(params) -> None:
+    is_runs = [read_run(path) for path in sorted((RESULTS_DIR / IMPORTANCE).glob("*.xlsx"))]
+    uniform_runs = [read_run(path) for path in sorted((RESULTS_DIR / UNIFORM).glob("*.xlsx"))]
     timing = read_timing(TIMING_FILE) if TIMING_FILE.is_file() else None
 
     staging = REPORTS_DIR.with_name(f".{REPORTS_DIR.name}.staging")

@@ -5,12 +5,12 @@ import shutil
 import torch
 from dvclive import Live
 
-from isample.config import ConfigError, Params
-from isample.data import BatchTransform, load_prepared
-from isample.models import build_model
-from isample.profiling import fit, measure, summarize
-from isample.records import flatten, params_frame, write_workbook
-from isample.train import resolve_device
+from isample.experiment.config import ConfigError, Params
+from isample.experiment.data import BatchTransform, load_prepared
+from isample.experiment.models import build_model
+from isample.experiment.profiling import fit, measure, summarize
+from isample.report.records import flatten, params_frame, write_workbook
+from isample.experiment.train import resolve_device
 from stages.common import RESULTS_DIR, prepared_path, replace_directory, run_stage
 
 TIMING_FILE = RESULTS_DIR / "timing.xlsx"
@@ -34,14 +34,20 @@ def main(params: Params) -> None:
         data.train_y.to(device),
         params.batch_size,
         params.timing.presamples,
-        forward_chunks=params.timing.forward_chunks,
+        # Batch-mode scoring forwards chunks of b, whatever the chunk setting.
+        forward_chunks=params.timing.forward_chunks if params.sampler.score_mode == "eval" else [params.batch_size],
         warmup=params.timing.warmup,
         iterations=params.timing.iterations,
         transform=BatchTransform(data.mean, data.std, params.data.augment, params.train.channels_last),
         score=params.sampler.score,
+        importance_options={"score_mode": params.sampler.score_mode, "smoothing": params.sampler.smoothing},
         autocast_dtype=torch.bfloat16 if params.train.amp else None,
         generator=torch.Generator().manual_seed(0),
     )
+    resets = int(iterations.groupby(["run", "presample", "forward_chunk"], dropna=False)["diverged_resets"].max().sum())
+    if resets:
+        print(f"note: the model diverged {resets} time(s) at lr {params.train.lr * params.train.lr_scale:g}; its weights "
+              "were reset to the initial ones each time and timing went on (cost needs no finite model)")
     per_ratio = summarize(iterations, params.batch_size)
     fitted = fit(iterations, per_ratio)
     info = flatten(params.model_dump(include={"presample", "batch_size", "data", "model", "train", "sampler", "timing"}))

@@ -1,11 +1,32 @@
+import copy
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
-from isample.data import PreparedData
+from isample.experiment.config import Params, validate
+from isample.experiment.data import PreparedData
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+DEFAULT_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def merge(base: dict, override: dict) -> dict:
+    """base with override's keys replaced, section by section (in place; returns base)."""
+    for key, value in override.items():
+        base[key] = merge(base.get(key) or {}, value) if isinstance(value, dict) else value
+    return base
+
+
+def raw_params(override: dict | None = None) -> dict:
+    """params.yaml as a dict, with `override` merged in."""
+    return merge(copy.deepcopy(DEFAULT_PARAMS), override or {})
+
+
+def make_params(override: dict | None = None) -> Params:
+    return validate(raw_params(override))
 
 
 def synthetic_data(n_train=320, n_test=120, classes=4, seed=0) -> PreparedData:

@@ -3,7 +3,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from isample.config import ConfigError, parse_duration, validate
+from isample.experiment.config import ConfigError, parse_duration, validate
+from isample.methods import UpperBoundOptions
+from tests.conftest import raw_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,12 +39,46 @@ def test_durations(text, seconds):
         ({"train": {"lr_milestones": [0.75, 0.5]}}, ["train.lr_milestones", "increasing"]),
         ({"report": {"lang": "fr"}}, ["report.lang", "'fr'", "zh"]),
         ({"data": {"train_subset": 100}}, ["presample * batch_size", "data.train_subset"]),
+        ({"sampler": {"score_mode": "train"}}, ["sampler.score_mode", "'train'", "eval", "batch"]),
+        ({"sampler": {"smoothing": 1.0}}, ["sampler.smoothing", "1.0", "less than 1"]),
+        ({"sampler": {"smoothing": -0.1}}, ["sampler.smoothing", "-0.1"]),
+        ({"methods": {"fancy": {"x": 1}}}, ["methods.fancy", "unknown selection method", "upper_bound"]),
     ],
 )
 def test_bad_values_give_one_line_naming_key_value_and_rule(raw, pieces):
     with pytest.raises(ConfigError) as caught:
-        validate(raw)
+        validate(raw_params(raw))
     message = str(caught.value)
     assert "\n" not in message
     for piece in pieces:
         assert piece in message, (piece, message)
+
+
+def test_every_problem_is_listed_one_line_each():
+    with pytest.raises(ConfigError) as caught:
+        validate(raw_params({"presample": 0.5, "sampler": {"score_mode": "train", "smoothing": 2.0}}))
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith("params.yaml: ") for line in lines)
+    assert {"presample", "sampler.score_mode", "sampler.smoothing"} == {line.split()[1] for line in lines}
+
+
+def test_defaults_live_in_params_yaml_only():
+    """The schema has no defaults: a key missing from params.yaml is an error, not a silent value."""
+    raw = raw_params()
+    del raw["sampler"]["score_mode"]
+    del raw["train"]["lr"]
+    with pytest.raises(ConfigError) as caught:
+        validate(raw)
+    assert sorted(str(caught.value).splitlines()) == [
+        "params.yaml: sampler.score_mode: missing", "params.yaml: train.lr: missing"]
+
+
+def test_upper_bound_options_come_from_presample_and_sampler():
+    from isample.experiment.config import method_options
+
+    params = validate(raw_params({"presample": 5, "sampler": {"score_mode": "eval", "smoothing": 0.2}}))
+    options = method_options(params, "upper_bound")
+    assert options == UpperBoundOptions(presample=5.0, tau_threshold=params.sampler.tau_th, score="gnorm",
+                                        score_mode="eval", smoothing=0.2, forward_chunk=params.sampler.forward_chunk,
+                                        tau_momentum=params.sampler.tau_momentum)  # fmt: skip

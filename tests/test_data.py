@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from isample.data import (
+from isample.experiment.data import (
     BatchTransform,
     DataError,
     load_dataset,

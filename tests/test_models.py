@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from isample.models import MODELS, build_model
+from isample.experiment.models import MODELS, build_model
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, merge
 from tests.test_data import CIFAR10_CLASSES, make_archive
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,12 +25,6 @@ TINY = {
     "sampler": {"tau_th": 0.5},  # low, so IS runs and presample changes the IS record
     "timing": {"presamples": [2, 3], "warmup": 1, "iterations": 3},
 }
-
-
-def merge(base: dict, override: dict) -> dict:
-    for key, value in override.items():
-        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
 
 
 def digest(path: Path) -> str:
@@ -77,7 +71,7 @@ def test_repro_then_presample_experiment(project):
     repro = run(*dvc, "repro")
     for stage in ("prepare", "train_is", "train_uniform", "timing", "report"):
         assert f"Running stage '{stage}'" in repro.stdout
-    is_record = clone / "results/is/cifar10.is.4s.0.xlsx"
+    is_record = clone / "results/upper_bound/cifar10.is.4s.0.xlsx"
     uniform_record = clone / "results/uniform/cifar10.un.4s.0.xlsx"
     for path in (is_record, uniform_record, clone / "results/timing.xlsx", clone / "reports/README.md",
                  clone / "reports/metrics.json", clone / "reports/figures/accuracy.png"):  # fmt: skip
@@ -109,7 +103,7 @@ def test_repro_then_presample_experiment(project):
                 metric_sets.append(metrics)
     assert len(metric_sets) >= 2, shown
     for metrics in metric_sets:
-        for path in ("results/is/live/metrics.json", "results/uniform/live/metrics.json"):
+        for path in ("results/upper_bound/live/metrics.json", "results/uniform/live/metrics.json"):
             assert "test_accuracy" in metrics[path]["data"]["seed0"], metrics.keys()
 
 
@@ -121,4 +115,23 @@ def test_bad_values_fail_fast_with_one_line(project, override, message):
     assert result.returncode != 0
     errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: params.yaml")]
     assert errors and message in errors[0], result.stdout + result.stderr
+    # DVC leaves the bad value in params.yaml; the error says so and how to restore it.
+    assert "git checkout params.yaml" in result.stdout + result.stderr
     run("git", "checkout", "--", "params.yaml")
+
+
+def test_divergence_ends_as_a_result_not_a_traceback(project):
+    clone, run = project
+    result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "train.lr=1000", "-S", "train.lr_schedule=constant")
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output and "Running stage 'report'" in output
+    import pandas as pd
+
+    for path in (clone / "results/upper_bound/cifar10.is.4s.0.xlsx", clone / "results/uniform/cifar10.un.4s.0.xlsx"):
+        summary = pd.read_excel(path, sheet_name="summary").set_index("metric")["final"]
+        assert str(summary["status"]).startswith("diverged at epoch "), (path, summary["status"])
+        assert f"seed 0: {summary['status']}" in output  # the one line the stage printed
+    report = (clone / "reports/README.md").read_text()
+    assert "Diverged" in report and "No accuracy conclusion" in report
+    assert "test accuracy than uniform" not in report
+    run("git", "checkout", "--", ".")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.profiling import IMPORTANCE, UNIFORM, fit, least_squares, measure, summarize
+from isample.experiment.profiling import IMPORTANCE, UNIFORM, fit, least_squares, measure, summarize
 from isample.timing import PHASES
 
 
@@ -15,7 +15,7 @@ def measured():
     x, y = torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
     iterations = measure(
         model, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), x, y, 16, [1, 2, 4],
-        forward_chunks=[0, 16], warmup=1, iterations=4, progress=False,
+        forward_chunks=[0, 16], warmup=1, iterations=4, progress=False, importance_options={"score_mode": "eval"},
     )  # fmt: skip
     return iterations, summarize(iterations, 16)
 
@@ -76,3 +76,17 @@ def test_ratio_below_one_is_refused():
     with pytest.raises(ValueError, match=">= 1"):
         measure(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(50, 4),
                 torch.randint(2, (50,)), 8, [0.5, 2], progress=False)  # fmt: skip
+
+
+def test_timing_goes_on_when_the_model_diverges():
+    """Cost needs no finite model: at lr 1e6 the scores stop being finite, the weights are reset
+    and every configuration still gets its measured iterations."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, y = 100 * torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
+    iterations = measure(model, lambda m: torch.optim.SGD(m.parameters(), lr=1e6), x, y, 16, [2], warmup=1,
+                         iterations=6, progress=False)  # fmt: skip
+    assert len(iterations) == 2 * 6
+    assert iterations["diverged_resets"].max() > 0
+    per_ratio = summarize(iterations, 16)
+    assert (per_ratio["diverged_resets"] > 0).any() and per_ratio["measured_seconds"].notna().all()

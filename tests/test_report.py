@@ -5,22 +5,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from isample import figures
-from isample.records import RecordError, write_workbook
-from isample.report import (
-    Run,
-    compare_runs,
-    lr_activation,
-    read_run,
-    read_timing,
-    render,
-    time_to_accuracy,
-    timing_facts,
-)
-from isample.timing import PHASES
+from isample.report import figures
+from isample.report.facts import compare_runs, lr_activation, time_to_accuracy, timing_facts
+from isample.report.records import RecordError, Run, read_run, read_timing, write_workbook
+from isample.report.render import render
+
+PHASES = ("decision", "draw_presample", "presample_forward", "scoring", "draw_batch", "train_forward", "backward",
+          "optimizer_step", "threshold_update", "callback")  # the timing record's phase columns  # fmt: skip
 
 
-def epochs(final_accuracy, *, train_accuracy=0.9, weighted_loss=0.3, is_share_by_lr=(0.0, 0.0, 0.0), n=12):
+def epochs(final_accuracy, *, train_accuracy=0.9, weighted_accuracy=None, weighted_loss=0.3,
+           is_share_by_lr=(0.0, 0.0, 0.0), n=12):
     """A plausible record: test accuracy climbing to final_accuracy, lr dropping at 50% and 75%."""
     seconds = np.linspace(10, 120, n)
     lr = np.where(seconds < 60, 0.1, np.where(seconds < 90, 0.02, 0.004))
@@ -29,18 +24,21 @@ def epochs(final_accuracy, *, train_accuracy=0.9, weighted_loss=0.3, is_share_by
     return pd.DataFrame({
         "epoch": np.arange(1, n + 1), "iterations": iterations, "train_seconds": seconds, "lr": lr,
         "train_loss": np.linspace(2, 0.5, n), "train_accuracy": np.linspace(0.3, train_accuracy, n),
-        "train_loss_weighted": np.linspace(2, weighted_loss, n), "test_loss": np.linspace(2, 1, n),
+        "train_loss_weighted": np.linspace(2, weighted_loss, n),
+        "train_accuracy_weighted": np.linspace(0.3, weighted_accuracy or train_accuracy, n),
+        "test_loss": np.linspace(2, 1, n),
         "test_accuracy": np.linspace(0.2, final_accuracy, n), "is_iterations": (share * iterations).round(),
         "is_share": share, "tau_mean": np.linspace(1, 2, n), "tau_th_mean": np.full(n, 1.7),
     })  # fmt: skip
 
 
-def run(kind, seed, frame):
-    return Run(kind, seed, Path(f"results/{kind}/cifar10.{kind}.2m.{seed}.xlsx"), frame, {"seed": str(seed)})
+def run(method, seed, frame, status="completed"):
+    return Run(method, seed, Path(f"results/{method}/cifar10.{method}.2m.{seed}.xlsx"), frame,
+               {"seed": str(seed), "method": method, "status": status})  # fmt: skip
 
 
 def pairs(is_accuracies, uniform_accuracies, **is_kwargs):
-    is_runs = [run("is", s, epochs(a, **is_kwargs)) for s, a in enumerate(is_accuracies)]
+    is_runs = [run("upper_bound", s, epochs(a, **is_kwargs)) for s, a in enumerate(is_accuracies)]
     uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate(uniform_accuracies)]
     return is_runs, uniform_runs
 
@@ -50,7 +48,7 @@ def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.
     ratios = [2.0, 3.0, 5.0, 7.0]
     presample_seconds = [slope * p + intercept + rng.normal(0, noise) for p in ratios]
     per_ratio = pd.DataFrame({
-        "run": ["uniform"] + ["importance"] * 4, "presample": [np.nan] + ratios, "forward_chunk": 0,
+        "run": ["uniform"] + ["upper_bound"] * 4, "presample": [np.nan] + ratios, "forward_chunk": 0,
         "measured_seconds": [0.1] + [0.1 + s for s in presample_seconds],
         "presample_seconds": [np.nan] + presample_seconds, "train_step_seconds": 0.1,
         "a": [np.nan] + [s / 0.1 for s in presample_seconds], "a_per_p": [np.nan] + [s / 0.1 / p for s, p in zip(presample_seconds, ratios)],
@@ -65,7 +63,7 @@ def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.
                                    "presample_train_step_correlation"],
                         "value": [slope_fit, intercept_fit, r2, 0.8]})  # fmt: skip
     iterations = pd.DataFrame({
-        "run": "importance", "presample": np.repeat(ratios, 3), "total_seconds": 0.2, "time_presample_forward": 0.05,
+        "run": "upper_bound", "presample": np.repeat(ratios, 3), "total_seconds": 0.2, "time_presample_forward": 0.05,
         "time_train_forward": 0.03, "time_backward": 0.06, "time_optimizer_step": 0.01,
     })  # fmt: skip
     return {"iterations": iterations, "per_ratio": per_ratio, "fit": fit}
@@ -85,13 +83,28 @@ def test_accuracy_conclusion_follows_the_numbers(is_accuracies, uniform_accuraci
     assert facts.conclusions["accuracy"][0] == rule
 
 
-def test_train_metric_conclusion_flips():
-    misleading = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_loss=0.2))
+def test_train_metric_conclusion_compares_with_the_sampling_bias_undone():
+    # Plain accuracy on hard-example batches is low, the weighted one is not: nothing collapsed.
+    misleading = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_accuracy=0.92, weighted_loss=0.2))
     assert misleading.conclusions["train_metrics"][0] == "train_accuracy_misleading"
-    worse = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_loss=0.5))
+    worse = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_accuracy=0.8, weighted_loss=0.5))
     assert worse.conclusions["train_metrics"][0] == "train_fit_worse"
     fine = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.95))
-    assert fine.conclusions["train_metrics"][0] == "train_accuracy_not_lower"
+    assert fine.conclusions["train_metrics"][0] == "train_fit_not_worse"
+
+
+def test_a_diverged_run_gets_no_accuracy_conclusion_in_either_language():
+    is_runs, uniform_runs = pairs([0.1, 0.1], [0.6, 0.61])
+    is_runs[1] = run("upper_bound", 1, epochs(0.1), status="diverged at epoch 3, iteration 95, lr 1000")
+    facts = compare_runs(is_runs, uniform_runs)
+    assert "accuracy" not in facts.conclusions and "time_to_accuracy" not in facts.conclusions
+    assert facts.conclusions["diverged"][0] == "runs_diverged"
+    english, metrics = render(is_runs, uniform_runs, None, "en", {})
+    assert "seed 1: diverged at epoch 3, iteration 95, lr 1000" in english
+    assert "No accuracy conclusion" in english and "lower test accuracy" not in english
+    assert metrics["comparison"]["diverged"] == ["upper_bound seed 1: diverged at epoch 3, iteration 95, lr 1000"]
+    chinese, _ = render(is_runs, uniform_runs, None, "zh", {})
+    assert "发散" in chinese and "diverged at epoch 3" in chinese
 
 
 def test_regime_and_time_to_accuracy():
@@ -105,10 +118,10 @@ def test_regime_and_time_to_accuracy():
 
 
 def test_lr_conclusion_flips_with_is_share_at_milestones():
-    sharp = lr_activation([run("is", 0, epochs(0.6, is_share_by_lr=(0.1, 0.9, 0.9)))])
+    sharp = lr_activation([run("upper_bound", 0, epochs(0.6, is_share_by_lr=(0.1, 0.9, 0.9)))])
     assert sharp.conclusions["lr"][0] == "lr_affects_is"
     assert sharp.tables["milestones"]["sharp_change"].tolist() == [True, False]
-    steady = lr_activation([run("is", 0, epochs(0.6, is_share_by_lr=(0.6, 0.7, 0.8)))])
+    steady = lr_activation([run("upper_bound", 0, epochs(0.6, is_share_by_lr=(0.6, 0.7, 0.8)))])
     assert steady.conclusions["lr"][0] == "lr_no_effect"
     assert steady.numbers["first_on_seconds"] == [10.0]
 
@@ -147,20 +160,21 @@ def test_missing_inputs_are_reported_not_fatal():
     assert "no uniform record" in text and "no timing record" in text
     assert set(metrics["missing"]) == {"uniform", "timing"}
     empty, metrics = render([], [], None, "zh", {})
-    assert "缺少" in empty and set(metrics["missing"]) == {"is", "uniform", "timing"}
+    assert "缺少" in empty and set(metrics["missing"]) == {"upper_bound", "uniform", "timing"}
 
 
 def test_records_round_trip_and_foreign_files_are_named(tmp_path):
     frame = epochs(0.6)
-    params = pd.DataFrame({"parameter": ["seed", "presample"], "value": ["3", "2.0"]})
+    params = pd.DataFrame({"parameter": ["seed", "presample", "method"], "value": ["3", "2.0", "upper_bound"]})
     path = tmp_path / "cifar10.is.2m.3.xlsx"
     write_workbook(path, {"epochs": frame, "params": params})
-    loaded = read_run(path, "is")
+    loaded = read_run(path)
     assert loaded.seed == 3 and len(loaded.epochs) == len(frame)
+    assert loaded.method == "upper_bound" and loaded.status == "completed" and not loaded.diverged
     foreign = tmp_path / "foreign.xlsx"
     write_workbook(foreign, {"epochs": frame.drop(columns=["test_accuracy", "lr"]), "params": params})
     with pytest.raises(RecordError, match=r"foreign.xlsx.*lacks columns lr, test_accuracy"):
-        read_run(foreign, "is")
+        read_run(foreign)
     write_workbook(tmp_path / "timing.xlsx", {"per_ratio": pd.DataFrame({"x": [1]})})
     with pytest.raises(RecordError, match="timing.xlsx: sheet 'iterations' is missing"):
         read_timing(tmp_path / "timing.xlsx")

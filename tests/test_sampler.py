@@ -1,3 +1,4 @@
+import math
 import time
 
 import pytest
@@ -5,6 +6,8 @@ import torch
 
 from isample import costmodel
 from isample.sampler import ImportanceSampler, UniformSampler
+from isample.sampling import variance_reduction
+from isample.scores import gnorm_upper_bound
 from isample.timing import PHASES
 
 
@@ -72,42 +75,108 @@ class SleepyNet(torch.nn.Module):
 
 
 @pytest.mark.parametrize("presample", [2, 3])
-def test_auto_threshold_follows_measured_a(presample):
+@pytest.mark.parametrize("score_mode", ["eval", "batch"])
+def test_auto_threshold_follows_measured_a(presample, score_mode):
     torch.manual_seed(0)
-    model = SleepyNet(0.01)
+    model = SleepyNet(0.03)  # long enough that per-call overheads and machine noise stay small
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(500, 4), torch.randint(3, (500,))
     b = 8
-    sampler = ImportanceSampler(model, optimizer, x, y, b, presample=presample, forward_chunk=b)
+    sampler = ImportanceSampler(model, optimizer, x, y, b, presample=presample, forward_chunk=b, score_mode=score_mode)
     assert sampler.tau_threshold == pytest.approx(costmodel.default_tau_threshold(presample * b, b))
-    sampler.step()  # no presample timed yet: a = p / (1 + k)
-    assert sampler.a == pytest.approx(costmodel.ratio_from_k(presample, sampler.k))
-    sampler.fixed_threshold = None
+    sampler.step()
+    assert math.isnan(sampler.a)  # nothing about the presample measured yet: the 2018 default stays
+    it = sampler.step()  # probes one chunk's scoring forward before deciding: p chunks of 30 ms each
+    assert not it.used_importance
+    assert it.a == pytest.approx(presample, rel=0.25)
+    assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
     for _ in range(15):
-        sampler.tau = 100.0  # force IS so presamples get timed
+        sampler.tau = 100.0  # force IS so real presamples get timed
         it = sampler.step()
     assert it.used_importance
-    # p chunk forwards of 10 ms against one training forward of 10 ms: a is about p.
+    # p chunk forwards of 30 ms against one training forward of 30 ms: a is about p.
     assert it.a == pytest.approx(presample, rel=0.2)
     assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
 
 
-def test_presample_forward_leaves_model_in_train_mode_and_batchnorm_untouched():
+def batchnorm_problem():
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 3))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     x, y = 5 + 3 * torch.randn(300, 6), torch.randint(3, (300,))
-    sampler = ImportanceSampler(model, optimizer, x, y, 10, presample=5, forward_chunk=7)
+    return model, optimizer, x, y
+
+
+@pytest.mark.parametrize("score_mode", ["eval", "batch"])
+def test_presample_forward_leaves_model_in_train_mode_and_batchnorm_untouched(score_mode):
+    model, optimizer, x, y = batchnorm_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 10, presample=5, forward_chunk=7, score_mode=score_mode)
+    model(x[:50])  # running statistics away from their initial values
     model.train()
     before = {k: v.clone() for k, v in model[1].state_dict().items()}
-    scores = sampler._presample_scores(x[:50], y[:50])
+    scores = sampler.method.presample_scores(x[:50], y[:50])
     assert scores.shape == (50,)
-    assert model.training and model[1].training
+    assert model.training and model[1].training and model[1].track_running_stats
     for key, value in model[1].state_dict().items():
         assert torch.equal(value, before[key]), key
     # A real training forward does change the running statistics (the check can fail).
     model(x[:50])
     assert not torch.equal(model[1].running_mean, before["running_mean"])
+    assert model[1].num_batches_tracked == before["num_batches_tracked"] + 1
+
+
+def test_batch_mode_scores_are_the_training_forwards_and_eval_mode_ones_differ():
+    model, optimizer, x, y = batchnorm_problem()
+    model(x)  # running statistics of the whole set, which no chunk of 10 matches exactly
+    b = 10
+    batch = ImportanceSampler(model, optimizer, x, y, b, presample=3, score_mode="batch")
+    scores = batch.method.presample_scores(x[:30], y[:30])
+    assert batch.method.chunks == 3
+    with torch.no_grad():  # what the training forward computes on each chunk of b
+        expected = torch.cat([gnorm_upper_bound(model(x[i : i + b]), y[i : i + b]) for i in range(0, 30, b)])
+    torch.testing.assert_close(scores, expected)
+    evaluation = ImportanceSampler(model, optimizer, x, y, b, presample=3, score_mode="eval")
+    assert not torch.allclose(evaluation.method.presample_scores(x[:30], y[:30]), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("score_mode", ["eval", "batch"])
+def test_a_model_without_batchnorm_works_in_both_modes(score_mode):
+    model, optimizer, x, y = toy_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 32, presample=2, tau_threshold=0.0, score_mode=score_mode)
+    sampler.tau = 1.0
+    assert all(sampler.step().used_importance for _ in range(5))
+
+
+def test_tau_comes_from_scores_of_the_score_mode_in_both_branches():
+    """eval mode: a uniform iteration's tau comes from an eval-mode scoring forward of its batch."""
+    model, optimizer, x, y = batchnorm_problem()
+    model(x)
+    sampler = ImportanceSampler(model, optimizer, x, y, 10, presample=3, score_mode="eval", tau_threshold=1e9,
+                                tau_momentum=0.0)  # fmt: skip
+    it = sampler.step()
+    assert not it.used_importance and it.phases["presample_forward"] > 0
+    model.eval()
+    with torch.no_grad():
+        expected = variance_reduction(gnorm_upper_bound(model(x[it.indices]), y[it.indices]))
+    assert it.tau == pytest.approx(expected, rel=1e-5)
+    batch = ImportanceSampler(model, optimizer, x, y, 10, presample=3, score_mode="batch", tau_threshold=1e9)
+    assert batch.step().phases["presample_forward"] == 0  # batch mode reuses the training forward's logits
+
+
+def test_weighted_train_accuracy_undoes_the_sampling_bias():
+    model, optimizer, x, y = toy_problem()
+    sampler = ImportanceSampler(model, optimizer, x, y, 32, presample=4, tau_threshold=0.0)
+    sampler.tau = 1.0
+    seen = []
+    sampler.callback = seen.append
+    it = sampler.step()
+    assert it.used_importance and not torch.all(it.weights == 1)
+    # The accuracy is that of the model before its step, on the trained examples: recompute it from
+    # the plain count only when all weights are equal; here check the formula's range and type.
+    assert 0 <= it.accuracy_weighted.item() <= 1
+    uniform = UniformSampler(*toy_problem()[:4], 32)
+    step = uniform.step()
+    assert step.accuracy_weighted.item() == pytest.approx(step.correct.item() / 32)
 
 
 def test_uniform_sampler_tracks_tau_and_uses_unit_weights():
@@ -143,6 +212,9 @@ def test_callback_is_called_with_each_iteration():
         ({"tau_threshold": "sometimes"}, "tau_threshold must be"),
         ({"score": "entropy"}, "unknown score"),
         ({"forward_chunk": -1}, "forward_chunk"),
+        ({"score_mode": "train"}, "score_mode must be one of eval, batch"),
+        ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
+        ({"smoothing": -0.5}, r"smoothing must be in \[0, 1\)"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):
@@ -158,6 +230,6 @@ def test_state_dict_round_trip_reproduces_the_next_draws():
     for _ in range(20):
         sampler.step()
     state = sampler.state_dict()
-    expected = sampler._draw_uniform(32)
+    expected = sampler.examples.draw_uniform(32)
     sampler.load_state_dict(state)
-    assert torch.equal(sampler._draw_uniform(32), expected)
+    assert torch.equal(sampler.examples.draw_uniform(32), expected)

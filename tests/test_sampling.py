@@ -8,11 +8,11 @@ from isample.sampling import importance_draw, variance_reduction
 from isample.scores import gnorm_upper_bound
 
 
-def draw_estimates(scores, f, b, draws, seed=0, weighted=True):
+def draw_estimates(scores, f, b, draws, seed=0, weighted=True, smoothing=0.0):
     generator = torch.Generator().manual_seed(seed)
     estimates = torch.empty(draws, dtype=torch.float64)
     for r in range(draws):
-        positions, weights = importance_draw(scores, b, generator)
+        positions, weights = importance_draw(scores, b, generator, smoothing)
         values = f[positions].double()
         estimates[r] = (weights.double() * values).mean() if weighted else values.mean()
     return estimates
@@ -33,6 +33,37 @@ def test_weighted_mean_is_unbiased_for_presample_mean():
     # The same check rejects the unweighted (biased) mean: the test can fail.
     biased = draw_estimates(scores, f, b=16, draws=20000, weighted=False)
     assert not within_monte_carlo_tolerance(biased, f.double().mean().item())[0]
+
+
+@pytest.mark.parametrize("smoothing", [0.1, 0.5])
+def test_smoothed_draws_are_unbiased_and_their_weights_bounded(smoothing):
+    generator = torch.Generator().manual_seed(3)
+    scores = torch.rand(100, generator=generator) ** 6  # some scores near zero: unsmoothed weights explode
+    f = torch.randn(100, generator=generator) + 5 * scores
+    estimates = draw_estimates(scores, f, b=16, draws=20000, smoothing=smoothing)
+    ok, se = within_monte_carlo_tolerance(estimates, f.double().mean().item())
+    assert ok, f"mean {estimates.mean():.4f} vs {f.mean():.4f}, se {se:.4f}"
+    biased = draw_estimates(scores, f, b=16, draws=20000, weighted=False, smoothing=smoothing)
+    assert not within_monte_carlo_tolerance(biased, f.double().mean().item())[0]
+    _, weights = importance_draw(scores, 20000, torch.Generator().manual_seed(1), smoothing)
+    assert weights.max() <= 1 / smoothing + 1e-5
+    _, unsmoothed = importance_draw(scores, 20000, torch.Generator().manual_seed(1))
+    assert unsmoothed.max() > 1 / smoothing  # without smoothing the bound does not hold: the test can fail
+
+
+def test_smoothing_mixes_in_the_uniform_distribution_and_zero_is_the_2018_draw():
+    scores = torch.tensor([1.0, 0.0, 3.0, 0.0])
+    positions, weights = importance_draw(scores, 200000, torch.Generator().manual_seed(0), smoothing=0.2)
+    frequencies = torch.bincount(positions, minlength=4).double() / 200000
+    expected = 0.8 * scores.double() / 4 + 0.2 / 4
+    assert torch.allclose(frequencies, expected, atol=0.005)
+    torch.testing.assert_close(weights, 1 / (4 * expected[positions].float()))
+    first = importance_draw(scores, 50, torch.Generator().manual_seed(9))
+    same = importance_draw(scores, 50, torch.Generator().manual_seed(9), smoothing=0.0)
+    assert torch.equal(first[0], same[0]) and torch.equal(first[1], same[1])
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="smoothing"):
+            importance_draw(scores, 4, smoothing=bad)
 
 
 def test_weighted_gradient_of_linear_model_matches_uniform_gradient():

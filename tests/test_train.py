@@ -1,25 +1,26 @@
 import itertools
+import re
 import time
+import warnings
 
 import pytest
 import torch
 
-import isample.train as train_module
-from isample.config import validate
-from isample.records import read_workbook, write_workbook
-from isample.train import EPOCH_COLUMNS, BudgetClock, learning_rate, record_name, train_run
+import isample.experiment.train as train_module
+from isample.experiment.train import EPOCH_COLUMNS, BudgetClock, learning_rate, record_name, train_run
+from isample.report.records import read_workbook, write_workbook
+from tests.conftest import make_params
 
 
-def tiny_params(**train):
-    return validate(
-        {
-            "presample": 2,
-            "batch_size": 32,
-            "model": {"name": "resnet8"},
-            "train": {"budget": "2s", "eval_batch_size": 200, "device": "cpu", **train},
-            "data": {"augment": True},
-        }
-    )
+def tiny_params(sampler=None, **train):
+    return make_params({
+        "presample": 2,
+        "batch_size": 32,
+        "model": {"name": "resnet8"},
+        "train": {"budget": "2s", "eval_batch_size": 200, "device": "cpu", **train},
+        "data": {"augment": True, "train_subset": 0, "test_subset": 0},
+        "sampler": sampler or {},
+    })  # fmt: skip
 
 
 class FakeClock:
@@ -35,14 +36,15 @@ class FakeClock:
 
 def test_record_schema_and_workbook_round_trip(tiny_data, tmp_path):
     params = tiny_params()
-    record = train_run(params, tiny_data, importance=True, seed=0, progress=False)
+    record = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False)
     assert list(record.epochs.columns) == EPOCH_COLUMNS
     assert record.epochs["epoch"].tolist() == list(range(1, len(record.epochs) + 1))
     assert (record.epochs["iterations"] <= 320 // 32).all()
     assert {"test_accuracy", "test_loss", "is_share", "epochs"} <= set(record.summary["metric"])
     info = dict(zip(record.params["parameter"], record.params["value"]))
     assert info["presample"] == "2.0" and info["torch"] == torch.__version__ and info["device"] == "cpu"
-    path = tmp_path / record_name(params, True, 0)
+    assert info["method"] == "upper_bound" and info["status"] == "completed" and record.status == "completed"
+    path = tmp_path / record_name(params, "upper_bound", 0)
     assert path.name == "cifar10.is.2s.0.xlsx"
     write_workbook(path, record.sheets())
     sheets = read_workbook(path, {"epochs": EPOCH_COLUMNS, "summary": ["metric", "final", "best"]})
@@ -59,7 +61,7 @@ def test_budget_respected_and_clock_paused_during_evaluation(tiny_data, monkeypa
 
     monkeypatch.setattr(train_module, "evaluate", slow_evaluate)
     started = time.perf_counter()
-    record = train_run(tiny_params(budget="1.5s"), tiny_data, importance=False, seed=0, progress=False)
+    record = train_run(tiny_params(budget="1.5s"), tiny_data, method="uniform", seed=0, progress=False)
     wall = time.perf_counter() - started
     epochs = len(record.epochs)
     final = record.epochs["train_seconds"].iloc[-1]
@@ -79,9 +81,9 @@ def test_same_initial_weights_for_is_and_uniform(tiny_data, monkeypatch):
         return model
 
     monkeypatch.setattr(train_module, "build_model", spy)
-    for importance in (True, False):
-        train_run(tiny_params(budget="0.2s"), tiny_data, importance=importance, seed=5, progress=False)
-    train_run(tiny_params(budget="0.2s"), tiny_data, importance=False, seed=6, progress=False)
+    for method in ("upper_bound", "uniform"):
+        train_run(tiny_params(budget="0.2s"), tiny_data, method=method, seed=5, progress=False)
+    train_run(tiny_params(budget="0.2s"), tiny_data, method="uniform", seed=6, progress=False)
     assert all(torch.equal(captured[0][k], captured[1][k]) for k in captured[0])
     assert not all(torch.equal(captured[0][k], captured[2][k]) for k in captured[0])
 
@@ -100,7 +102,7 @@ def test_learning_rate_schedule_fractions():
 
 def test_learning_rate_drops_at_the_right_budget_fractions_in_a_run(tiny_data):
     params = tiny_params(budget="3s", lr=0.1, lr_gamma=0.5, lr_milestones=[0.5, 0.75])
-    record = train_run(params, tiny_data, importance=False, seed=0, progress=False, clock=FakeClock(0.02))
+    record = train_run(params, tiny_data, method="uniform", seed=0, progress=False, clock=FakeClock(0.02))
     epochs = record.epochs
     # The lr of each row was set at the row's last iteration, whose time is under train_seconds.
     last_iteration = epochs["train_seconds"] - 0.02 * 2
@@ -112,9 +114,9 @@ def test_learning_rate_drops_at_the_right_budget_fractions_in_a_run(tiny_data):
 
 def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
     # A fixed threshold: "auto" follows measured wall times, which no two runs share.
-    params = validate({**tiny_params(budget="2.5s", checkpoint_every="0.01s").model_dump(), "sampler": {"tau_th": 1.0}})
+    params = tiny_params(budget="2.5s", checkpoint_every="0.01s", sampler={"tau_th": 1.0})
     # Clock steps of 2**-6 s keep every time sum exact, so both runs cross the lr milestones alike.
-    uninterrupted = train_run(params, tiny_data, importance=True, seed=0, progress=False, clock=FakeClock(2**-6))
+    uninterrupted = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False, clock=FakeClock(2**-6))
 
     class Killed(Exception):
         pass
@@ -125,11 +127,11 @@ def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
 
     checkpoint = tmp_path / "seed0.pt"
     with pytest.raises(Killed):
-        train_run(params, tiny_data, importance=True, seed=0, progress=False, clock=FakeClock(2**-6),
+        train_run(params, tiny_data, method="upper_bound", seed=0, progress=False, clock=FakeClock(2**-6),
                   checkpoint_path=checkpoint, on_epoch=kill_at_epoch_3)  # fmt: skip
     assert checkpoint.is_file()
-    assert len(torch.load(checkpoint, weights_only=False)["rows"]) == 2
-    resumed = train_run(params, tiny_data, importance=True, seed=0, progress=False, clock=FakeClock(2**-6),
+    assert len(torch.load(checkpoint, weights_only=True)["rows"]) == 2
+    resumed = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False, clock=FakeClock(2**-6),
                         checkpoint_path=checkpoint)  # fmt: skip
     assert len(resumed.epochs) == len(uninterrupted.epochs) > 3
     assert resumed.epochs["total_iterations"].tolist() == uninterrupted.epochs["total_iterations"].tolist()
@@ -137,14 +139,14 @@ def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
     assert resumed.epochs["is_iterations"].tolist() == uninterrupted.epochs["is_iterations"].tolist()
     assert 0 < resumed.epochs["is_iterations"].sum() < resumed.epochs["iterations"].sum()
     # A checkpoint of other parameters is not resumed.
-    other = train_run(tiny_params(budget="1s", lr=0.05), tiny_data, importance=True, seed=0, progress=False,
+    other = train_run(tiny_params(budget="1s", lr=0.05), tiny_data, method="upper_bound", seed=0, progress=False,
                       clock=FakeClock(), checkpoint_path=checkpoint)  # fmt: skip
     assert other.epochs["lr"].iloc[0] == 0.05
 
 
 def test_forced_low_threshold_switches_importance_sampling_on(tiny_data):
-    params = validate({**tiny_params().model_dump(), "sampler": {"tau_th": 0.5}})
-    record = train_run(params, tiny_data, importance=True, seed=0, progress=False)
+    params = tiny_params(sampler={"tau_th": 0.5})
+    record = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False)
     assert record.epochs["is_iterations"].sum() > 0
     assert record.epochs["is_share"].iloc[-1] > 0.5
     assert (record.epochs["tau_th_mean"] == 0.5).all()
@@ -153,7 +155,7 @@ def test_forced_low_threshold_switches_importance_sampling_on(tiny_data):
 
 
 def test_uniform_run_never_importance_samples(tiny_data):
-    record = train_run(tiny_params(budget="1s"), tiny_data, importance=False, seed=0, progress=False)
+    record = train_run(tiny_params(budget="1s"), tiny_data, method="uniform", seed=0, progress=False)
     assert record.epochs["is_iterations"].sum() == 0
     assert (record.epochs["train_loss"] == record.epochs["train_loss_weighted"]).all()
 
@@ -170,9 +172,73 @@ def test_budget_clock_pauses():
 
 
 def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
-    from isample.config import ConfigError
+    from isample.experiment.config import ConfigError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="train.device = 'cuda'"):
         train_module.resolve_device("cuda")
     assert train_module.resolve_device("auto").type == "cpu"
+
+
+@pytest.mark.parametrize("method", ["upper_bound", "uniform"])
+def test_divergence_ends_the_run_as_a_record(tiny_data, method, capsys):
+    params = tiny_params(lr=1000.0, lr_schedule="constant", sampler={"tau_th": 0.5})
+    record = train_run(params, tiny_data, method=method, seed=0, progress=False)
+    match = re.fullmatch(r"diverged at epoch (\d+), iteration (\d+), lr 1000", record.status)
+    assert match, record.status
+    epoch, iteration = int(match[1]), int(match[2])
+    assert len(record.epochs) == epoch  # up to the epoch it diverged in, evaluated as it stands
+    assert record.epochs["total_iterations"].iloc[-1] == iteration - 1  # the iterations that did run
+    summary = record.summary.set_index("metric")["final"]
+    assert summary["status"] == record.status
+    info = dict(zip(record.params["parameter"], record.params["value"]))
+    assert info["status"] == record.status
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"{method} seed 0: {record.status}; the record keeps its {epoch} epoch(s)"]
+
+
+def test_a_diverged_run_stays_diverged_when_resumed(tiny_data, tmp_path):
+    params = tiny_params(lr=1000.0, lr_schedule="constant")
+    checkpoint = tmp_path / "seed0.pt"
+    first = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint)
+    again = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint)
+    assert again.status == first.status != "completed"
+    assert again.epochs["total_iterations"].tolist() == first.epochs["total_iterations"].tolist()
+
+
+def test_resume_says_what_it_resumed_in_one_line_and_tqdm_stays_quiet(tiny_data, tmp_path, capfd):
+    params = tiny_params(budget="1s", checkpoint_every="0.01s")
+    checkpoint = tmp_path / "seed0.pt"
+    train_run(params, tiny_data, method="uniform", seed=3, progress=True, clock=FakeClock(2**-6),
+              checkpoint_path=checkpoint)  # fmt: skip
+    capfd.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm's "clamping frac" warning would fail here
+        record = train_run(params, tiny_data, method="uniform", seed=3, progress=True, clock=FakeClock(2**-6),
+                           checkpoint_path=checkpoint)  # fmt: skip
+    captured = capfd.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert lines == [f"resumed seed 3 from {checkpoint}: epoch {len(record.epochs)}, "
+                     f"{record.epochs['train_seconds'].iloc[-1]:.1f} s of training done"]  # fmt: skip
+    assert "Bar(" not in captured.err and "Warning" not in captured.err
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint at all", "pickle"])
+def test_a_damaged_or_foreign_checkpoint_is_reported_and_ignored(tiny_data, tmp_path, capsys, content):
+    checkpoint = tmp_path / "seed0.pt"
+    if content == "pickle":  # a file that would run code if loaded with weights_only=False
+        torch.save({"key": "x", "payload": Exploit()}, checkpoint)
+    else:
+        checkpoint.write_bytes(content)
+    record = train_run(tiny_params(budget="0.3s"), tiny_data, method="uniform", seed=0, progress=False,
+                       checkpoint_path=checkpoint)  # fmt: skip
+    assert record.epochs["epoch"].iloc[0] == 1  # started fresh
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith(f"ignoring checkpoint {checkpoint}: ")
+    assert "starting fresh" in out[0]
+    assert torch.load(checkpoint, weights_only=True)["rows"]  # replaced by this run's own checkpoint
+
+
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from isample.records import save_atomically
+from isample.experiment.torch_files import save_atomically
 
 DATASETS = {
     "cifar10": {"classes": 10, "torchvision": "CIFAR10", "folder": "cifar-10-batches-py"},

@@ -6,6 +6,7 @@ medians; `fit` does the across-ratio checks: presample time against p, and how t
 forward and the training step move together.
 """
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +18,12 @@ from tqdm import tqdm
 
 from isample import costmodel
 from isample.sampler import ImportanceSampler, UniformSampler
-from isample.timing import MODEL_PHASES, PHASES, TRAIN_STEP_PHASES
+from isample.sampling import NonFiniteScores
+from isample.report.records import presample_seconds, train_step_seconds
+from isample.timing import MODEL_PHASES, PHASES
 
-UNIFORM = "uniform"
-IMPORTANCE = "importance"
+UNIFORM = "uniform"  # the `run` column holds the selection method's name
+IMPORTANCE = "upper_bound"
 
 
 def _synchronize(device: torch.device) -> None:
@@ -40,35 +43,54 @@ def measure(
     warmup: int = 3,
     iterations: int = 10,
     progress: bool = True,
+    importance_options: dict | None = None,
     **sampler_options,
 ) -> pd.DataFrame:
-    """One row per measured iteration: its wall time and the seconds of every phase."""
+    """One row per measured iteration: its wall time and the seconds of every phase.
+
+    Cost needs no finite model: when the scores of a diverging model (say at lr 1000) stop being
+    finite, the model and optimizer go back to their initial state, the iteration is measured
+    again, and the row's `diverged_resets` counts how often that happened in its configuration.
+    """
     if any(not p >= 1 for p in presamples):
         raise ValueError(f"presample ratios must be >= 1, got {list(presamples)}")
     configurations = [(UNIFORM, math.nan, 0)] + [
         (IMPORTANCE, float(p), chunk) for p in presamples for chunk in forward_chunks
     ]
     device = next(model.parameters()).device
+    initial_weights = copy.deepcopy(model.state_dict())
     rows = []
     bar = tqdm(total=len(configurations) * (warmup + iterations), desc="timing", disable=not progress)
     for run, presample, chunk in configurations:
         optimizer = make_optimizer(model)
+        resets = 0
         if run == UNIFORM:
             sampler = UniformSampler(model, optimizer, inputs, targets, batch_size, **sampler_options)
         else:
             sampler = ImportanceSampler(
                 model, optimizer, inputs, targets, batch_size,
-                presample=presample, forward_chunk=chunk, always_importance=True, **sampler_options,
+                presample=presample, forward_chunk=chunk, always_importance=True,
+                **(importance_options or {}), **sampler_options,
             )  # fmt: skip
         bar.set_postfix(run=run, p=presample, chunk=chunk)
-        for index in range(warmup + iterations):
+        index = 0
+        while index < warmup + iterations:
             _synchronize(device)
             started = time.perf_counter()
-            it = sampler.step()
+            try:
+                it = sampler.step()
+            except NonFiniteScores:
+                resets += 1
+                if resets > 10 * (warmup + iterations):
+                    raise
+                model.load_state_dict(initial_weights)
+                optimizer.state.clear()
+                continue
             _synchronize(device)
             total = time.perf_counter() - started
+            index += 1
             bar.update()
-            if index < warmup:
+            if index <= warmup:
                 continue
             model_seconds = sum(it.phases[p] for p in MODEL_PHASES)
             rows.append(
@@ -76,25 +98,17 @@ def measure(
                     "run": run,
                     "presample": presample,
                     "forward_chunk": chunk,
-                    "iteration": index - warmup + 1,
+                    "iteration": index - warmup,
                     "total_seconds": total,
                     **{f"time_{name}": it.phases[name] for name in PHASES},
                     "model_seconds": model_seconds,
                     "non_model_seconds": total - model_seconds,
                     "non_model_share": (total - model_seconds) / total,
+                    "diverged_resets": resets,
                 }
             )
     bar.close()
     return pd.DataFrame(rows)
-
-
-def presample_seconds(frame: pd.DataFrame) -> pd.Series:
-    # The notebook's "forward of B" includes the gradient upper bound of each chunk.
-    return frame["time_presample_forward"] + frame["time_scoring"]
-
-
-def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
-    return sum(frame[f"time_{name}"] for name in TRAIN_STEP_PHASES)
 
 
 def _iqr(series: pd.Series) -> float:
@@ -129,6 +143,7 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
             "non_model_share": group["non_model_share"].median(),
             "non_model_share_iqr": _iqr(group["non_model_share"]),
             "non_model_share_max": group["non_model_share"].max(),
+            "diverged_resets": int(group["diverged_resets"].max()) if "diverged_resets" in group else 0,
             **{f"time_{name}": group[f"time_{name}"].median() for name in PHASES},
         }
         if run == IMPORTANCE:

@@ -1,12 +1,16 @@
-"""The typed schema of params.yaml: every parameter is checked here before any work starts."""
+"""The typed schema of params.yaml: every parameter is checked here before any work starts.
+
+No parameter has a default here: params.yaml is the one place where default values live.
+"""
 
 import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from isample.data import DATASETS
-from isample.models import MODELS
+from isample.experiment.data import DATASETS
+from isample.experiment.models import MODELS
+from isample.methods import METHODS
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
@@ -35,33 +39,33 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: Literal[tuple(DATASETS)] = "cifar10"  # type: ignore[valid-type]
-    root: str = "data/raw"
-    download: bool = False
-    train_subset: int = Field(0, ge=0)
-    test_subset: int = Field(0, ge=0)
-    augment: bool = True
+    name: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+    root: str
+    download: bool
+    train_subset: int = Field(ge=0)
+    test_subset: int = Field(ge=0)
+    augment: bool
 
 
 class ModelConfig(_Section):
-    name: Literal[tuple(MODELS)] = "resnet8"  # type: ignore[valid-type]
+    name: Literal[tuple(MODELS)]  # type: ignore[valid-type]
 
 
 class TrainConfig(_Section):
-    budget: str = "3m"
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    lr: float = Field(0.1, gt=0)
-    lr_scale: float = Field(1.0, gt=0)
-    lr_schedule: Literal["step", "constant"] = "step"
-    lr_gamma: float = Field(0.2, gt=0)
-    lr_milestones: list[float] = Field(default_factory=lambda: [0.5, 0.75])
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = False
-    channels_last: bool = False
-    eval_batch_size: int = Field(1000, ge=1)
-    checkpoint_every: str = "5m"
+    budget: str
+    seeds: list[int] = Field(min_length=1)
+    lr: float = Field(gt=0)
+    lr_scale: float = Field(gt=0)
+    lr_schedule: Literal["step", "constant"]
+    lr_gamma: float = Field(gt=0)
+    lr_milestones: list[float]
+    momentum: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool
+    channels_last: bool
+    eval_batch_size: int = Field(ge=1)
+    checkpoint_every: str
 
     @field_validator("budget", "checkpoint_every")
     @classmethod
@@ -93,10 +97,12 @@ class TrainConfig(_Section):
 
 
 class SamplerConfig(_Section):
-    tau_th: Literal["auto"] | float = "auto"
-    score: Literal["gnorm", "loss"] = "gnorm"
-    forward_chunk: int = Field(0, ge=0)
-    tau_momentum: float = Field(0.9, ge=0, lt=1)
+    tau_th: Literal["auto"] | float
+    score: Literal["gnorm", "loss"]
+    score_mode: Literal["eval", "batch"]
+    smoothing: float = Field(ge=0, lt=1)
+    forward_chunk: int = Field(ge=0)
+    tau_momentum: float = Field(ge=0, lt=1)
 
     @field_validator("tau_th", mode="before")
     @classmethod
@@ -109,10 +115,10 @@ class SamplerConfig(_Section):
 
 
 class TimingConfig(_Section):
-    presamples: list[float] = Field(default_factory=lambda: [2.0, 3.0, 5.0, 7.0], min_length=1)
-    warmup: int = Field(3, ge=0)
-    iterations: int = Field(10, ge=2)
-    forward_chunks: list[int] = Field(default_factory=lambda: [0])
+    presamples: list[float] = Field(min_length=1)
+    warmup: int = Field(ge=0)
+    iterations: int = Field(ge=2)
+    forward_chunks: list[int]
 
     @field_validator("presamples", mode="before")
     @classmethod
@@ -125,18 +131,19 @@ class TimingConfig(_Section):
 
 
 class ReportConfig(_Section):
-    lang: Literal["en", "zh"] = "en"
+    lang: Literal["en", "zh"]
 
 
 class Params(_Section):
-    presample: float = 3.0
-    batch_size: int = Field(128, ge=1)
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    sampler: SamplerConfig = SamplerConfig()
-    timing: TimingConfig = TimingConfig()
-    report: ReportConfig = ReportConfig()
+    presample: float
+    batch_size: int = Field(ge=1)
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    sampler: SamplerConfig
+    timing: TimingConfig
+    report: ReportConfig
+    methods: dict[str, dict]  # methods.<name>: the options of each selection method of the family
 
     @field_validator("presample", mode="before")
     @classmethod
@@ -155,6 +162,26 @@ class Params(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _method_sections(self):
+        for name in self.methods:
+            method_options(self, name)  # raises ValueError naming methods.<name>.<key>
+        return self
+
+
+def method_options(params: "Params", name: str):
+    """The Options of selection method `name` from params (its section, or the keys it declares)."""
+    if name not in METHODS:
+        raise ValueError(f"methods.{name}: unknown selection method; known: {', '.join(METHODS)}")
+    method = METHODS[name]
+    try:
+        return method.options_from_params(params.model_dump())
+    except TypeError as error:  # an unexpected keyword: a key the method does not have
+        unknown = str(error).rsplit(" ", 1)[-1].strip("'")
+        raise ValueError(f"{method.keys()[0]}.{unknown}: unknown parameter") from None
+    except ValueError as error:
+        raise ValueError(f"{method.keys()[0]}.{error}") from None
+
 
 def _describe(error: dict) -> str:
     key = ".".join(str(part) for part in error["loc"])
@@ -169,10 +196,8 @@ def _describe(error: dict) -> str:
 
 
 def validate(raw: dict | None) -> Params:
-    """Params from the parsed params.yaml, or ConfigError with one line per the first problem."""
+    """Params from the parsed params.yaml, or ConfigError with one line per problem, every one listed."""
     try:
         return Params.model_validate(raw or {})
     except ValidationError as error:
-        errors = error.errors()
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise ConfigError(f"params.yaml: {_describe(errors[0])}{more}") from None
+        raise ConfigError("\n".join(f"params.yaml: {_describe(e)}" for e in error.errors())) from None

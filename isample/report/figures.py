@@ -9,16 +9,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from isample.profiling import train_step_seconds  # noqa: E402
-from isample.timing import PHASES  # noqa: E402
+from isample.report.records import train_step_seconds  # noqa: E402
 
-RUN_LABELS = {"is": "importance sampling", "uniform": "uniform SGD"}
+METHOD_LABELS = {"upper_bound": "importance sampling", "uniform": "uniform SGD"}
 PALETTE = {"importance sampling": "tab:red", "uniform SGD": "tab:blue"}
 sns.set_theme(style="whitegrid", context="notebook")
 
 
 def _epochs(runs) -> pd.DataFrame:
-    frames = [run.epochs.assign(run=RUN_LABELS[run.kind], seed=f"seed {run.seed}") for run in runs]
+    frames = [run.epochs.assign(run=METHOD_LABELS.get(run.method, run.method), seed=f"seed {run.seed}") for run in runs]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -92,11 +91,11 @@ def _ratio_label(row) -> str:
 
 def timing_phases(per_ratio: pd.DataFrame) -> plt.Figure:
     frame = per_ratio.copy()
-    importance = frame[frame["run"] == "importance"]
+    importance = frame[frame["run"] == "upper_bound"]
     if "forward_chunk" in frame and len(importance):  # one chunk size per ratio: the first measured
         frame = frame[(frame["run"] == "uniform") | (frame["forward_chunk"] == importance["forward_chunk"].iloc[0])]
     frame["configuration"] = frame.apply(_ratio_label, axis=1)
-    phases = [p for p in PHASES if f"time_{p}" in frame]
+    phases = [c.removeprefix("time_") for c in frame.columns if c.startswith("time_")]  # in the record's order
     milliseconds = frame.set_index("configuration")[[f"time_{p}" for p in phases]] * 1000
     milliseconds.columns = [p.replace("_", " ") for p in phases]
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -109,7 +108,7 @@ def timing_phases(per_ratio: pd.DataFrame) -> plt.Figure:
 
 
 def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: float) -> plt.Figure:
-    frame = per_ratio[per_ratio["run"] == "importance"]
+    frame = per_ratio[per_ratio["run"] == "upper_bound"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.scatterplot(x=frame["presample"], y=frame["presample_seconds"] * 1000, s=70, ax=ax, label="measured (median)")
     p = np.linspace(0, frame["presample"].max() * 1.05, 50)
@@ -123,7 +122,7 @@ def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: f
 
 
 def presample_vs_train(iterations: pd.DataFrame) -> plt.Figure:
-    frame = iterations[iterations["run"] == "importance"].copy()
+    frame = iterations[iterations["run"] == "upper_bound"].copy()
     frame["presample forward (ms)"] = frame["time_presample_forward"] * 1000
     frame["training step (ms)"] = train_step_seconds(frame) * 1000
     frame["p"] = frame["presample"].map(lambda p: f"{p:g}")

@@ -1,0 +1,107 @@
+"""What happens when importance sampling switches on: each score mode and smoothing against uniform.
+
+The default data and model (params.yaml) at lr 0.1 with the notebook's milestones [0.5, 0.75], so
+that IS switches on before the first lr drop, for several seeds. Per run: when IS first switched
+on; the largest one-epoch drop in test accuracy over the 8 epochs from then (uniform: over the same
+span of training time); the importance-weighted train loss over the 3 epochs before and the 8 from
+switch-on; the final test accuracy. Targets: weighted loss after <= before on every seed; mean IS
+drop <= mean uniform drop + 3 points.
+The budget is counted in CPU seconds of this process (`--cpu-budget`, 400 = about 200 s of wall
+time on 2 cores), so that other load on the machine shifts no run against another.
+Usage: python -m benchmarks.switch_on [--seeds 0 1 2] [--cpu-budget 400]
+       [--variants eval:0 eval:0.1 batch:0 batch:0.1]   (about 4 minutes per run on 2 CPU cores)
+"""
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from isample.experiment.config import validate
+from isample.experiment.data import load_dataset, load_prepared, subset
+from isample.experiment.train import train_run
+
+AFTER, BEFORE = 8, 3
+
+
+def default_data(params):
+    prepared = Path(f"data/prepared/{params.data.name}.pt")
+    if prepared.is_file():
+        return load_prepared(prepared)
+    data = load_dataset(params.data.name, params.data.root, params.data.download)
+    return subset(data, params.data.train_subset, params.data.test_subset)
+
+
+def largest_drop(epochs: pd.DataFrame) -> float:
+    """Largest fall of test accuracy from one epoch to the next within `epochs` (and its predecessor)."""
+    accuracy = epochs["test_accuracy"].tolist()
+    return max([accuracy[i - 1] - accuracy[i] for i in range(1, len(accuracy))] + [0.0])
+
+
+def switch_on_facts(is_epochs: pd.DataFrame, uniform_epochs: pd.DataFrame) -> dict:
+    on = is_epochs.index[is_epochs["is_iterations"] > 0]
+    facts = {"final_is": is_epochs["test_accuracy"].iloc[-1], "final_uniform": uniform_epochs["test_accuracy"].iloc[-1]}
+    if not len(on):
+        return {**facts, "switch_on_s": math.nan}
+    first = is_epochs.index.get_loc(on[0])
+    span = is_epochs.iloc[max(first - 1, 0) : first + AFTER]  # the epoch before, so the first drop counts
+    start, end = span["train_seconds"].iloc[0], span["train_seconds"].iloc[-1]
+    uniform_span = uniform_epochs[(uniform_epochs["train_seconds"] >= start) & (uniform_epochs["train_seconds"] <= end)]
+    return {
+        **facts,
+        "switch_on_s": is_epochs["train_seconds"].iloc[first],
+        "is_share_after": is_epochs["is_share"].iloc[first : first + AFTER].mean(),
+        "drop_is": largest_drop(span),
+        "drop_uniform": largest_drop(uniform_span),
+        "weighted_loss_before": is_epochs["train_loss_weighted"].iloc[max(first - BEFORE, 0) : first].mean(),
+        "weighted_loss_after": is_epochs["train_loss_weighted"].iloc[first : first + AFTER].mean(),
+        "weighted_accuracy_after": is_epochs["train_accuracy_weighted"].iloc[first : first + AFTER].mean(),
+        "plain_accuracy_after": is_epochs["train_accuracy"].iloc[first : first + AFTER].mean(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cpu-budget", type=float, default=400.0)
+    parser.add_argument("--variants", nargs="+", default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"],
+                        help="score_mode:smoothing pairs")  # fmt: skip
+    parser.add_argument("--out", default="benchmarks/switch_on.csv")
+    args = parser.parse_args()
+    raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["train"].update(budget=f"{args.cpu_budget:g}s", lr=0.1, lr_milestones=[0.5, 0.75], seeds=args.seeds)
+    base = validate(raw)
+    data = default_data(base)
+    rows = []
+    for seed in args.seeds:
+        uniform = train_run(base, data, method="uniform", seed=seed, progress=False, clock=time.process_time).epochs
+        for variant in args.variants:
+            mode, smoothing = variant.split(":")
+            raw["sampler"].update(score_mode=mode, smoothing=float(smoothing))
+            record = train_run(validate(raw), data, method="upper_bound", seed=seed, progress=False,
+                               clock=time.process_time)
+            row = {"variant": variant, "seed": seed, "status": record.status,
+                   **switch_on_facts(record.epochs, uniform)}  # fmt: skip
+            rows.append(row)
+            print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out, index=False)
+    print("\nper run:\n" + table.to_string(index=False, float_format="%.3f"))
+    summary = table.groupby("variant", sort=False).agg(
+        switch_on_s=("switch_on_s", "mean"),
+        drop_is=("drop_is", "mean"),
+        drop_uniform=("drop_uniform", "mean"),
+        loss_not_higher_on_every_seed=("weighted_loss_after",
+                                       lambda s: bool((s <= table.loc[s.index, "weighted_loss_before"]).all())),
+        final_is=("final_is", "mean"),
+        final_uniform=("final_uniform", "mean"),
+    )  # fmt: skip
+    summary["drop_target_met"] = summary["drop_is"] <= summary["drop_uniform"] + 0.03
+    print("\nmeans over seeds:\n" + summary.to_string(float_format="%.3f"))
+
+
+if __name__ == "__main__":
+    main()

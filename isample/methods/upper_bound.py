@@ -1,0 +1,218 @@
+"""upper_bound: importance sampling by the gradient-norm upper bound (Katharopoulos & Fleuret, ICML 2018).
+
+Each iteration decides whether to importance-sample (tau > tau_th). If so it draws B = p b
+examples uniformly, scores each by ||softmax(z) - onehot(y)||_2 in a forward without gradients,
+draws b of them with probability q_i = (1 - eps) g_i + eps / B (g_i = s_i / sum(s)) and weights
+each by 1 / (B q_i); otherwise it draws b examples uniformly. tau is a moving average of
+sqrt(n sum g_i^2) over scores of one mode in both branches; tau_th = 1 + a (`auto`), a being the
+measured presample time over the training-step time.
+"""
+
+import math
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from isample import costmodel
+from isample.methods.base import (
+    MOMENTUM_RULE, SCORE_MODES, SCORE_RULE, Selection, SelectionMethod, check_options, is_number, moving_average,
+    scoring_mode,
+)  # fmt: skip
+from isample.sampling import importance_draw, variance_reduction
+from isample.scores import SCORE_FUNCTIONS
+from isample.step import StepResult
+
+PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off
+PROBES = 5  # probes the estimate is the median of
+
+@dataclass(frozen=True)
+class UpperBoundOptions:
+    presample: float = 3.0  # p = B / b
+    tau_threshold: float | str = "auto"  # "auto": 1 + a from measured times; or a fixed number
+    score: str = "gnorm"
+    score_mode: str = "batch"  # batch: BatchNorm with batch statistics, as in training | eval: running statistics
+    smoothing: float = 0.0  # eps: mix the score distribution with the uniform one; weights stay <= 1 / eps
+    forward_chunk: int = 0  # examples per presample forward in eval mode (0 = all B); batch mode uses b
+    tau_momentum: float = 0.9
+    always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
+
+    def __post_init__(self):
+        check_options(self, {
+            "presample": (lambda p: is_number(p) and p >= 1, "presample ratio p must be >= 1"),
+            "tau_threshold": (lambda t: t == "auto" or (is_number(t) and t >= 0),
+                              "tau_threshold must be 'auto' or a number >= 0"),
+            "score": SCORE_RULE,
+            "score_mode": (lambda m: m in SCORE_MODES, f"score_mode must be one of {', '.join(SCORE_MODES)}"),
+            "smoothing": (lambda e: is_number(e) and 0 <= e < 1, "smoothing must be in [0, 1)"),
+            "forward_chunk": (lambda c: isinstance(c, int) and c >= 0, "forward_chunk must be >= 0 (0 = all B at once)"),
+            "tau_momentum": MOMENTUM_RULE,
+        })  # fmt: skip
+
+
+class UpperBound(SelectionMethod):
+    name = "upper_bound"
+    record_tag = "is"
+    Options = UpperBoundOptions
+    params_keys = ("presample", "sampler")
+
+    @classmethod
+    def options_from_params(cls, params: dict) -> UpperBoundOptions:
+        sampler = params["sampler"]
+        return UpperBoundOptions(
+            presample=params["presample"], tau_threshold=sampler["tau_th"], score=sampler["score"],
+            score_mode=sampler["score_mode"], smoothing=sampler["smoothing"],
+            forward_chunk=sampler["forward_chunk"], tau_momentum=sampler["tau_momentum"],
+        )  # fmt: skip
+
+    def __init__(self, context, options: UpperBoundOptions | None = None):
+        super().__init__(context, options)
+        options, b = self.options, context.batch_size
+        self.presample_size = round(options.presample * b)
+        if self.presample_size > len(context.examples):
+            raise ValueError(
+                f"presample size B = p * b = {self.presample_size} is larger than the data set ({len(context.examples)})"
+            )
+        # Batch statistics must come from batches the size of the training batch to match its forward.
+        chunk = b if options.score_mode == "batch" else options.forward_chunk or self.presample_size
+        self.chunks = max(1, round(self.presample_size / chunk))
+        self.fixed_threshold = None if options.tau_threshold == "auto" else float(options.tau_threshold)
+        self.score_function = SCORE_FUNCTIONS[options.score]
+        self.iterations = 0
+        # Smoothed phase times (seconds) behind a; "presample" is the forward of B plus scoring.
+        self.time_ema: dict[str, float | None] = {"presample": None, "forward": None, "backward": None, "step": None}
+        self._tau_step = math.nan
+        self._probes: deque[float] = deque(maxlen=PROBES)
+        self._presamples_timed = False
+        self.tau_threshold, self.a = self._threshold()
+
+    # -- scoring ----------------------------------------------------------------------------------
+
+    def presample_scores(self, x: torch.Tensor, y: torch.Tensor, chunks: int | None = None) -> torch.Tensor:
+        """Scores of every example in a forward without gradients, chunk by chunk, buffers untouched."""
+        context, timer = self.context, self.context.timer
+        scores = []
+        with scoring_mode(context.model, self.options.score_mode), torch.inference_mode():
+            for x_chunk, y_chunk in zip(x.tensor_split(chunks or self.chunks), y.tensor_split(chunks or self.chunks)):
+                with timer.phase("presample_forward"):
+                    with context.autocast():
+                        logits = context.model(x_chunk)
+                with timer.phase("scoring"):
+                    scores.append(self.score_function(logits, y_chunk))
+        with timer.phase("scoring"):
+            return torch.cat(scores)
+
+    def _due_for_probe(self) -> bool:
+        """While IS is off, `auto` prices it from probes: at the second iteration (the first one pays
+        one-off costs), then every PROBE_EVERY iterations until a real presample has been timed."""
+        if not self.context.timer.enabled or self.fixed_threshold is not None or self._presamples_timed:
+            return False
+        return self.iterations == 1 or (self.iterations > 1 and self.iterations % PROBE_EVERY == 0)
+
+    def _probe_presample_cost(self) -> None:
+        """Time one chunk's scoring forward and scale it to B. The estimate is the median of the last
+        PROBES probes, so one probe hit by other load on the machine cannot price IS out for good."""
+        chunk = math.ceil(self.presample_size / self.chunks)
+        x, y = self.context.examples.gather(torch.arange(chunk))
+        seconds = self.context.timer.seconds
+        per_chunk_before = seconds["presample_forward"] + seconds["scoring"]
+        started = time.perf_counter()
+        self.presample_scores(x, y, chunks=1)
+        total = time.perf_counter() - started
+        per_chunk = seconds["presample_forward"] + seconds["scoring"] - per_chunk_before  # forward + bound
+        # Each chunk's forward and bound are paid B / chunk times, the call's own overhead once.
+        self._probes.append(per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0))
+        self.time_ema["presample"] = statistics.median(self._probes)
+
+    # -- the threshold ----------------------------------------------------------------------------
+
+    @property
+    def k(self) -> float:
+        """Measured T / t from the training step's own forward and backward times."""
+        forward, backward = self.time_ema["forward"], self.time_ema["backward"]
+        return backward / forward if forward and backward is not None else math.nan
+
+    def _measured_a(self) -> float:
+        ema = self.time_ema
+        if ema["presample"] is None or ema["forward"] is None:
+            return math.nan
+        train_step = ema["forward"] + ema["backward"] + ema["step"]
+        return ema["presample"] / train_step if train_step > 0 else math.nan
+
+    def _threshold(self) -> tuple[float, float]:
+        a = self._measured_a()
+        if self.fixed_threshold is not None:
+            return self.fixed_threshold, a
+        if math.isnan(a):  # nothing measured yet (or timing off): the 2018 default
+            return costmodel.default_tau_threshold(self.presample_size, self.context.batch_size), a
+        return costmodel.tau_threshold(a), a
+
+    # -- the iteration ----------------------------------------------------------------------------
+
+    def select(self) -> Selection:
+        context, timer, examples = self.context, self.context.timer, self.context.examples
+        b = context.batch_size
+        if self._due_for_probe():
+            self._probe_presample_cost()
+        with timer.phase("decision"):
+            use_importance = self.options.always_importance or self.tau > self.tau_threshold
+        if not use_importance:
+            with timer.phase("draw_batch"):
+                indices = examples.draw_uniform(b)
+                x, y = examples.gather(indices)
+            return Selection(indices, None, x, y)
+        with timer.phase("draw_presample"):
+            presample_indices = examples.draw_uniform(self.presample_size)
+            x_all, y_all = examples.gather(presample_indices)
+        before = timer.seconds["presample_forward"] + timer.seconds["scoring"]
+        scores = self.presample_scores(x_all, y_all)
+        with timer.phase("draw_batch"):
+            positions, weights = importance_draw(scores, b, context.generator, self.options.smoothing)
+            device_positions = positions.to(context.device)
+            x, y = x_all[device_positions], y_all[device_positions]
+        with timer.phase("scoring"):
+            self._tau_step = variance_reduction(scores)
+        # The presample's cost, as the notebook counts it: forward of B plus the bound.
+        self._presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"] - before
+        return Selection(presample_indices[positions], weights, x, y, used_importance=True)
+
+    def observe(self, selection: Selection, result: StepResult) -> None:
+        timer, options = self.context.timer, self.options
+        if selection.used_importance:
+            tau_step = self._tau_step
+        else:  # tau from scores of the same mode as the presample's
+            if options.score_mode == "batch":
+                with timer.phase("scoring"):
+                    scores = self.score_function(result.logits, selection.targets)
+            else:
+                scores = self.presample_scores(selection.inputs, selection.targets, chunks=1)
+            with timer.phase("scoring"):
+                tau_step = variance_reduction(scores)
+        with timer.phase("threshold_update"):
+            if timer.enabled and self.iterations > 0:  # the first iteration pays one-off costs: not a time
+                self._update_time_estimates(selection.used_importance)
+            self.tau = moving_average(self.tau, tau_step, options.tau_momentum)
+            self.tau_threshold, self.a = self._threshold()
+        self.iterations += 1
+
+    def _update_time_estimates(self, used_importance: bool) -> None:
+        seconds, ema, m = self.context.timer.seconds, self.time_ema, self.options.tau_momentum
+        if used_importance:
+            ema["presample"] = moving_average(ema["presample"], self._presample_seconds, m)
+            self._presamples_timed = True
+        ema["forward"] = moving_average(ema["forward"], seconds["train_forward"], m)
+        ema["backward"] = moving_average(ema["backward"], seconds["backward"], m)
+        ema["step"] = moving_average(ema["step"], seconds["optimizer_step"], m)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "iterations": self.iterations, "time_ema": dict(self.time_ema),
+                "probes": list(self._probes), "presamples_timed": self._presamples_timed}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.iterations = state["iterations"]
+        self.time_ema = dict(state["time_ema"])
+        self._probes = deque(state["probes"], maxlen=PROBES)
+        self._presamples_timed = state["presamples_timed"]

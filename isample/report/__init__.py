@@ -1,0 +1,1 @@
+"""From .xlsx records to conclusions: reading records, facts and named rules, text, figures. No torch."""

@@ -1,0 +1,64 @@
+"""The training step, written once for every selection method: weighted loss, backward, optimizer step."""
+
+from dataclasses import dataclass
+
+import torch
+
+from isample.scores import per_example_loss
+from isample.timing import PhaseTimer
+
+
+@dataclass
+class StepResult:
+    """What the training forward computed, detached; selection methods read it for free."""
+
+    logits: torch.Tensor
+    losses: torch.Tensor  # per-example cross-entropy, float32
+    loss: torch.Tensor  # mean(w * loss): unbiased for the uniform loss when w are importance weights
+    plain_loss: torch.Tensor  # mean(loss) over the trained examples, as the notebook logged it
+    correct: torch.Tensor  # number of trained examples classified correctly
+    accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w): accuracy with the sampling bias undone
+
+
+class TrainStep:
+    """Trains on b examples with per-example loss weights (None: all 1), timing each phase."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        timer: PhaseTimer,
+        autocast_dtype: torch.dtype | None = None,
+    ):
+        self.model = model
+        self.optimizer = optimizer
+        self.timer = timer
+        self.device = next(model.parameters()).device
+        self.autocast_dtype = autocast_dtype
+
+    def autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+        )
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> StepResult:
+        timer = self.timer
+        with timer.phase("train_forward"):
+            with self.autocast():
+                logits = self.model(x)
+            losses = per_example_loss(logits, y)
+            if weights is not None:
+                weights = weights.to(self.device, non_blocking=True)
+            loss = losses.mean() if weights is None else (losses * weights).mean()
+        with timer.phase("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        with timer.phase("optimizer_step"):
+            self.optimizer.step()
+        logits = logits.detach()
+        hits = logits.argmax(dim=1) == y
+        if weights is None:
+            accuracy_weighted = hits.float().mean()
+        else:
+            accuracy_weighted = (weights * hits).sum() / weights.sum()
+        return StepResult(logits, losses.detach(), loss.detach(), losses.detach().mean(), hits.sum(), accuracy_weighted)
