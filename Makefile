@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install data run test bench
+.PHONY: install data run rerun test bench
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -19,9 +19,14 @@ data:
 	if [ -d $(SHARED_DATA) ]; then for f in $(SHARED_DATA)/*.tar.gz; do \
 		[ -e data/raw/$$(basename $$f) ] || ln -s $$(realpath $$f) data/raw/; done; fi
 
-# DVC stages call `python`: the venv's, whether or not it is activated.
+# DVC stages call `python`: the venv's, whether or not it is activated. `run` reruns only what is out
+# of date (nothing on a fresh clone: the committed results match the code and params); `rerun`
+# reruns every stage on this machine's hardware.
 run: install data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+rerun: install data
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro -f
 
 test: install data
 	$(BIN)/python -m pytest

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED_DATA, merge
-from tests.test_data import CIFAR10_CLASSES, make_archive
+from tests.experiment.test_data import CIFAR10_CLASSES, make_archive
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -81,6 +81,12 @@ def test_repro_then_presample_experiment(project):
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline results")
     before = {path: digest(path) for path in (is_record, uniform_record)}
+
+    # A fresh clone of committed results reruns nothing (what `make run` does there); `make rerun` forces it.
+    again = run(*dvc, "repro")
+    assert "Running stage" not in again.stdout and "up to date" in again.stdout, again.stdout
+    rerun = subprocess.run(["make", "-n", "rerun"], cwd=clone, capture_output=True, text=True, check=True).stdout
+    assert "dvc repro -f" in rerun
 
     experiment = run(*dvc, "exp", "run", "-S", "presample=7")
     ran = {stage for stage in ("prepare", "train_is", "train_uniform", "timing", "report")

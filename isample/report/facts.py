@@ -21,6 +21,8 @@ PROPORTIONAL_INTERCEPT = 0.1  # ...and proportional when |intercept| is at most 
 NON_MODEL_NEGLIGIBLE = 0.05  # non-model time can be ignored at most this share of an iteration
 STRONG_CORRELATION = 0.7
 PREDICTION_TOLERANCE = 0.10
+MIN_SEEDS = 2  # paired seeds needed before a difference gets a direction
+MIN_RATIOS = 2  # presample ratios needed before a line is fitted through them
 
 
 def time_to_accuracy(epochs: pd.DataFrame, target: float) -> float:
@@ -120,19 +122,32 @@ def compare_runs(is_runs: list[Run], uniform_runs: list[Run]) -> Facts:
         is_test_accuracy=float(means.loc[IMPORTANCE, "test_accuracy"]),
         uniform_test_accuracy=float(means.loc[UNIFORM, "test_accuracy"]),
     )
-    # Rule: which run ends with the higher test accuracy, and whether that beats the seed noise.
-    if len(pairs) < 2:
-        rule = "accuracy_one_seed"
-    elif low > 0:
+    uniform_epochs = pd.concat([run.epochs["train_seconds"].diff() for run in uniform_runs])
+    epoch_seconds = float(uniform_epochs.median()) if uniform_epochs.notna().any() else math.nan
+    tta = facts.tables["time_to_accuracy"]
+    facts.numbers.update(
+        epoch_seconds=epoch_seconds,
+        time_to_accuracy_is=float(tta[IMPORTANCE].mean()),
+        time_to_accuracy_uniform=float(tta[UNIFORM].mean()),
+    )
+    # Rule: regime. IS that never switched on compares two uniform runs: their gap is the noise level,
+    # and no claim about IS against uniform can be drawn.
+    share = facts.numbers["is_share"]
+    if share == 0:
+        facts.conclusions["regime"] = ("regime_off", {"gap": 100 * sum(abs(d) for d in differences) / len(differences)})
+        return facts
+    facts.conclusions["regime"] = ("regime_partial" if share < 0.5 else "regime_on", {})
+    # Rule: a direction (higher, sooner, fitted worse) needs at least MIN_SEEDS paired seeds.
+    if len(pairs) < MIN_SEEDS:
+        facts.conclusions["accuracy"] = ("one_seed", {})
+        return facts
+    if low > 0:
         rule = "accuracy_is_better"
     elif high < 0:
         rule = "accuracy_is_worse"
     else:
         rule = "accuracy_within_noise"
-    facts.conclusions["accuracy"] = (rule, {"higher": IMPORTANCE if difference > 0 else UNIFORM})
-    # Rule: regime. IS that never switched on compares two uniform runs.
-    share = facts.numbers["is_share"]
-    facts.conclusions["regime"] = ("regime_off" if share == 0 else "regime_partial" if share < 0.5 else "regime_on", {})
+    facts.conclusions["accuracy"] = (rule, {})
     # Rule: train metrics are compared with the sampling bias undone (weighted by 1 / (B q_i)); the
     # plain accuracy on hard-example batches looks like a collapse when nothing collapsed.
     is_mean, uniform_mean = means.loc[IMPORTANCE], means.loc[UNIFORM]
@@ -145,14 +160,16 @@ def compare_runs(is_runs: list[Run], uniform_runs: list[Run]) -> Facts:
         facts.conclusions["train_metrics"] = ("train_accuracy_misleading", {})
     else:
         facts.conclusions["train_metrics"] = ("train_fit_not_worse", {})
-    # Rule: time to reach the uniform run's final test accuracy.
-    tta = facts.tables["time_to_accuracy"]
-    is_time, uniform_time = tta[IMPORTANCE].mean(), tta[UNIFORM].mean()
-    facts.numbers.update(time_to_accuracy_is=is_time, time_to_accuracy_uniform=uniform_time)
-    if math.isnan(is_time):
-        facts.conclusions["time_to_accuracy"] = ("tta_never", {})
+    # Rule: time to reach the uniform run's final test accuracy; a gap under one epoch is no gap,
+    # since accuracy is only measured at epoch ends.
+    if tta[IMPORTANCE].isna().any():
+        facts.conclusions["time_to_accuracy"] = ("tta_never", {"never": int(tta[IMPORTANCE].isna().sum())})
     else:
-        facts.conclusions["time_to_accuracy"] = ("tta_faster" if is_time < uniform_time else "tta_slower", {})
+        gap = facts.numbers["time_to_accuracy_is"] - facts.numbers["time_to_accuracy_uniform"]
+        if not abs(gap) >= epoch_seconds:
+            facts.conclusions["time_to_accuracy"] = ("tta_same", {})
+        else:
+            facts.conclusions["time_to_accuracy"] = ("tta_faster" if gap < 0 else "tta_slower", {})
     return facts
 
 
@@ -214,23 +231,31 @@ def timing_facts(timing: dict[str, pd.DataFrame] | None) -> Facts:
     importance = per_ratio[per_ratio["run"] == IMPORTANCE]
     facts.tables["per_ratio"] = per_ratio
     facts.numbers.update(fit)
+    ratios = importance["presample"].nunique()
+    facts.numbers["ratios"] = ratios
     r2 = fit.get("presample_r2", math.nan)
     intercept = fit.get("presample_intercept_seconds", math.nan)
     largest = (fit.get("presample_slope_seconds_per_p", math.nan) * importance["presample"].max()) + intercept
-    if not r2 >= LINEAR_R2:
+    # Rule: a line through presample times needs MIN_RATIOS ratios; with fewer there is no fit to judge.
+    if ratios < MIN_RATIOS:
+        rule = "fit_one_ratio"
+    elif not r2 >= LINEAR_R2:
         rule = "presample_not_linear"
     elif abs(intercept) <= PROPORTIONAL_INTERCEPT * abs(largest):
         rule = "presample_proportional"
     else:
         rule = "presample_linear_offset"
-    facts.conclusions["fit"] = (rule, {})
+    facts.conclusions["fit"] = (rule, {"p": ", ".join(f"{p:g}" for p in sorted(importance["presample"].unique()))})
     worst = float(importance["non_model_share"].max())
     facts.numbers["non_model_share_worst"] = worst
     facts.conclusions["non_model"] = ("non_model_negligible" if worst <= NON_MODEL_NEGLIGIBLE else "non_model_large", {})
     correlation = fit.get("presample_train_step_correlation", math.nan)
-    facts.conclusions["correlation"] = (
-        "passes_correlated" if correlation >= STRONG_CORRELATION else "passes_not_correlated", {}
-    )
+    if math.isnan(correlation):  # fewer than three iterations per ratio, or no spread in them
+        facts.conclusions["correlation"] = ("passes_no_correlation", {})
+    else:
+        facts.conclusions["correlation"] = (
+            "passes_correlated" if correlation >= STRONG_CORRELATION else "passes_not_correlated", {}
+        )
     error = float(importance["prediction_error"].abs().max())
     facts.numbers["prediction_error_worst"] = error
     facts.conclusions["prediction"] = (

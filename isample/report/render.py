@@ -101,6 +101,7 @@ def comparison_section(text: dict, is_runs: list[Run], uniform_runs: list[Run], 
             "share": numbers["is_share"],
             "tta_is": numbers["time_to_accuracy_is"],
             "tta_uniform": numbers["time_to_accuracy_uniform"],
+            "epoch": numbers["epoch_seconds"],
         }
         ci = text["ci"].format(**values) if n > 1 else ""
         out += [text["difference"].format(ci=ci, **values), "", text["conclusion"], ""]
@@ -124,10 +125,11 @@ def activation_section(text: dict, is_runs: list[Run], figures: dict) -> tuple[l
             out += [_table(text["cols_milestones"], rows), ""]
         first_on = activation.numbers["first_on_seconds"]
         off = activation.numbers["switched_off_seconds"]
-        out += [text["first_on"].format(
-            times=", ".join(text["never"] if math.isnan(t) else f"{t:.0f}" for t in first_on),
-            off="; ".join(", ".join(f"{t:.0f} s" for t in seconds) or "-" for seconds in off),
-        ), ""]  # fmt: skip
+        seeds = [run.seed for run in is_runs]
+        times = [text["never_seed"].format(seed=seed) if math.isnan(t) else text["first_on_seed"].format(time=f"{t:.0f}", seed=seed)
+                 for t, seed in zip(first_on, seeds)]  # fmt: skip
+        off = "; ".join(", ".join(f"{t:.0f} s" for t in seconds) or "-" for seconds in off)
+        out += [text["first_on"].format(times=", ".join(times), off=off), ""]
         out += [text["conclusion"], ""] + _conclude(text, activation, {}) + [""]
         metrics["activation"] = {"first_on_seconds": [None if math.isnan(t) else t for t in first_on],
                                  "sharp_change_at_lr": activation.conclusions["lr"][0] == "lr_affects_is"}  # fmt: skip
@@ -167,7 +169,11 @@ def cost_section(text: dict, timing: dict[str, pd.DataFrame] | None, figures: di
             "worst": n["non_model_share_worst"],
             "error": n["prediction_error_worst"],
         }
-        out += [_table(text["cols_timing"], rows), "", text["model_note"], "", text["fit"].format(**values), ""]
+        out += [_table(text["cols_timing"], rows), "", text["model_note"], ""]
+        if cost.conclusions["fit"][0] != "fit_one_ratio":
+            out += [text["fit"].format(**values), ""]
+        if not math.isnan(values["corr"]):
+            out += [text["correlation"].format(**values), ""]
         out += [text["conclusion"], ""] + _conclude(text, cost, values) + [""]
         metrics["timing"] = {key: (None if isinstance(v, float) and math.isnan(v) else float(v))
                              for key, v in n.items() if isinstance(v, (int, float))}  # fmt: skip

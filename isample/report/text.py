@@ -1,8 +1,8 @@
 """The report's words: every rule of `isample.report.facts` in English and Chinese, one set of keys."""
 
 from isample.report.facts import (
-    LINEAR_R2, MIN_SHARE, NON_MODEL_NEGLIGIBLE, PREDICTION_TOLERANCE, PROPORTIONAL_INTERCEPT, SHARP_CHANGE,
-    STRONG_CORRELATION,
+    LINEAR_R2, MIN_RATIOS, MIN_SEEDS, MIN_SHARE, NON_MODEL_NEGLIGIBLE, PREDICTION_TOLERANCE, PROPORTIONAL_INTERCEPT,
+    SHARP_CHANGE, STRONG_CORRELATION,
 )  # fmt: skip
 
 TEXT = {
@@ -34,30 +34,36 @@ TEXT = {
                       "accuracy weight each example by 1 / (B q_i), undoing that bias.",
         "cols_milestones": ["seed", "lr before", "lr after", "at (s)", "IS share before", "IS share after",
                             "sharp change"],
-        "first_on": "IS first switched on at: {times} s of training (seed order); switched off again at: {off}.",
+        "first_on": "IS first switched on at: {times}; switched off again at: {off}.",
+        "first_on_seed": "{time} s (seed {seed})", "never_seed": "never (seed {seed})",
         "never": "never",
         "cols_timing": ["configuration", "iteration (ms)", "presample (ms)", "train step (ms)", "a",
                         "a / p", "notebook a / p", "k = T/t", "predicted (ms)", "error", "u", "tau_th = 1 + a",
                         "non-model share (IQR)"],
-        "fit": "Presample time = {slope:.2f} ms x p {intercept:+.2f} ms (R² = {r2:.3f}); correlation of presample "
-               "and training-step times across the iterations of a ratio (median over ratios) r = {corr:.2f}.",
+        "fit": "Presample time = {slope:.2f} ms x p {intercept:+.2f} ms (R² = {r2:.3f}).",
+        "correlation": "Correlation of presample and training-step times across the iterations of a ratio (median "
+                       "over ratios): r = {corr:.2f}.",
         "model_note": "t and T are the training step's forward and backward time per example, k = T / t; a is the "
                       "measured presample time over the training-step time; predicted = (p + 1 + k) b t; "
                       "u = (p + k + 1) / (p (1 + k)) is the speed-up against full-batch GD.",
-        "accuracy_one_seed": "Importance sampling ends with {diff:+.2f} points of test accuracy against uniform, "
-                             "{higher_text} higher; with one seed this cannot be told from noise (list several "
-                             "seeds in train.seeds).",
+        "one_seed": "One seed: no direction is drawn from test accuracy, time to accuracy or train metrics, since "
+                    "the difference between two seeds of the same method can be as large (the figures show this one "
+                    "seed). For a finding, run several seeds: `dvc exp run -S 'train.seeds=[0,1,2]'`.",
         "accuracy_is_better": "Importance sampling ends with higher test accuracy than uniform, by {diff:+.2f} "
                               "points; the 95% interval [{low:+.2f}, {high:+.2f}] excludes zero, so the difference "
                               "is larger than the seed noise.",
         "accuracy_is_worse": "Importance sampling ends with lower test accuracy than uniform, by {diff:+.2f} points; "
                              "the 95% interval [{low:+.2f}, {high:+.2f}] excludes zero, so the difference is larger "
                              "than the seed noise.",
-        "accuracy_within_noise": "The final test accuracies differ by {diff:+.2f} points, {higher_text} higher, but "
-                                 "the 95% interval [{low:+.2f}, {high:+.2f}] includes zero: within the seed noise.",
+        "accuracy_within_noise": "The final test accuracies differ by {diff:+.2f} points, but the 95% interval "
+                                 "[{low:+.2f}, {high:+.2f}] includes zero: importance sampling and uniform cannot be "
+                                 "told apart at this number of seeds.",
         "higher_upper_bound": "importance sampling", "higher_uniform": "uniform",
-        "regime_off": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so this "
-                      "comparison shows noise, not importance sampling.",
+        "regime_off": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so no claim "
+                      "about importance sampling against uniform is drawn. The two uniform runs ended {gap:.2f} "
+                      "points of test accuracy apart: that is the noise level of this setting. IS switches on once "
+                      "the training set is well fitted: give it a longer `train.budget` or earlier "
+                      "`train.lr_milestones`.",
         "regime_partial": "IS was on in {share:.1%} of the iterations: the run compares partly importance-sampled "
                           "training with uniform.",
         "regime_on": "IS was on in {share:.1%} of the iterations.",
@@ -70,7 +76,9 @@ TEXT = {
         "train_fit_not_worse": "With the sampling bias undone, IS fitted the training set no worse than uniform.",
         "runs_diverged": "Diverged (loss or scores became NaN or infinite): {diverged_text}. No accuracy conclusion "
                          "is drawn from a diverged run; that it diverged is the result.",
-        "tta_never": "IS never reached the uniform run's final test accuracy.",
+        "tta_never": "IS did not reach the uniform run's final test accuracy within its budget on {never} seed(s).",
+        "tta_same": "IS and uniform reached the uniform run's final test accuracy within one epoch's training time "
+                    "of each other ({tta_is:.0f} s and {tta_uniform:.0f} s; an epoch takes {epoch:.0f} s): the same.",
         "tta_faster": "IS reached the uniform run's final test accuracy after {tta_is:.0f} s, uniform after "
                       "{tta_uniform:.0f} s: IS got there sooner.",
         "tta_slower": "IS reached the uniform run's final test accuracy after {tta_is:.0f} s, uniform after "
@@ -88,6 +96,9 @@ TEXT = {
                                    "{intercept:+.2f} ms per iteration.",
         "presample_not_linear": "Presample time is not linear in p (R² = {r2:.3f}): the measurement is too noisy "
                                 "or the hardware is not saturated.",
+        "fit_one_ratio": "Only one presample ratio was measured (p = {p}): no line is fitted and nothing is said about "
+                         "how presample time grows with p. Measure several: `dvc exp run -S "
+                         "'timing.presamples=[2,3,5,7]'`.",
         "non_model_negligible": "Non-model time is at most {worst:.1%} of an IS iteration at every ratio: it can be "
                                 "ignored (notebook, experiment 7).",
         "non_model_large": "Non-model time reaches {worst:.1%} of an IS iteration: it is not negligible (notebook, "
@@ -95,24 +106,28 @@ TEXT = {
         "passes_correlated": "The presample forward and training-step times move together (r = {corr:.2f}).",
         "passes_not_correlated": "The presample forward and training-step times are not strongly correlated "
                                  "(r = {corr:.2f}).",
+        "passes_no_correlation": "Too few measured iterations per ratio to correlate presample and training-step "
+                                 "times: raise `timing.iterations`.",
         "cost_model_accurate": "The cost model (p + 1 + k) b t predicts the iteration time within {error:.0%} at "
                                "every ratio.",
         "cost_model_off": "The cost model (p + 1 + k) b t misses the measured iteration time by up to {error:.0%} "
                           "(error column): it prices the B presample forwards at the training forward's cost t "
                           "per example, which a forward without gradients on large batches need not match.",
         "rule_list": [
-            "Accuracy: the mean over seeds of IS minus uniform final test accuracy; with two or more seeds a "
-            "Student-t 95% interval of the paired differences decides whether it exceeds the noise.",
-            "Regime: the share of IS iterations over the whole run (0: never on; below 50%: partly).",
+            f"Accuracy: the mean over seeds of IS minus uniform final test accuracy; a direction needs at least "
+            f"{MIN_SEEDS} paired seeds, and a Student-t 95% interval of the paired differences that excludes zero.",
+            "Regime: the share of IS iterations over the whole run (0: never on, and then no IS-versus-uniform claim "
+            "at all; below 50%: partly).",
             "Train metrics: compared with the sampling bias undone; IS fitted worse when its weighted train accuracy "
             "is lower and its unbiased train loss higher than uniform's.",
             "Divergence: a run whose loss or scores became NaN or infinite is shown as diverged and no accuracy "
             "conclusion is drawn from it.",
-            "Time to accuracy: first epoch end at which a run reaches the uniform run's final test accuracy.",
+            "Time to accuracy: first epoch end at which a run reaches the uniform run's final test accuracy; mean "
+            "times less than one epoch's training time apart are the same.",
             f"Learning rate: an lr change counts when the IS share moves by more than {SHARP_CHANGE:.0%} of the "
             f"larger of the shares before and after it, that larger share being at least {MIN_SHARE:.0%}.",
-            f"Presample time: linear when R² >= {LINEAR_R2}; proportional when also |intercept| <= "
-            f"{PROPORTIONAL_INTERCEPT:.0%} of the time at the largest p.",
+            f"Presample time: fitted only over at least {MIN_RATIOS} ratios; linear when R² >= {LINEAR_R2}; "
+            f"proportional when also |intercept| <= {PROPORTIONAL_INTERCEPT:.0%} of the time at the largest p.",
             f"Non-model time: negligible when at most {NON_MODEL_NEGLIGIBLE:.0%} of the median IS iteration at "
             "every ratio.",
             f"Cost model: accurate when within {PREDICTION_TOLERANCE:.0%} at every ratio; correlation strong at "
@@ -144,24 +159,27 @@ TEXT = {
         "train_note": "训练准确率和损失在实际训练的批次上测得（即笔记记录的量，对重要性采样偏向难样本）；"
                       "无偏训练损失和加权训练准确率对每个样本按 1 / (B q_i) 加权，消除这一偏差。",
         "cols_milestones": ["种子", "变化前学习率", "变化后学习率", "时间 (s)", "变化前占比", "变化后占比", "剧烈变化"],
-        "first_on": "重要性采样首次启用于训练的 {times} s（按种子顺序）；再次关闭于：{off}。",
+        "first_on": "重要性采样首次启用于：{times}；再次关闭于：{off}。",
+        "first_on_seed": "{time} s（种子 {seed}）", "never_seed": "从未（种子 {seed}）",
         "never": "从未",
         "cols_timing": ["配置", "迭代 (ms)", "预采样 (ms)", "训练步 (ms)", "a", "a / p", "笔记 a / p", "k = T/t",
                         "预测 (ms)", "误差", "u", "tau_th = 1 + a", "非模型时间占比 (IQR)"],
-        "fit": "预采样时间 = {slope:.2f} ms x p {intercept:+.2f} ms（R² = {r2:.3f}）；同一比例各迭代中预采样与训练步"
-               "时间的相关系数（各比例的中位数）r = {corr:.2f}。",
+        "fit": "预采样时间 = {slope:.2f} ms x p {intercept:+.2f} ms（R² = {r2:.3f}）。",
+        "correlation": "同一比例各迭代中预采样与训练步时间的相关系数（各比例的中位数）：r = {corr:.2f}。",
         "model_note": "t 和 T 是训练步中每个样本的前向和反向时间，k = T / t；a 是测得的预采样时间与训练步时间之比；"
                       "预测 = (p + 1 + k) b t；u = (p + k + 1) / (p (1 + k)) 是相对全批量梯度下降的加速比。",
-        "accuracy_one_seed": "重要性采样的最终测试准确率比均匀采样高 {diff:+.2f} 个百分点（{higher_text}更高）；"
-                             "只有一个种子，无法与噪声区分（在 train.seeds 中列出多个种子）。",
+        "one_seed": "只有一个种子：不从测试准确率、达到准确率的时间或训练指标得出方向，因为同一方法两个种子之间的差异"
+                    "可能同样大（图中为这一个种子）。要得出结论，请运行多个种子：`dvc exp run -S 'train.seeds=[0,1,2]'`。",
         "accuracy_is_better": "重要性采样的最终测试准确率高于均匀采样 {diff:+.2f} 个百分点；95% 区间 "
                               "[{low:+.2f}, {high:+.2f}] 不含零，差异大于种子噪声。",
         "accuracy_is_worse": "重要性采样的最终测试准确率低于均匀采样 {diff:+.2f} 个百分点；95% 区间 "
                              "[{low:+.2f}, {high:+.2f}] 不含零，差异大于种子噪声。",
-        "accuracy_within_noise": "最终测试准确率相差 {diff:+.2f} 个百分点（{higher_text}更高），但 95% 区间 "
-                                 "[{low:+.2f}, {high:+.2f}] 包含零：在种子噪声之内。",
+        "accuracy_within_noise": "最终测试准确率相差 {diff:+.2f} 个百分点，但 95% 区间 [{low:+.2f}, {high:+.2f}] "
+                                 "包含零：在这个种子数下无法区分重要性采样与均匀采样。",
         "higher_upper_bound": "重要性采样", "higher_uniform": "均匀采样",
-        "regime_off": "重要性采样从未启用（tau 一直低于 tau_th）：两次运行都是均匀 SGD，此对比只反映噪声。",
+        "regime_off": "重要性采样从未启用（tau 始终未超过 tau_th）：两次运行都是均匀 SGD，因此不得出重要性采样与均匀采样"
+                      "对比的结论。两次均匀运行的最终测试准确率相差 {gap:.2f} 个百分点：这就是该设置下的噪声水平。训练集"
+                      "拟合得足够好时重要性采样才会启用：可增加 `train.budget` 或提前 `train.lr_milestones`。",
         "regime_partial": "重要性采样在 {share:.1%} 的迭代中启用：部分迭代使用了重要性采样。",
         "regime_on": "重要性采样在 {share:.1%} 的迭代中启用。",
         "train_accuracy_misleading": "重要性采样在采样样本上的训练准确率低于均匀采样，但消除采样偏差后（加权准确率"
@@ -170,7 +188,9 @@ TEXT = {
         "train_fit_not_worse": "消除采样偏差后，重要性采样对训练集的拟合不比均匀采样差。",
         "runs_diverged": "发散（损失或分数变为 NaN 或无穷大）：{diverged_text}。不从发散的运行得出准确率结论；"
                          "发散本身就是结果。",
-        "tta_never": "重要性采样从未达到均匀采样的最终测试准确率。",
+        "tta_never": "在 {never} 个种子上，重要性采样在预算内未达到均匀采样的最终测试准确率。",
+        "tta_same": "重要性采样与均匀采样达到均匀采样最终测试准确率的时间相差不到一轮训练时间（{tta_is:.0f} s 与 "
+                    "{tta_uniform:.0f} s；一轮需 {epoch:.0f} s）：相同。",
         "tta_faster": "重要性采样在 {tta_is:.0f} s 达到均匀采样的最终测试准确率，均匀采样在 {tta_uniform:.0f} s："
                       "重要性采样更快。",
         "tta_slower": "重要性采样在 {tta_is:.0f} s 达到均匀采样的最终测试准确率，均匀采样在 {tta_uniform:.0f} s："
@@ -184,24 +204,28 @@ TEXT = {
                                   "成立；更小的 p 使重要性采样更便宜。",
         "presample_linear_offset": "预采样时间与 p 成线性关系（R² = {r2:.3f}），每次迭代有 {intercept:+.2f} ms 的固定开销。",
         "presample_not_linear": "预采样时间与 p 不成线性关系（R² = {r2:.3f}）：测量噪声过大或硬件未饱和。",
+        "fit_one_ratio": "只测量了一个预采样比例（p = {p}）：不拟合直线，也不判断预采样时间如何随 p 增长。请测量多个："
+                         "`dvc exp run -S 'timing.presamples=[2,3,5,7]'`。",
         "non_model_negligible": "在每个比例下，非模型时间最多占重要性采样迭代的 {worst:.1%}：可以忽略（笔记实验 7）。",
         "non_model_large": "非模型时间最多占重要性采样迭代的 {worst:.1%}：不可忽略（笔记实验 6）。",
         "passes_correlated": "预采样前向与训练步时间同步变化（r = {corr:.2f}）。",
         "passes_not_correlated": "预采样前向与训练步时间没有强相关（r = {corr:.2f}）。",
+        "passes_no_correlation": "每个比例测得的迭代太少，无法计算预采样与训练步时间的相关性：请增加 `timing.iterations`。",
         "cost_model_accurate": "代价模型 (p + 1 + k) b t 在每个比例下对迭代时间的预测误差都在 {error:.0%} 以内。",
         "cost_model_off": "代价模型 (p + 1 + k) b t 与实测迭代时间最多相差 {error:.0%}（见误差列）：它按训练前向的"
                           "每样本时间 t 计算 B 个预采样前向，而无梯度的大批量前向不一定与之相同。",
         "rule_list": [
-            "准确率：各种子上重要性采样与均匀采样最终测试准确率之差的均值；有两个以上种子时，用配对差值的 "
-            "Student-t 95% 区间判断是否超过噪声。",
-            "状态：整个运行中重要性采样迭代的占比（0：从未启用；低于 50%：部分启用）。",
+            f"准确率：各种子上重要性采样与均匀采样最终测试准确率之差的均值；得出方向至少需要 {MIN_SEEDS} 个配对种子，"
+            "且配对差值的 Student-t 95% 区间不含零。",
+            "状态：整个运行中重要性采样迭代的占比（0：从未启用，此时不作任何对比结论；低于 50%：部分启用）。",
             "训练指标：在消除采样偏差后比较；加权训练准确率更低且无偏训练损失更高时，重要性采样拟合更差。",
             "发散：损失或分数变为 NaN 或无穷大的运行标为发散，不从中得出准确率结论。",
-            "达到准确率的时间：运行首次在某轮结束时达到均匀采样最终测试准确率的训练时间。",
+            "达到准确率的时间：运行首次在某轮结束时达到均匀采样最终测试准确率的训练时间；平均时间相差不到一轮训练"
+            "时间即视为相同。",
             f"学习率：若某次学习率变化前后重要性采样占比之差超过两者中较大者的 {SHARP_CHANGE:.0%}，且较大者至少为 "
             f"{MIN_SHARE:.0%}，则计为剧烈变化。",
-            f"预采样时间：R² >= {LINEAR_R2} 时为线性；若截距绝对值不超过最大 p 处时间的 "
-            f"{PROPORTIONAL_INTERCEPT:.0%}，则为成正比。",
+            f"预采样时间：至少 {MIN_RATIOS} 个比例时才拟合；R² >= {LINEAR_R2} 时为线性；若截距绝对值不超过最大 p 处"
+            f"时间的 {PROPORTIONAL_INTERCEPT:.0%}，则为成正比。",
             f"非模型时间：在每个比例下不超过重要性采样迭代中位时间的 {NON_MODEL_NEGLIGIBLE:.0%} 时可忽略。",
             f"代价模型：每个比例下误差在 {PREDICTION_TOLERANCE:.0%} 以内为准确；r >= {STRONG_CORRELATION} 为强相关。",
         ],

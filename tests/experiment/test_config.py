@@ -1,13 +1,10 @@
-from pathlib import Path
 
 import pytest
 import yaml
 
 from isample.experiment.config import ConfigError, parse_duration, validate
 from isample.methods import UpperBoundOptions
-from tests.conftest import raw_params
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO, raw_params
 
 
 def test_repository_params_are_valid():

@@ -38,30 +38,37 @@ def run(method, seed, frame, status="completed"):
 
 
 def pairs(is_accuracies, uniform_accuracies, **is_kwargs):
+    is_kwargs.setdefault("is_share_by_lr", (0.0, 0.6, 0.6))  # IS switched on at the first lr drop
     is_runs = [run("upper_bound", s, epochs(a, **is_kwargs)) for s, a in enumerate(is_accuracies)]
     uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate(uniform_accuracies)]
     return is_runs, uniform_runs
 
 
-def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.02):
+def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.02, ratios=(2.0, 3.0, 5.0, 7.0),
+                  correlation=0.8):
+    """A timing record as the timing stage writes it; with one ratio the fit is nan, as least_squares gives."""
     rng = np.random.default_rng(0)
-    ratios = [2.0, 3.0, 5.0, 7.0]
+    ratios = list(ratios)
     presample_seconds = [slope * p + intercept + rng.normal(0, noise) for p in ratios]
     per_ratio = pd.DataFrame({
-        "run": ["uniform"] + ["upper_bound"] * 4, "presample": [np.nan] + ratios, "forward_chunk": 0,
+        "run": ["uniform"] + ["upper_bound"] * len(ratios), "presample": [np.nan] + ratios, "forward_chunk": 0,
         "measured_seconds": [0.1] + [0.1 + s for s in presample_seconds],
         "presample_seconds": [np.nan] + presample_seconds, "train_step_seconds": 0.1,
         "a": [np.nan] + [s / 0.1 for s in presample_seconds], "a_per_p": [np.nan] + [s / 0.1 / p for s, p in zip(presample_seconds, ratios)],
-        "k": 2.0, "t": 3e-4, "predicted_seconds": 0.1, "prediction_error": error, "speedup_u": [np.nan, 0.83, 0.78, 0.73, 0.71],
+        "k": 2.0, "t": 3e-4, "predicted_seconds": 0.1, "prediction_error": error,
+        "speedup_u": [np.nan] + [0.8] * len(ratios),
         "non_model_share": non_model, "non_model_share_iqr": 0.001, "tau_th": [np.nan] + [1 + s / 0.1 for s in presample_seconds],
         **{f"time_{p}": 0.01 for p in PHASES},
     })  # fmt: skip
-    slope_fit, intercept_fit = np.polyfit(ratios, presample_seconds, 1)
-    residual = np.array(presample_seconds) - (slope_fit * np.array(ratios) + intercept_fit)
-    r2 = 1 - (residual**2).sum() / ((np.array(presample_seconds) - np.mean(presample_seconds)) ** 2).sum()
+    if len(ratios) > 1:
+        slope_fit, intercept_fit = np.polyfit(ratios, presample_seconds, 1)
+        residual = np.array(presample_seconds) - (slope_fit * np.array(ratios) + intercept_fit)
+        r2 = 1 - (residual**2).sum() / ((np.array(presample_seconds) - np.mean(presample_seconds)) ** 2).sum()
+    else:
+        slope_fit = intercept_fit = r2 = np.nan
     fit = pd.DataFrame({"metric": ["presample_slope_seconds_per_p", "presample_intercept_seconds", "presample_r2",
                                    "presample_train_step_correlation"],
-                        "value": [slope_fit, intercept_fit, r2, 0.8]})  # fmt: skip
+                        "value": [slope_fit, intercept_fit, r2, correlation]})  # fmt: skip
     iterations = pd.DataFrame({
         "run": "upper_bound", "presample": np.repeat(ratios, 3), "total_seconds": 0.2, "time_presample_forward": 0.05,
         "time_train_forward": 0.03, "time_backward": 0.06, "time_optimizer_step": 0.01,
@@ -75,7 +82,7 @@ def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.
         ([0.62, 0.63, 0.61], [0.60, 0.60, 0.59], "accuracy_is_better"),
         ([0.58, 0.57, 0.56], [0.60, 0.60, 0.59], "accuracy_is_worse"),
         ([0.62, 0.58, 0.60], [0.60, 0.60, 0.59], "accuracy_within_noise"),
-        ([0.62], [0.60], "accuracy_one_seed"),
+        ([0.62], [0.60], "one_seed"),
     ],
 )
 def test_accuracy_conclusion_follows_the_numbers(is_accuracies, uniform_accuracies, rule):
@@ -85,11 +92,12 @@ def test_accuracy_conclusion_follows_the_numbers(is_accuracies, uniform_accuraci
 
 def test_train_metric_conclusion_compares_with_the_sampling_bias_undone():
     # Plain accuracy on hard-example batches is low, the weighted one is not: nothing collapsed.
-    misleading = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_accuracy=0.92, weighted_loss=0.2))
+    misleading = compare_runs(*pairs([0.6, 0.6], [0.6, 0.6], train_accuracy=0.7, weighted_accuracy=0.92,
+                                     weighted_loss=0.2))  # fmt: skip
     assert misleading.conclusions["train_metrics"][0] == "train_accuracy_misleading"
-    worse = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.7, weighted_accuracy=0.8, weighted_loss=0.5))
+    worse = compare_runs(*pairs([0.6, 0.6], [0.6, 0.6], train_accuracy=0.7, weighted_accuracy=0.8, weighted_loss=0.5))
     assert worse.conclusions["train_metrics"][0] == "train_fit_worse"
-    fine = compare_runs(*pairs([0.6], [0.6], train_accuracy=0.95))
+    fine = compare_runs(*pairs([0.6, 0.6], [0.6, 0.6], train_accuracy=0.95))
     assert fine.conclusions["train_metrics"][0] == "train_fit_not_worse"
 
 
@@ -108,12 +116,15 @@ def test_a_diverged_run_gets_no_accuracy_conclusion_in_either_language():
 
 
 def test_regime_and_time_to_accuracy():
-    facts = compare_runs(*pairs([0.7], [0.6], is_share_by_lr=(0.0, 0.0, 1.0)))
+    facts = compare_runs(*pairs([0.7, 0.7], [0.6, 0.6], is_share_by_lr=(0.0, 0.0, 1.0)))
     assert facts.conclusions["regime"][0] == "regime_partial"
     assert facts.conclusions["time_to_accuracy"][0] == "tta_faster"
-    off = compare_runs(*pairs([0.5], [0.6]))
-    assert off.conclusions["regime"][0] == "regime_off"
-    assert off.conclusions["time_to_accuracy"][0] == "tta_never"
+    never = compare_runs(*pairs([0.5, 0.5], [0.6, 0.6]))
+    assert never.conclusions["time_to_accuracy"] == ("tta_never", {"never": 2})
+    same = compare_runs(*pairs([0.605, 0.605], [0.6, 0.6]))  # reaches it 10 s sooner, an epoch lasts 10 s
+    assert same.conclusions["time_to_accuracy"][0] == "tta_same"
+    off = compare_runs(*pairs([0.5, 0.55], [0.6, 0.6], is_share_by_lr=(0.0, 0.0, 0.0)))
+    assert off.conclusions == {"regime": ("regime_off", {"gap": pytest.approx(7.5)})}  # no IS-vs-uniform claim
     assert time_to_accuracy(epochs(0.6), 0.6) == 120
 
 
