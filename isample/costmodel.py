@@ -1,7 +1,13 @@
-"""The lab notebook's cost model of one importance-sampling iteration.
+"""Two cost models of one importance-sampling iteration, side by side.
 
-Forward time per example t, backward T = k t, presample ratio p = B / b, and
-a = (B's forward time) / (b's forward + backward time) = p / (1 + k).
+The lab notebook's: forward time per example t, backward T = k t, presample ratio p = B / b,
+a = (B's forward time) / (b's forward + backward time) = p / (1 + k), iteration (p + 1 + k) b t.
+It prices a presample forward (no autograd, in chunks) at the training forward's t.
+
+The measured one: the presample forward's own per-example time t_p and the bound's per-example
+scoring time t_s, so a = p (t_p + t_s) / (t + T) and an iteration takes
+p b (t_p + t_s) + b (t + T) + the optimizer step + the non-model time of a training iteration.
+The online threshold tau_th = 1 + a uses this a, measured as presample time over training-step time.
 """
 
 
@@ -45,3 +51,16 @@ def speedup_vs_full_batch(p: float, k: float) -> float:
     _positive("p", p)
     _positive("1 + k", 1 + k)
     return (p + k + 1.0) / (p * (1.0 + k))
+
+
+def measured_ratio(p: float, t_p: float, t_s: float, t: float, big_t: float) -> float:
+    """a = p (t_p + t_s) / (t + T): the presample's cost in training steps, from measured rates."""
+    _positive("t + T", t + big_t)
+    return p * (t_p + t_s) / (t + big_t)
+
+
+def measured_iteration_time(
+    p: float, b: int, t_p: float, t_s: float, t: float, big_t: float, step: float = 0.0, non_model: float = 0.0
+) -> float:
+    """p b (t_p + t_s) + b (t + T) + step + non_model: the measured model of one IS iteration."""
+    return p * b * (t_p + t_s) + b * (t + big_t) + step + non_model

@@ -36,3 +36,16 @@ def test_threshold_is_one_plus_a_and_with_k_2_matches_default():
 def test_invalid_values_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_measured_model_adds_the_presample_at_its_own_rate():
+    # t_p = t / 3 (no autograd, chunked), t_s small: a far below the notebook's p / (1 + k).
+    t, big_t, t_p, t_s = 1e-3, 2e-3, 1e-3 / 3, 1e-5
+    a = costmodel.measured_ratio(3, t_p, t_s, t, big_t)
+    assert a == pytest.approx(3 * (t_p + t_s) / (t + big_t))
+    assert a < costmodel.ratio_from_k(3, big_t / t)
+    predicted = costmodel.measured_iteration_time(3, 128, t_p, t_s, t, big_t, step=0.004, non_model=0.002)
+    assert predicted == pytest.approx(3 * 128 * (t_p + t_s) + 128 * (t + big_t) + 0.006)
+    # With t_p = t and no scoring, step or non-model time it is the notebook's (p + 1 + k) b t.
+    assert costmodel.measured_iteration_time(3, 128, t, 0, t, big_t) == pytest.approx(
+        costmodel.iteration_time(3, big_t / t, 128, t))

@@ -163,8 +163,37 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
         else:
             predicted = (1 + k) * batch_size * t  # uniform SGD: b (t + T)
             row.update(predicted_seconds=predicted, prediction_error=predicted / measured - 1)
+        if run == IMPORTANCE:
+            examples = round(presample * batch_size)
+            row.update(t_p=group["time_presample_forward"].median() / examples,
+                       t_s=group["time_scoring"].median() / examples)  # fmt: skip
+        row["non_model_seconds"] = group["non_model_seconds"].median() if "non_model_seconds" in group else math.nan
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _predict_from_measured_rates(pd.DataFrame(rows), batch_size)
+
+
+def _predict_from_measured_rates(per_ratio: pd.DataFrame, batch_size: int) -> pd.DataFrame:
+    """The measured cost model's prediction of every configuration from rates pooled over all of them:
+    t_p and t_s (medians over the IS configurations), and t, T, the optimizer step and the non-model
+    time of the uniform iteration. Each ratio is thus predicted, not read back from its own times."""
+    uniform = per_ratio[per_ratio["run"] == UNIFORM]
+    importance = per_ratio["run"] == IMPORTANCE
+    if uniform.empty:
+        return per_ratio
+    base = uniform.iloc[0]
+    t_p = float(per_ratio.loc[importance, "t_p"].median()) if importance.any() else 0.0
+    t_s = float(per_ratio.loc[importance, "t_s"].median()) if importance.any() else 0.0
+    p = per_ratio["presample"].where(importance, 0.0)
+    per_ratio["predicted_seconds_measured"] = [
+        costmodel.measured_iteration_time(ratio, batch_size, t_p, t_s, base["t"], base["T"],
+                                          base["time_optimizer_step"], base["non_model_seconds"])
+        for ratio in p
+    ]  # fmt: skip
+    per_ratio["prediction_error_measured"] = per_ratio["predicted_seconds_measured"] / per_ratio["measured_seconds"] - 1
+    per_ratio.loc[importance, "a_measured_model"] = [
+        costmodel.measured_ratio(ratio, t_p, t_s, base["t"], base["T"]) for ratio in p[importance]
+    ]
+    return per_ratio
 
 
 def least_squares(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
@@ -204,5 +233,7 @@ def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
         "non_model_share_median": float(per_ratio["non_model_share"].median()),
         "non_model_share_worst_ratio": float(importance["non_model_share"].max()),
         "prediction_error_worst": float(importance["prediction_error"].abs().max()),
+        "prediction_error_measured_worst": float(importance["prediction_error_measured"].abs().max())
+        if "prediction_error_measured" in importance else math.nan,
     }
     return pd.DataFrame({"metric": list(values), "value": list(values.values())})

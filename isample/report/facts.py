@@ -258,7 +258,15 @@ def timing_facts(timing: dict[str, pd.DataFrame] | None) -> Facts:
         )
     error = float(importance["prediction_error"].abs().max())
     facts.numbers["prediction_error_worst"] = error
-    facts.conclusions["prediction"] = (
-        "cost_model_accurate" if error <= PREDICTION_TOLERANCE else "cost_model_off", {}
-    )
+    measured = importance["prediction_error_measured"] if "prediction_error_measured" in importance else None
+    if measured is None or measured.isna().all():  # a record from before the measured model
+        facts.conclusions["prediction"] = ("cost_model_accurate" if error <= PREDICTION_TOLERANCE else "cost_model_off", {})
+    else:
+        # Rule: which cost model predicts every measured ratio within PREDICTION_TOLERANCE.
+        measured_error = float(measured.abs().max())
+        facts.numbers["prediction_error_measured_worst"] = measured_error
+        rule = {(True, True): "both_models_fit", (False, True): "measured_model_fits",
+                (True, False): "notebook_model_fits", (False, False): "neither_model_fits"}[
+            (error <= PREDICTION_TOLERANCE, measured_error <= PREDICTION_TOLERANCE)]  # fmt: skip
+        facts.conclusions["prediction"] = (rule, {"measured_error": measured_error})
     return facts

@@ -28,6 +28,14 @@ def _number(value, digits=4) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _milliseconds(seconds) -> str:
+    return "-" if seconds is None or math.isnan(seconds) else f"{1000 * seconds:.1f}"
+
+
+def _percent(value) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:+.1%}"
+
+
 def _with_spread(mean: float, spread: float, seeds: int, digits: int = 4) -> str:
     if seeds > 1 and not math.isnan(spread):
         return f"{mean:.{digits}f} ± {spread:.{digits}f}"
@@ -148,7 +156,9 @@ def _timing_row(text: dict, r: dict) -> list:
         f"{1000 * r['presample_seconds']:.1f}" if importance else "-",
         f"{1000 * r['train_step_seconds']:.1f}" if "train_step_seconds" in r else "-",
         _number(r["a"], 3), _number(r["a_per_p"], 3), _number(notebook, 3), f"{r['k']:.2f}",
-        f"{1000 * r['predicted_seconds']:.1f}", f"{r['prediction_error']:+.1%}", _number(r["speedup_u"], 3),
+        f"{1000 * r['predicted_seconds']:.1f}", f"{r['prediction_error']:+.1%}",
+        _milliseconds(r.get("predicted_seconds_measured")), _percent(r.get("prediction_error_measured")),
+        _number(r["speedup_u"], 3),
         _number(r["tau_th"], 3), f"{r['non_model_share']:.1%} ({r['non_model_share_iqr']:.1%})",
     ]  # fmt: skip
 
@@ -168,6 +178,7 @@ def cost_section(text: dict, timing: dict[str, pd.DataFrame] | None, figures: di
             "corr": n.get("presample_train_step_correlation", math.nan),
             "worst": n["non_model_share_worst"],
             "error": n["prediction_error_worst"],
+            "measured_error": n.get("prediction_error_measured_worst", math.nan),
         }
         out += [_table(text["cols_timing"], rows), "", text["model_note"], ""]
         if cost.conclusions["fit"][0] != "fit_one_ratio":

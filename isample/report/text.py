@@ -38,14 +38,17 @@ TEXT = {
         "first_on_seed": "{time} s (seed {seed})", "never_seed": "never (seed {seed})",
         "never": "never",
         "cols_timing": ["configuration", "iteration (ms)", "presample (ms)", "train step (ms)", "a",
-                        "a / p", "notebook a / p", "k = T/t", "predicted (ms)", "error", "u", "tau_th = 1 + a",
-                        "non-model share (IQR)"],
+                        "a / p", "notebook a / p", "k = T/t", "notebook model (ms)", "error", "measured model (ms)",
+                        "error ", "u", "tau_th = 1 + a", "non-model share (IQR)"],
         "fit": "Presample time = {slope:.2f} ms x p {intercept:+.2f} ms (R² = {r2:.3f}).",
         "correlation": "Correlation of presample and training-step times across the iterations of a ratio (median "
                        "over ratios): r = {corr:.2f}.",
         "model_note": "t and T are the training step's forward and backward time per example, k = T / t; a is the "
-                      "measured presample time over the training-step time; predicted = (p + 1 + k) b t; "
-                      "u = (p + k + 1) / (p (1 + k)) is the speed-up against full-batch GD.",
+                      "measured presample time over the training-step time. Notebook model: (p + 1 + k) b t. Measured "
+                      "model: p b (t_p + t_s) + b (t + T) + optimizer step + non-model time, with t_p and t_s the "
+                      "presample forward's and the bound's own time per example (medians over the ratios) and the "
+                      "rest from the uniform iteration. u = (p + k + 1) / (p (1 + k)) is the speed-up against "
+                      "full-batch GD.",
         "one_seed": "One seed: no direction is drawn from test accuracy, time to accuracy or train metrics, since "
                     "the difference between two seeds of the same method can be as large (the figures show this one "
                     "seed). For a finding, run several seeds: `dvc exp run -S 'train.seeds=[0,1,2]'`.",
@@ -113,6 +116,15 @@ TEXT = {
         "cost_model_off": "The cost model (p + 1 + k) b t misses the measured iteration time by up to {error:.0%} "
                           "(error column): it prices the B presample forwards at the training forward's cost t "
                           "per example, which a forward without gradients on large batches need not match.",
+        "both_models_fit": "Both cost models predict the iteration time within tolerance at every ratio: the notebook's "
+                           "(p + 1 + k) b t up to {error:.0%} off, the measured one up to {measured_error:.0%}.",
+        "measured_model_fits": "The measured cost model fits: it predicts every ratio within {measured_error:.0%}, "
+                               "while the notebook's (p + 1 + k) b t misses by up to {error:.0%}, because it prices "
+                               "the presample forward (no autograd, in chunks) at the training forward's t.",
+        "notebook_model_fits": "The notebook's cost model predicts every ratio within {error:.0%}; the measured one "
+                               "misses by up to {measured_error:.0%}.",
+        "neither_model_fits": "Neither cost model predicts every ratio within tolerance: the notebook's misses by up "
+                              "to {error:.0%}, the measured one by up to {measured_error:.0%}.",
         "rule_list": [
             f"Accuracy: the mean over seeds of IS minus uniform final test accuracy; a direction needs at least "
             f"{MIN_SEEDS} paired seeds, and a Student-t 95% interval of the paired differences that excludes zero.",
@@ -130,8 +142,8 @@ TEXT = {
             f"proportional when also |intercept| <= {PROPORTIONAL_INTERCEPT:.0%} of the time at the largest p.",
             f"Non-model time: negligible when at most {NON_MODEL_NEGLIGIBLE:.0%} of the median IS iteration at "
             "every ratio.",
-            f"Cost model: accurate when within {PREDICTION_TOLERANCE:.0%} at every ratio; correlation strong at "
-            f"r >= {STRONG_CORRELATION}.",
+            f"Cost models: a model fits when it predicts every measured ratio within {PREDICTION_TOLERANCE:.0%}; "
+            f"correlation strong at r >= {STRONG_CORRELATION}.",
         ],
     },
     "zh": {
@@ -163,11 +175,13 @@ TEXT = {
         "first_on_seed": "{time} s（种子 {seed}）", "never_seed": "从未（种子 {seed}）",
         "never": "从未",
         "cols_timing": ["配置", "迭代 (ms)", "预采样 (ms)", "训练步 (ms)", "a", "a / p", "笔记 a / p", "k = T/t",
-                        "预测 (ms)", "误差", "u", "tau_th = 1 + a", "非模型时间占比 (IQR)"],
+                        "笔记模型 (ms)", "误差", "实测模型 (ms)", "误差 ", "u", "tau_th = 1 + a", "非模型时间占比 (IQR)"],
         "fit": "预采样时间 = {slope:.2f} ms x p {intercept:+.2f} ms（R² = {r2:.3f}）。",
         "correlation": "同一比例各迭代中预采样与训练步时间的相关系数（各比例的中位数）：r = {corr:.2f}。",
-        "model_note": "t 和 T 是训练步中每个样本的前向和反向时间，k = T / t；a 是测得的预采样时间与训练步时间之比；"
-                      "预测 = (p + 1 + k) b t；u = (p + k + 1) / (p (1 + k)) 是相对全批量梯度下降的加速比。",
+        "model_note": "t 和 T 是训练步中每个样本的前向和反向时间，k = T / t；a 是测得的预采样时间与训练步时间之比。"
+                      "笔记模型：(p + 1 + k) b t。实测模型：p b (t_p + t_s) + b (t + T) + 优化器步 + 非模型时间，其中 t_p 和 "
+                      "t_s 是预采样前向和上界计算各自的每样本时间（各比例的中位数），其余取自均匀迭代。"
+                      "u = (p + k + 1) / (p (1 + k)) 是相对全批量梯度下降的加速比。",
         "one_seed": "只有一个种子：不从测试准确率、达到准确率的时间或训练指标得出方向，因为同一方法两个种子之间的差异"
                     "可能同样大（图中为这一个种子）。要得出结论，请运行多个种子：`dvc exp run -S 'train.seeds=[0,1,2]'`。",
         "accuracy_is_better": "重要性采样的最终测试准确率高于均匀采样 {diff:+.2f} 个百分点；95% 区间 "
@@ -214,6 +228,14 @@ TEXT = {
         "cost_model_accurate": "代价模型 (p + 1 + k) b t 在每个比例下对迭代时间的预测误差都在 {error:.0%} 以内。",
         "cost_model_off": "代价模型 (p + 1 + k) b t 与实测迭代时间最多相差 {error:.0%}（见误差列）：它按训练前向的"
                           "每样本时间 t 计算 B 个预采样前向，而无梯度的大批量前向不一定与之相同。",
+        "both_models_fit": "两个代价模型在每个比例下都在容差内：笔记模型 (p + 1 + k) b t 最多相差 {error:.0%}，"
+                           "实测模型最多相差 {measured_error:.0%}。",
+        "measured_model_fits": "实测代价模型符合：它在每个比例下的预测误差都在 {measured_error:.0%} 以内，而笔记模型 "
+                               "(p + 1 + k) b t 最多相差 {error:.0%}，因为它按训练前向的 t 计算无梯度、分块的预采样前向。",
+        "notebook_model_fits": "笔记代价模型在每个比例下的预测误差都在 {error:.0%} 以内；实测模型最多相差 "
+                               "{measured_error:.0%}。",
+        "neither_model_fits": "两个代价模型都未能在每个比例下落在容差内：笔记模型最多相差 {error:.0%}，实测模型最多相差 "
+                              "{measured_error:.0%}。",
         "rule_list": [
             f"准确率：各种子上重要性采样与均匀采样最终测试准确率之差的均值；得出方向至少需要 {MIN_SEEDS} 个配对种子，"
             "且配对差值的 Student-t 95% 区间不含零。",
@@ -227,7 +249,8 @@ TEXT = {
             f"预采样时间：至少 {MIN_RATIOS} 个比例时才拟合；R² >= {LINEAR_R2} 时为线性；若截距绝对值不超过最大 p 处"
             f"时间的 {PROPORTIONAL_INTERCEPT:.0%}，则为成正比。",
             f"非模型时间：在每个比例下不超过重要性采样迭代中位时间的 {NON_MODEL_NEGLIGIBLE:.0%} 时可忽略。",
-            f"代价模型：每个比例下误差在 {PREDICTION_TOLERANCE:.0%} 以内为准确；r >= {STRONG_CORRELATION} 为强相关。",
+            f"代价模型：在每个测得的比例下预测误差都在 {PREDICTION_TOLERANCE:.0%} 以内即为符合；r >= {STRONG_CORRELATION} "
+            "为强相关。",
         ],
     },
 }

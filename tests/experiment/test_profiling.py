@@ -49,6 +49,25 @@ def test_derived_quantities_follow_the_cost_model(measured):
         assert row.t == pytest.approx(group["time_train_forward"].median() / 16)
 
 
+def test_measured_model_predicts_each_ratio_from_pooled_rates(measured):
+    iterations, per_ratio = measured
+    uniform = per_ratio[per_ratio["run"] == UNIFORM].iloc[0]
+    importance = per_ratio[per_ratio["run"] == IMPORTANCE]
+    t_p, t_s = importance["t_p"].median(), importance["t_s"].median()
+    for row in importance.itertuples():
+        group = iterations[(iterations["presample"] == row.presample) & (iterations["forward_chunk"] == row.forward_chunk)]
+        assert row.t_p == pytest.approx(group["time_presample_forward"].median() / round(16 * row.presample))
+        expected = costmodel.measured_iteration_time(row.presample, 16, t_p, t_s, uniform["t"], uniform["T"],
+                                                     uniform["time_optimizer_step"], uniform["non_model_seconds"])
+        assert row.predicted_seconds_measured == pytest.approx(expected)
+        assert row.prediction_error_measured == pytest.approx(expected / row.measured_seconds - 1)
+        assert row.a_measured_model == pytest.approx(costmodel.measured_ratio(row.presample, t_p, t_s, uniform["t"],
+                                                                              uniform["T"]))
+    # The pooled t_p is what a presample costs: predictions grow with p by b t_p per unit of p.
+    slope = np.polyfit(importance["presample"], importance["predicted_seconds_measured"], 1)[0]
+    assert slope == pytest.approx(16 * (t_p + t_s))
+
+
 def test_fit_recovers_a_known_slope_from_synthetic_timings():
     rng = np.random.default_rng(0)
     rows = []

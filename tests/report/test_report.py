@@ -45,7 +45,7 @@ def pairs(is_accuracies, uniform_accuracies, **is_kwargs):
 
 
 def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.02, ratios=(2.0, 3.0, 5.0, 7.0),
-                  correlation=0.8):
+                  correlation=0.8, measured_error=None):
     """A timing record as the timing stage writes it; with one ratio the fit is nan, as least_squares gives."""
     rng = np.random.default_rng(0)
     ratios = list(ratios)
@@ -60,6 +60,9 @@ def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.
         "non_model_share": non_model, "non_model_share_iqr": 0.001, "tau_th": [np.nan] + [1 + s / 0.1 for s in presample_seconds],
         **{f"time_{p}": 0.01 for p in PHASES},
     })  # fmt: skip
+    if measured_error is not None:
+        per_ratio["prediction_error_measured"] = measured_error
+        per_ratio["predicted_seconds_measured"] = per_ratio["measured_seconds"] * (1 + measured_error)
     if len(ratios) > 1:
         slope_fit, intercept_fit = np.polyfit(ratios, presample_seconds, 1)
         residual = np.array(presample_seconds) - (slope_fit * np.array(ratios) + intercept_fit)
@@ -146,6 +149,12 @@ def test_timing_conclusions_flip():
     assert bad.conclusions["fit"][0] == "presample_not_linear"
     assert bad.conclusions["non_model"][0] == "non_model_large"
     assert bad.conclusions["prediction"][0] == "cost_model_off"
+    assert timing_facts(timing_tables(error=0.3, measured_error=0.04)).conclusions["prediction"] == (
+        "measured_model_fits", {"measured_error": pytest.approx(0.04)})
+    assert timing_facts(timing_tables(error=0.3, measured_error=-0.2)).conclusions["prediction"][0] == "neither_model_fits"
+    assert timing_facts(timing_tables(error=0.05, measured_error=0.04)).conclusions["prediction"][0] == "both_models_fit"
+    text, _ = render([], [], timing_tables(error=0.3, measured_error=0.04), "en", {})
+    assert "The measured cost model fits: it predicts every ratio within 4%" in text and "| +4.0% |" in text
     offset = timing_facts(timing_tables(intercept=0.1))
     assert offset.conclusions["fit"][0] == "presample_linear_offset"
 
