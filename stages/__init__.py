@@ -1,0 +1,1 @@
+"""Command-line entry points of the DVC stages (see dvc.yaml): read params.yaml, call isample."""

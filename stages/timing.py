@@ -62,7 +62,8 @@ def main(params: Params) -> None:
         live.summary[metric] = float(value)
     live.end()
     replace_directory(staging, LIVE_DIR)
-    columns = ["run", "presample", "measured_seconds", "a", "a_per_p", "k", "non_model_share", "prediction_error"]
+    columns = ["run", "presample", "measured_seconds", "a", "a_per_p", "k", "non_model_share", "prediction_error",
+               "prediction_error_measured"]
     print(per_ratio[columns].to_string(index=False, float_format="%.3f"))
     print(fitted.to_string(index=False, float_format="%.4f"))
 
