@@ -1,17 +1,33 @@
 # `make run`: set up from nothing and run the pipeline on params.yaml. `make test`: the tests.
+# Installs go through requirements.lock, the exact versions the committed results were made with.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 
-.PHONY: install data run rerun test bench
+CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_sampler.py \
+	tests/test_timing.py tests/test_costmodel.py tests/test_readme.py
+
+.PHONY: install data run rerun test test-core lock bench
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[pipeline,dev]'
 	touch $@
+
+# The pipeline's environment as it is now -> requirements.lock (after changing a version on purpose).
+lock: install
+	{ sed -n '1,2p' requirements.lock; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^isample'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+# The core alone, as a library user installs it (torch only), in its own venv: make test-core PYTHON=python3.12
+CORE_VENV ?= .venv-core
+test-core:
+	test -x $(CORE_VENV)/bin/python || $(PYTHON) -m venv $(CORE_VENV)
+	$(CORE_VENV)/bin/python -m pip install -q -e . pytest
+	$(CORE_VENV)/bin/python -m pytest -q $(CORE_TESTS)
 
 # Offline machines: make the local CIFAR archives visible under data/raw/ (see README).
 data:

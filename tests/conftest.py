@@ -1,16 +1,14 @@
+"""Helpers shared by the tests. Imports of pipeline packages stay inside the helpers, so the core's
+tests run in an environment that has torch and pytest only (`make test-core`)."""
+
 import copy
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
-
-from isample.experiment.config import Params, validate
-from isample.experiment.data import PreparedData
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-DEFAULT_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -22,15 +20,21 @@ def merge(base: dict, override: dict) -> dict:
 
 def raw_params(override: dict | None = None) -> dict:
     """params.yaml as a dict, with `override` merged in."""
-    return merge(copy.deepcopy(DEFAULT_PARAMS), override or {})
+    import yaml
+
+    return merge(copy.deepcopy(yaml.safe_load((REPO / "params.yaml").read_text())), override or {})
 
 
-def make_params(override: dict | None = None) -> Params:
+def make_params(override: dict | None = None):
+    from isample.experiment.config import validate
+
     return validate(raw_params(override))
 
 
-def synthetic_data(n_train=320, n_test=120, classes=4, seed=0) -> PreparedData:
+def synthetic_data(n_train=320, n_test=120, classes=4, seed=0):
     """Tiny learnable images: each class has its own mean colour, plus noise."""
+    from isample.experiment.data import PreparedData
+
     generator = torch.Generator().manual_seed(seed)
     colours = torch.rand(classes, 3, 1, 1, generator=generator) * 200
 
@@ -46,5 +50,5 @@ def synthetic_data(n_train=320, n_test=120, classes=4, seed=0) -> PreparedData:
 
 
 @pytest.fixture
-def tiny_data() -> PreparedData:
+def tiny_data():
     return synthetic_data()

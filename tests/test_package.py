@@ -1,0 +1,27 @@
+"""The core is a light library: importing it and its selection methods loads torch and nothing of the pipeline."""
+
+import subprocess
+import sys
+
+# tqdm is not listed: torch itself imports it when it is installed.
+PIPELINE_MODULES = ("pandas", "dvc", "dvclive", "matplotlib", "seaborn", "scipy", "pydantic", "yaml", "torchvision",
+                    "openpyxl")  # fmt: skip
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"{statement}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_the_core_loads_no_pipeline_package():
+    modules = loaded_after("import isample\nfrom isample import ImportanceSampler, UniformSampler, Sampler, METHODS\n"
+                           "import isample.methods, isample.sampler, isample.step, isample.costmodel")  # fmt: skip
+    assert "torch" in modules and "isample.methods.upper_bound" in modules
+    assert not modules & set(PIPELINE_MODULES), sorted(modules & set(PIPELINE_MODULES))
+    assert not any(name.startswith(("isample.experiment", "isample.report")) for name in modules)
+
+
+def test_the_report_loads_no_torch():
+    modules = loaded_after("import isample.report.render, isample.report.facts, isample.report.records")
+    assert "pandas" in modules and "torch" not in modules
