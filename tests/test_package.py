@@ -1,4 +1,5 @@
-"""The core is a light library: importing it and its selection methods loads torch and nothing of the pipeline."""
+"""The core is a light library: importing it and its selection methods loads torch and nothing of the pipeline
+(the report, the other way round, loads no torch: tests/report)."""
 
 import subprocess
 import sys
@@ -21,7 +22,3 @@ def test_the_core_loads_no_pipeline_package():
     assert not modules & set(PIPELINE_MODULES), sorted(modules & set(PIPELINE_MODULES))
     assert not any(name.startswith(("isample.experiment", "isample.report")) for name in modules)
 
-
-def test_the_report_loads_no_torch():
-    modules = loaded_after("import isample.report.render, isample.report.facts, isample.report.records")
-    assert "pandas" in modules and "torch" not in modules

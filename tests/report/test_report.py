@@ -219,3 +219,11 @@ def test_figures_are_real_png_files(tmp_path):
         width, height = Image.open(path).size
         assert width >= 400 and height >= 300
     assert figures.lr_changes(is_runs) == pytest.approx([60.0, 90.0])
+
+
+def test_the_report_loads_no_torch():
+    from tests.test_package import loaded_after
+
+    modules = loaded_after("import isample.report.render, isample.report.facts, isample.report.records, "
+                           "isample.report.figures")  # fmt: skip
+    assert "pandas" in modules and "torch" not in modules
