@@ -68,8 +68,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cpu-budget", type=float, default=400.0)
     parser.add_argument("--variants", nargs="+", default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"],
-                        help="score_mode:smoothing pairs")  # fmt: skip
+                        help="score_mode:smoothing[:running_statistics]")  # fmt: skip
     parser.add_argument("--out", default="benchmarks/switch_on.csv")
+    parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
     args = parser.parse_args()
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["train"].update(budget=f"{args.cpu_budget:g}s", lr=0.1, lr_milestones=[0.5, 0.75], seeds=args.seeds)
@@ -78,11 +79,16 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         uniform = train_run(base, data, method="uniform", seed=seed, progress=False, clock=time.process_time).epochs
+        if args.epochs_dir:
+            Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
+            uniform.to_csv(Path(args.epochs_dir) / f"uniform.{seed}.csv", index=False)
         for variant in args.variants:
-            mode, smoothing = variant.split(":")
-            raw["sampler"].update(score_mode=mode, smoothing=float(smoothing))
+            mode, smoothing, *statistics = variant.split(":")
+            raw["sampler"].update(score_mode=mode, smoothing=float(smoothing), running_statistics=(statistics or ["all"])[0])
             record = train_run(validate(raw), data, method="upper_bound", seed=seed, progress=False,
                                clock=time.process_time)
+            if args.epochs_dir:
+                record.epochs.to_csv(Path(args.epochs_dir) / f"{variant.replace(':', '_')}.{seed}.csv", index=False)
             row = {"variant": variant, "seed": seed, "status": record.status,
                    **switch_on_facts(record.epochs, uniform)}  # fmt: skip
             rows.append(row)

@@ -74,7 +74,8 @@ class Sampler:
         timer = self.timer
         timer.reset()
         selection = self.method.select()
-        result = self.train_step(selection.inputs, selection.targets, selection.weights)
+        result = self.train_step(selection.inputs, selection.targets, selection.weights,
+                                 selection.update_running_statistics)  # fmt: skip
         self.method.observe(selection, result)
         method = self.method
         weights = selection.weights if selection.weights is not None else torch.ones(len(selection.indices))
@@ -152,12 +153,12 @@ class ImportanceSampler(Sampler):
     def __init__(
         self, model, optimizer, inputs, targets, batch_size, *, presample=3.0, tau_threshold="auto",
         score="gnorm", score_mode="batch", smoothing=0.0, forward_chunk=0, tau_momentum=0.9,
-        always_importance=False, **common,
+        running_statistics="all", always_importance=False, **common,
     ):  # fmt: skip
         options = UpperBoundOptions(
             presample=presample, tau_threshold=tau_threshold, score=score, score_mode=score_mode,
             smoothing=smoothing, forward_chunk=forward_chunk, tau_momentum=tau_momentum,
-            always_importance=always_importance,
+            running_statistics=running_statistics, always_importance=always_importance,
         )  # fmt: skip
         super().__init__("upper_bound", model, optimizer, inputs, targets, batch_size, options=options, **common)
 

@@ -1,8 +1,10 @@
 """The training step, written once for every selection method: weighted loss, backward, optimizer step."""
 
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from isample.scores import per_example_loss
 from isample.timing import PhaseTimer
@@ -18,6 +20,21 @@ class StepResult:
     plain_loss: torch.Tensor  # mean(loss) over the trained examples, as the notebook logged it
     correct: torch.Tensor  # number of trained examples classified correctly
     accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w): accuracy with the sampling bias undone
+
+
+@contextmanager
+def running_statistics_frozen(model: torch.nn.Module):
+    """BatchNorm layers in train mode still normalise with their batch's statistics, but update no
+    running mean, variance or batch count (train mode without tracking)."""
+    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)]
+    tracking = [m.track_running_stats for m in norms]
+    for module in norms:
+        module.track_running_stats = False
+    try:
+        yield
+    finally:
+        for module, track in zip(norms, tracking):
+            module.track_running_stats = track
 
 
 class TrainStep:
@@ -41,10 +58,12 @@ class TrainStep:
             self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
         )
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> StepResult:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, update_running_statistics: bool = True
+    ) -> StepResult:
         timer = self.timer
         with timer.phase("train_forward"):
-            with self.autocast():
+            with self.autocast(), nullcontext() if update_running_statistics else running_statistics_frozen(self.model):
                 logits = self.model(x)
             losses = per_example_loss(logits, y)
             if weights is not None:

@@ -17,7 +17,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from isample.scores import SCORE_FUNCTIONS
-from isample.step import StepResult
+from isample.step import StepResult, running_statistics_frozen
 from isample.timing import PhaseTimer
 
 
@@ -90,6 +90,7 @@ class Selection:
     inputs: torch.Tensor  # the examples, gathered and transformed, on the model's device
     targets: torch.Tensor
     used_importance: bool = False  # drawn in proportion to scores (the records' IS share)
+    update_running_statistics: bool = True  # False: BatchNorm running statistics skip this (skewed) batch
 
 
 @dataclass(frozen=True)
@@ -184,15 +185,13 @@ def scoring_mode(model: torch.nn.Module, mode: str):
     if mode not in SCORE_MODES:
         raise ValueError(f"score_mode must be one of {', '.join(SCORE_MODES)}, got {mode!r}")
     was_training = model.training
-    norms = [m for m in model.modules() if isinstance(m, _BatchNorm)] if mode == "batch" else []
-    tracking = [m.track_running_stats for m in norms]
     model.eval()
-    for module in norms:
-        module.train()
-        module.track_running_stats = False  # train mode without tracking: batch statistics, no buffer update
+    if mode == "batch":
+        for module in model.modules():
+            if isinstance(module, _BatchNorm):
+                module.train()
     try:
-        yield
+        with running_statistics_frozen(model):
+            yield
     finally:
-        for module, track in zip(norms, tracking):
-            module.track_running_stats = track
         model.train(was_training)

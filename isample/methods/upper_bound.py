@@ -25,6 +25,7 @@ from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult
 
+RUNNING_STATISTICS = ("all", "uniform")
 PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off
 PROBES = 5  # probes the estimate is the median of
 
@@ -37,6 +38,9 @@ class UpperBoundOptions:
     smoothing: float = 0.0  # eps: mix the score distribution with the uniform one; weights stay <= 1 / eps
     forward_chunk: int = 0  # examples per presample forward in eval mode (0 = all B); batch mode uses b
     tau_momentum: float = 0.9
+    # BatchNorm running statistics from: "all" trained batches, or "uniform" ones only (an IS batch,
+    # drawn towards hard examples, still normalises with its own statistics but does not update them).
+    running_statistics: str = "all"
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
 
     def __post_init__(self):
@@ -49,6 +53,8 @@ class UpperBoundOptions:
             "smoothing": (lambda e: is_number(e) and 0 <= e < 1, "smoothing must be in [0, 1)"),
             "forward_chunk": (lambda c: isinstance(c, int) and c >= 0, "forward_chunk must be >= 0 (0 = all B at once)"),
             "tau_momentum": MOMENTUM_RULE,
+            "running_statistics": (lambda r: r in RUNNING_STATISTICS,
+                                   f"running_statistics must be one of {', '.join(RUNNING_STATISTICS)}"),
         })  # fmt: skip
 
 
@@ -65,6 +71,7 @@ class UpperBound(SelectionMethod):
             presample=params["presample"], tau_threshold=sampler["tau_th"], score=sampler["score"],
             score_mode=sampler["score_mode"], smoothing=sampler["smoothing"],
             forward_chunk=sampler["forward_chunk"], tau_momentum=sampler["tau_momentum"],
+            running_statistics=sampler["running_statistics"],
         )  # fmt: skip
 
     def __init__(self, context, options: UpperBoundOptions | None = None):
@@ -176,7 +183,8 @@ class UpperBound(SelectionMethod):
             self._tau_step = variance_reduction(scores)
         # The presample's cost, as the notebook counts it: forward of B plus the bound.
         self._presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"] - before
-        return Selection(presample_indices[positions], weights, x, y, used_importance=True)
+        return Selection(presample_indices[positions], weights, x, y, used_importance=True,
+                         update_running_statistics=self.options.running_statistics == "all")  # fmt: skip
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         timer, options = self.context.timer, self.options
