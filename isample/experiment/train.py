@@ -145,6 +145,7 @@ class _EpochTotals:
         self.tau = self.tau_threshold = 0.0
         self.phases = dict.fromkeys(PHASES, 0.0)
         self.presample_seconds = self.importance_train_seconds = 0.0
+        self.lr = math.nan  # the lr of the epoch's last iteration
 
     def add(self, it) -> None:
         self.loss += it.loss
@@ -220,6 +221,8 @@ class _Setup:
     optimizer: torch.optim.Optimizer
     sampler: Sampler
     augment_generator: torch.Generator
+    test_x: torch.Tensor
+    test_y: torch.Tensor
     test_transform: BatchTransform
 
 
@@ -246,7 +249,8 @@ def _set_up(params: Params, data: PreparedData, method: str, seed: int) -> _Setu
         generator=torch.Generator().manual_seed(seed), timing=True, autocast_dtype=autocast_dtype,
     )  # fmt: skip
     test_transform = BatchTransform(data.mean, data.std, False, params.train.channels_last)
-    return _Setup(device, autocast_dtype, model, optimizer, sampler, augment_generator, test_transform)
+    return _Setup(device, autocast_dtype, model, optimizer, sampler, augment_generator, data.test_x.to(device),
+                  data.test_y.to(device), test_transform)  # fmt: skip
 
 
 def _resume(setup: _Setup, checkpoint_path: Path | None, key: str, seed: int) -> tuple[list[dict], float]:
@@ -367,7 +371,7 @@ def train_run(
                     break
             eval_started = time.perf_counter()
             test_loss, test_accuracy = evaluate(
-                setup.model, data.test_x.to(setup.device), data.test_y.to(setup.device), setup.test_transform,
+                setup.model, setup.test_x, setup.test_y, setup.test_transform,
                 params.train.eval_batch_size, setup.device, setup.autocast_dtype,
             )  # fmt: skip
             row = {

@@ -183,7 +183,8 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
 @pytest.mark.parametrize("method", ["upper_bound", "uniform"])
 def test_divergence_ends_the_run_as_a_record(tiny_data, method, capsys):
     params = tiny_params(lr=1000.0, lr_schedule="constant", sampler={"tau_th": 0.5})
-    record = train_run(params, tiny_data, method=method, seed=0, progress=False)
+    # A clock of fixed steps: the same iterations whatever the machine's speed (~60 before the budget ends).
+    record = train_run(params, tiny_data, method=method, seed=0, progress=False, clock=FakeClock(2**-7))
     match = re.fullmatch(r"diverged at epoch (\d+), iteration (\d+), lr 1000", record.status)
     assert match, record.status
     epoch, iteration = int(match[1]), int(match[2])
@@ -200,8 +201,10 @@ def test_divergence_ends_the_run_as_a_record(tiny_data, method, capsys):
 def test_a_diverged_run_stays_diverged_when_resumed(tiny_data, tmp_path):
     params = tiny_params(lr=1000.0, lr_schedule="constant")
     checkpoint = tmp_path / "seed0.pt"
-    first = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint)
-    again = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint)
+    first = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint,
+                      clock=FakeClock(2**-7))  # fmt: skip
+    again = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint,
+                      clock=FakeClock(2**-7))  # fmt: skip
     assert again.status == first.status != "completed"
     assert again.epochs["total_iterations"].tolist() == first.epochs["total_iterations"].tolist()
 
