@@ -153,12 +153,12 @@ class ImportanceSampler(Sampler):
     def __init__(
         self, model, optimizer, inputs, targets, batch_size, *, presample=3.0, tau_threshold="auto",
         score="gnorm", score_mode="batch", smoothing=0.0, forward_chunk=0, tau_momentum=0.9,
-        running_statistics="all", always_importance=False, **common,
+        running_statistics="all", presample_bf16=False, always_importance=False, **common,
     ):  # fmt: skip
         options = UpperBoundOptions(
             presample=presample, tau_threshold=tau_threshold, score=score, score_mode=score_mode,
             smoothing=smoothing, forward_chunk=forward_chunk, tau_momentum=tau_momentum,
-            running_statistics=running_statistics, always_importance=always_importance,
+            running_statistics=running_statistics, presample_bf16=presample_bf16, always_importance=always_importance,
         )  # fmt: skip
         super().__init__("upper_bound", model, optimizer, inputs, targets, batch_size, options=options, **common)
 

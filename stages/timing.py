@@ -40,7 +40,8 @@ def main(params: Params) -> None:
         iterations=params.timing.iterations,
         transform=BatchTransform(data.mean, data.std, params.data.augment, params.train.channels_last),
         score=params.sampler.score,
-        importance_options={"score_mode": params.sampler.score_mode, "smoothing": params.sampler.smoothing},
+        importance_options={"score_mode": params.sampler.score_mode, "smoothing": params.sampler.smoothing,
+                            "presample_bf16": params.sampler.presample_bf16},
         autocast_dtype=torch.bfloat16 if params.train.amp else None,
         generator=torch.Generator().manual_seed(0),
     )

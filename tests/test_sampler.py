@@ -251,3 +251,14 @@ def test_running_statistics_skip_importance_batches_only_when_asked(running_stat
     sampler.tau = 0.0
     assert not sampler.step().used_importance
     assert not torch.equal(model[1].running_mean, before["running_mean"])
+
+
+def test_bf16_presample_scores_stay_within_bf16_differences():
+    model, optimizer, x, y = toy_problem()
+    exact = ImportanceSampler(model, optimizer, x, y, 32, presample=4)
+    bf16 = ImportanceSampler(model, optimizer, x, y, 32, presample=4, presample_bf16=True)
+    reference = exact.method.presample_scores(x[:128], y[:128])
+    approximate = bf16.method.presample_scores(x[:128], y[:128])
+    assert approximate.dtype == torch.float32
+    difference = (approximate - reference).abs().max().item()
+    assert 0 < difference < 0.05  # bf16 keeps 8 bits of mantissa: differences of a few 1e-3 in the bound

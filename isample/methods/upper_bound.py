@@ -41,6 +41,7 @@ class UpperBoundOptions:
     # BatchNorm running statistics from: "all" trained batches, or "uniform" ones only (an IS batch,
     # drawn towards hard examples, still normalises with its own statistics but does not update them).
     running_statistics: str = "all"
+    presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
 
     def __post_init__(self):
@@ -55,6 +56,7 @@ class UpperBoundOptions:
             "tau_momentum": MOMENTUM_RULE,
             "running_statistics": (lambda r: r in RUNNING_STATISTICS,
                                    f"running_statistics must be one of {', '.join(RUNNING_STATISTICS)}"),
+            "presample_bf16": (lambda v: isinstance(v, bool), "presample_bf16 must be true or false"),
         })  # fmt: skip
 
 
@@ -71,7 +73,7 @@ class UpperBound(SelectionMethod):
             presample=params["presample"], tau_threshold=sampler["tau_th"], score=sampler["score"],
             score_mode=sampler["score_mode"], smoothing=sampler["smoothing"],
             forward_chunk=sampler["forward_chunk"], tau_momentum=sampler["tau_momentum"],
-            running_statistics=sampler["running_statistics"],
+            running_statistics=sampler["running_statistics"], presample_bf16=sampler["presample_bf16"],
         )  # fmt: skip
 
     def __init__(self, context, options: UpperBoundOptions | None = None):
@@ -104,7 +106,7 @@ class UpperBound(SelectionMethod):
         with scoring_mode(context.model, self.options.score_mode), torch.inference_mode():
             for x_chunk, y_chunk in zip(x.tensor_split(chunks or self.chunks), y.tensor_split(chunks or self.chunks)):
                 with timer.phase("presample_forward"):
-                    with context.autocast():
+                    with self._presample_autocast():
                         logits = context.model(x_chunk)
                 with timer.phase("scoring"):
                     scores.append(self.score_function(logits, y_chunk))
@@ -117,6 +119,11 @@ class UpperBound(SelectionMethod):
         if not self.context.timer.enabled or self.fixed_threshold is not None or self._presamples_timed:
             return False
         return self.iterations == 1 or (self.iterations > 1 and self.iterations % PROBE_EVERY == 0)
+
+    def _presample_autocast(self):
+        if self.options.presample_bf16:
+            return torch.autocast(self.context.device.type, dtype=torch.bfloat16)
+        return self.context.autocast()
 
     def _probe_presample_cost(self) -> None:
         """Time one chunk's scoring forward and scale it to B. The estimate is the median of the last
