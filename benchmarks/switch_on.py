@@ -96,17 +96,25 @@ def main() -> None:
     table = pd.DataFrame(rows)
     table.to_csv(args.out, index=False)
     print("\nper run:\n" + table.to_string(index=False, float_format="%.3f"))
-    summary = table.groupby("variant", sort=False).agg(
+    print("\nmeans over seeds:\n" + summarize(table).to_string(float_format="%.3f"))
+
+
+def summarize(table: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, over the seeds where IS switched on (a seed where it never did has nothing to judge)."""
+    on = table[table["switch_on_s"].notna()].copy()
+    on["loss_not_higher"] = on["weighted_loss_after"] <= on["weighted_loss_before"]
+    summary = on.groupby("variant", sort=False).agg(
+        seeds_on=("seed", "count"),
         switch_on_s=("switch_on_s", "mean"),
+        is_share_after=("is_share_after", "mean"),
         drop_is=("drop_is", "mean"),
         drop_uniform=("drop_uniform", "mean"),
-        loss_not_higher_on_every_seed=("weighted_loss_after",
-                                       lambda s: bool((s <= table.loc[s.index, "weighted_loss_before"]).all())),
-        final_is=("final_is", "mean"),
-        final_uniform=("final_uniform", "mean"),
-    )  # fmt: skip
+        loss_not_higher_on_every_seed=("loss_not_higher", "all"),
+    )
+    finals = table.groupby("variant", sort=False)[["final_is", "final_uniform"]].mean()
+    summary = summary.join(finals, how="right")
     summary["drop_target_met"] = summary["drop_is"] <= summary["drop_uniform"] + 0.03
-    print("\nmeans over seeds:\n" + summary.to_string(float_format="%.3f"))
+    return summary
 
 
 if __name__ == "__main__":
