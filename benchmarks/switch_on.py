@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cpu-budget", type=float, default=400.0)
     parser.add_argument("--variants", nargs="+", default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"],
-                        help="score_mode:smoothing[:running_statistics]")  # fmt: skip
+                        help="score_mode:smoothing pairs")  # fmt: skip
     parser.add_argument("--out", default="benchmarks/switch_on.csv")
     parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
     args = parser.parse_args()
@@ -83,8 +83,8 @@ def main() -> None:
             Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
             uniform.to_csv(Path(args.epochs_dir) / f"uniform.{seed}.csv", index=False)
         for variant in args.variants:
-            mode, smoothing, *statistics = variant.split(":")
-            raw["sampler"].update(score_mode=mode, smoothing=float(smoothing), running_statistics=(statistics or ["all"])[0])
+            mode, smoothing = variant.split(":")
+            raw["sampler"].update(score_mode=mode, smoothing=float(smoothing))
             record = train_run(validate(raw), data, method="upper_bound", seed=seed, progress=False,
                                clock=time.process_time)
             if args.epochs_dir:

@@ -74,8 +74,7 @@ class Sampler:
         timer = self.timer
         timer.reset()
         selection = self.method.select()
-        result = self.train_step(selection.inputs, selection.targets, selection.weights,
-                                 selection.update_running_statistics)  # fmt: skip
+        result = self.train_step(selection.inputs, selection.targets, selection.weights)
         self.method.observe(selection, result)
         method = self.method
         weights = selection.weights if selection.weights is not None else torch.ones(len(selection.indices))
@@ -142,23 +141,23 @@ class UniformSampler(Sampler):
 class ImportanceSampler(Sampler):
     """Upper-bound importance sampling with the online threshold tau_th = 1 + a.
 
-    presample: p = B / b (>= 1). tau_threshold: "auto" or a fixed number. score_mode: "batch"
-    (BatchNorm uses the statistics of each b-sized presample chunk, as in training, and no buffer
-    changes) or "eval" (running statistics, the 2018 code). smoothing: eps in [0, 1), weights
-    <= 1 / eps. forward_chunk: examples per presample forward in eval mode (0 = all B at once).
+    presample: p = B / b (>= 1). tau_threshold: "auto" or a fixed number. score_mode: "eval"
+    (running statistics, the 2018 code) or "batch" (BatchNorm uses the statistics of each b-sized
+    presample chunk, as in training, and no buffer changes). smoothing: eps in [0, 1), weights
+    <= 1 / eps. The defaults (eval, 0.1) are those benchmarks/switch_on.py chose (README). forward_chunk: examples per presample forward in eval mode (0 = all B at once).
     always_importance skips the decision (for timing IS iterations). With timing off, "auto"
     cannot measure a and keeps the 2018 default (B + 3b) / (3b).
     """
 
     def __init__(
         self, model, optimizer, inputs, targets, batch_size, *, presample=3.0, tau_threshold="auto",
-        score="gnorm", score_mode="batch", smoothing=0.0, forward_chunk=0, tau_momentum=0.9,
-        running_statistics="all", presample_bf16=False, always_importance=False, **common,
+        score="gnorm", score_mode="eval", smoothing=0.1, forward_chunk=0, tau_momentum=0.9,
+        presample_bf16=False, always_importance=False, **common,
     ):  # fmt: skip
         options = UpperBoundOptions(
             presample=presample, tau_threshold=tau_threshold, score=score, score_mode=score_mode,
             smoothing=smoothing, forward_chunk=forward_chunk, tau_momentum=tau_momentum,
-            running_statistics=running_statistics, presample_bf16=presample_bf16, always_importance=always_importance,
+            presample_bf16=presample_bf16, always_importance=always_importance,
         )  # fmt: skip
         super().__init__("upper_bound", model, optimizer, inputs, targets, batch_size, options=options, **common)
 

@@ -1,6 +1,6 @@
 """The training step, written once for every selection method: weighted loss, backward, optimizer step."""
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -58,12 +58,10 @@ class TrainStep:
             self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
         )
 
-    def __call__(
-        self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None, update_running_statistics: bool = True
-    ) -> StepResult:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> StepResult:
         timer = self.timer
         with timer.phase("train_forward"):
-            with self.autocast(), nullcontext() if update_running_statistics else running_statistics_frozen(self.model):
+            with self.autocast():
                 logits = self.model(x)
             losses = per_example_loss(logits, y)
             if weights is not None:

@@ -215,7 +215,6 @@ def test_callback_is_called_with_each_iteration():
         ({"score_mode": "train"}, "score_mode must be one of eval, batch"),
         ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
         ({"smoothing": -0.5}, r"smoothing must be in \[0, 1\)"),
-        ({"running_statistics": "some"}, "running_statistics must be one of all, uniform"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):
@@ -234,23 +233,6 @@ def test_state_dict_round_trip_reproduces_the_next_draws():
     expected = sampler.examples.draw_uniform(32)
     sampler.load_state_dict(state)
     assert torch.equal(sampler.examples.draw_uniform(32), expected)
-
-
-@pytest.mark.parametrize("running_statistics", ["all", "uniform"])
-def test_running_statistics_skip_importance_batches_only_when_asked(running_statistics):
-    model, optimizer, x, y = batchnorm_problem()
-    sampler = ImportanceSampler(model, optimizer, x, y, 10, presample=3, tau_threshold=0.0,
-                                running_statistics=running_statistics)  # fmt: skip
-    sampler.tau = 1.0
-    before = {k: v.clone() for k, v in model[1].state_dict().items()}
-    assert sampler.step().used_importance
-    changed = not torch.equal(model[1].running_mean, before["running_mean"])
-    assert changed == (running_statistics == "all")
-    assert model[1].track_running_stats  # restored after the step
-    sampler.method.fixed_threshold = 1e9  # a uniform batch always updates them
-    sampler.tau = 0.0
-    assert not sampler.step().used_importance
-    assert not torch.equal(model[1].running_mean, before["running_mean"])
 
 
 def test_bf16_presample_scores_stay_within_bf16_differences():

@@ -101,7 +101,6 @@ class SamplerConfig(_Section):
     score: Literal["gnorm", "loss"]
     score_mode: Literal["eval", "batch"]
     smoothing: float = Field(ge=0, lt=1)
-    running_statistics: Literal["all", "uniform"]
     presample_bf16: bool
     forward_chunk: int = Field(ge=0)
     tau_momentum: float = Field(ge=0, lt=1)

@@ -90,7 +90,6 @@ class Selection:
     inputs: torch.Tensor  # the examples, gathered and transformed, on the model's device
     targets: torch.Tensor
     used_importance: bool = False  # drawn in proportion to scores (the records' IS share)
-    update_running_statistics: bool = True  # False: BatchNorm running statistics skip this (skewed) batch
 
 
 @dataclass(frozen=True)

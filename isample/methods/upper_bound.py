@@ -25,7 +25,6 @@ from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult
 
-RUNNING_STATISTICS = ("all", "uniform")
 PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off
 PROBES = 5  # probes the estimate is the median of
 
@@ -34,13 +33,10 @@ class UpperBoundOptions:
     presample: float = 3.0  # p = B / b
     tau_threshold: float | str = "auto"  # "auto": 1 + a from measured times; or a fixed number
     score: str = "gnorm"
-    score_mode: str = "batch"  # batch: BatchNorm with batch statistics, as in training | eval: running statistics
-    smoothing: float = 0.0  # eps: mix the score distribution with the uniform one; weights stay <= 1 / eps
+    score_mode: str = "eval"  # eval: BatchNorm with running statistics | batch: batch statistics, as in training
+    smoothing: float = 0.1  # eps: mix the score distribution with the uniform one; weights stay <= 1 / eps
     forward_chunk: int = 0  # examples per presample forward in eval mode (0 = all B); batch mode uses b
     tau_momentum: float = 0.9
-    # BatchNorm running statistics from: "all" trained batches, or "uniform" ones only (an IS batch,
-    # drawn towards hard examples, still normalises with its own statistics but does not update them).
-    running_statistics: str = "all"
     presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
 
@@ -54,8 +50,6 @@ class UpperBoundOptions:
             "smoothing": (lambda e: is_number(e) and 0 <= e < 1, "smoothing must be in [0, 1)"),
             "forward_chunk": (lambda c: isinstance(c, int) and c >= 0, "forward_chunk must be >= 0 (0 = all B at once)"),
             "tau_momentum": MOMENTUM_RULE,
-            "running_statistics": (lambda r: r in RUNNING_STATISTICS,
-                                   f"running_statistics must be one of {', '.join(RUNNING_STATISTICS)}"),
             "presample_bf16": (lambda v: isinstance(v, bool), "presample_bf16 must be true or false"),
         })  # fmt: skip
 
@@ -73,7 +67,7 @@ class UpperBound(SelectionMethod):
             presample=params["presample"], tau_threshold=sampler["tau_th"], score=sampler["score"],
             score_mode=sampler["score_mode"], smoothing=sampler["smoothing"],
             forward_chunk=sampler["forward_chunk"], tau_momentum=sampler["tau_momentum"],
-            running_statistics=sampler["running_statistics"], presample_bf16=sampler["presample_bf16"],
+            presample_bf16=sampler["presample_bf16"],
         )  # fmt: skip
 
     def __init__(self, context, options: UpperBoundOptions | None = None):
@@ -190,8 +184,7 @@ class UpperBound(SelectionMethod):
             self._tau_step = variance_reduction(scores)
         # The presample's cost, as the notebook counts it: forward of B plus the bound.
         self._presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"] - before
-        return Selection(presample_indices[positions], weights, x, y, used_importance=True,
-                         update_running_statistics=self.options.running_statistics == "all")  # fmt: skip
+        return Selection(presample_indices[positions], weights, x, y, used_importance=True)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         timer, options = self.context.timer, self.options
