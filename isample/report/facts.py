@@ -134,7 +134,12 @@ def compare_runs(is_runs: list[Run], uniform_runs: list[Run]) -> Facts:
     # and no claim about IS against uniform can be drawn.
     share = facts.numbers["is_share"]
     if share == 0:
-        facts.conclusions["regime"] = ("regime_off", {"gap": 100 * sum(abs(d) for d in differences) / len(differences)})
+        gap = 100 * sum(abs(d) for d in differences) / len(differences)
+        if len(uniform_runs) >= MIN_SEEDS:  # the spread between seeds is the noise level
+            spread = 100 * float(pd.Series([_final(run)["test_accuracy"] for run in uniform_runs]).std())
+            facts.conclusions["regime"] = ("regime_off", {"gap": gap, "spread": spread})
+        else:
+            facts.conclusions["regime"] = ("regime_off_one_seed", {"gap": gap})
         return facts
     facts.conclusions["regime"] = ("regime_partial" if share < 0.5 else "regime_on", {})
     # Rule: a direction (higher, sooner, fitted worse) needs at least MIN_SEEDS paired seeds.

@@ -63,10 +63,16 @@ TEXT = {
                                  "told apart at this number of seeds.",
         "higher_upper_bound": "importance sampling", "higher_uniform": "uniform",
         "regime_off": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so no claim "
-                      "about importance sampling against uniform is drawn. The two uniform runs ended {gap:.2f} "
-                      "points of test accuracy apart: that is the noise level of this setting. IS switches on once "
-                      "the training set is well fitted: give it a longer `train.budget` or earlier "
-                      "`train.lr_milestones`.",
+                      "about importance sampling against uniform is drawn. Uniform runs of different seeds ended "
+                      "{spread:.2f} points of test accuracy apart (standard deviation): that is the noise level of "
+                      "this setting. IS switches on once the training set is well fitted: give it a longer "
+                      "`train.budget` or earlier `train.lr_milestones`.",
+        "regime_off_one_seed": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so no "
+                               "claim about importance sampling against uniform is drawn. They share their seed, "
+                               "so their gap ({gap:.2f} points) only shows how many iterations each fitted in the "
+                               "budget; the noise level needs several seeds: `dvc exp run -S "
+                               "'train.seeds=[0,1,2]'`. IS switches on once the training set is well fitted: give "
+                               "it a longer `train.budget` or earlier `train.lr_milestones`.",
         "regime_partial": "IS was on in {share:.1%} of the iterations: the run compares partly importance-sampled "
                           "training with uniform.",
         "regime_on": "IS was on in {share:.1%} of the iterations.",
@@ -89,8 +95,8 @@ TEXT = {
         "lr_affects_is": "The IS share changed by more than half at an lr change: the learning rate affects "
                          "importance sampling (notebook, experiments 3 and 5).",
         "lr_no_effect": "No lr change moved the IS share by more than half.",
-        "lr_constant": "The learning rate was constant: there is no lr change to compare across (notebook, "
-                       "experiment 4).",
+        "lr_constant": "No lr change falls between two recorded epochs (a constant learning rate, as in notebook "
+                       "experiment 4, or too few epochs): there is none to compare across.",
         "never_on": "IS never switched on in this run.",
         "switched_on": "IS switched on by itself when tau exceeded tau_th.",
         "presample_proportional": "Presample time is proportional to p (R² = {r2:.3f}, intercept {intercept:+.2f} "
@@ -192,8 +198,12 @@ TEXT = {
                                  "包含零：在这个种子数下无法区分重要性采样与均匀采样。",
         "higher_upper_bound": "重要性采样", "higher_uniform": "均匀采样",
         "regime_off": "重要性采样从未启用（tau 始终未超过 tau_th）：两次运行都是均匀 SGD，因此不得出重要性采样与均匀采样"
-                      "对比的结论。两次均匀运行的最终测试准确率相差 {gap:.2f} 个百分点：这就是该设置下的噪声水平。训练集"
-                      "拟合得足够好时重要性采样才会启用：可增加 `train.budget` 或提前 `train.lr_milestones`。",
+                      "对比的结论。不同种子的均匀运行最终测试准确率相差 {spread:.2f} 个百分点（标准差）：这就是该设置下的"
+                      "噪声水平。训练集拟合得足够好时重要性采样才会启用：可增加 `train.budget` 或提前 `train.lr_milestones`。",
+        "regime_off_one_seed": "重要性采样从未启用（tau 始终未超过 tau_th）：两次运行都是均匀 SGD，因此不得出重要性采样与"
+                               "均匀采样对比的结论。两者种子相同，其差距（{gap:.2f} 个百分点）只反映各自在预算内完成的迭代数；"
+                               "噪声水平需要多个种子：`dvc exp run -S 'train.seeds=[0,1,2]'`。训练集拟合得足够好时重要性"
+                               "采样才会启用：可增加 `train.budget` 或提前 `train.lr_milestones`。",
         "regime_partial": "重要性采样在 {share:.1%} 的迭代中启用：部分迭代使用了重要性采样。",
         "regime_on": "重要性采样在 {share:.1%} 的迭代中启用。",
         "train_accuracy_misleading": "重要性采样在采样样本上的训练准确率低于均匀采样，但消除采样偏差后（加权准确率"
@@ -211,7 +221,7 @@ TEXT = {
                       "重要性采样更慢。",
         "lr_affects_is": "在某次学习率变化处，重要性采样占比的变化超过一半：学习率影响重要性采样（笔记实验 3 和 5）。",
         "lr_no_effect": "没有哪次学习率变化使重要性采样占比变化超过一半。",
-        "lr_constant": "学习率固定：没有可比较的学习率变化（笔记实验 4）。",
+        "lr_constant": "记录的各轮之间没有学习率变化（学习率固定，如笔记实验 4，或轮数太少）：没有可比较的变化。",
         "never_on": "本次运行中重要性采样从未启用。",
         "switched_on": "当 tau 超过 tau_th 时，重要性采样自动启用。",
         "presample_proportional": "预采样时间与 p 成正比（R² = {r2:.3f}，截距 {intercept:+.2f} ms）：笔记实验 8 "
