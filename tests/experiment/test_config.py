@@ -78,4 +78,5 @@ def test_upper_bound_options_come_from_presample_and_sampler():
     options = method_options(params, "upper_bound")
     assert options == UpperBoundOptions(presample=5.0, tau_threshold=params.sampler.tau_th, score="gnorm",
                                         score_mode="eval", smoothing=0.2, forward_chunk=params.sampler.forward_chunk,
-                                        tau_momentum=params.sampler.tau_momentum)  # fmt: skip
+                                        tau_momentum=params.sampler.tau_momentum,
+                                        presample_bf16=params.sampler.presample_bf16)  # fmt: skip
