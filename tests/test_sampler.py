@@ -88,14 +88,15 @@ def test_auto_threshold_follows_measured_a(presample, score_mode):
     assert math.isnan(sampler.a)  # nothing about the presample measured yet: the 2018 default stays
     it = sampler.step()  # probes one chunk's scoring forward before deciding: p chunks of 30 ms each
     assert not it.used_importance
-    assert it.a == pytest.approx(presample, rel=0.25)
+    # Within 35%: machine noise on one training-step sample, yet far from the 2018 default's a = p / 3.
+    assert it.a == pytest.approx(presample, rel=0.35)
     assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
     for _ in range(15):
         sampler.tau = 100.0  # force IS so real presamples get timed
         it = sampler.step()
     assert it.used_importance
     # p chunk forwards of 30 ms against one training forward of 30 ms: a is about p.
-    assert it.a == pytest.approx(presample, rel=0.2)
+    assert it.a == pytest.approx(presample, rel=0.35)
     assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
 
 
