@@ -12,7 +12,6 @@ Usage: python -m benchmarks.presample_forward [--p 2 3 5 7] [--repeats 7] [--com
 import argparse
 import statistics
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
