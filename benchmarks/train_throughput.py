@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from isample.experiment.config import validate
 from isample.experiment.data import BatchTransform, load_prepared
@@ -42,9 +43,12 @@ def bare_loop(data, model_name, batch_size, seconds, augment, seed=0):
 
 
 def ours(data, model_name, batch_size, seconds, augment):
-    params = validate({"batch_size": batch_size, "model": {"name": model_name},
-                       "data": {"augment": augment}, "train": {"budget": f"{seconds}s", "device": "cpu"}})  # fmt: skip
-    record = train_run(params, data, importance=False, seed=0, progress=False)
+    raw = yaml.safe_load(Path("params.yaml").read_text())  # the defaults live there
+    raw.update(batch_size=batch_size)
+    raw["model"]["name"] = model_name
+    raw["data"]["augment"] = augment
+    raw["train"].update(budget=f"{seconds}s", device="cpu")
+    record = train_run(validate(raw), data, method="uniform", seed=0, progress=False)
     epochs = record.epochs
     return epochs["iterations"].sum() * batch_size / epochs["train_seconds"].iloc[-1]
 

@@ -22,6 +22,11 @@ class StepResult:
     accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w): accuracy with the sampling bias undone
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to `dtype` on `device`; with dtype None, a context that changes nothing."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 @contextmanager
 def running_statistics_frozen(model: torch.nn.Module):
     """BatchNorm layers in train mode still normalise with their batch's statistics, but update no
@@ -53,15 +58,10 @@ class TrainStep:
         self.device = next(model.parameters()).device
         self.autocast_dtype = autocast_dtype
 
-    def autocast(self):
-        return torch.autocast(
-            self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
-        )
-
     def __call__(self, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> StepResult:
         timer = self.timer
         with timer.phase("train_forward"):
-            with self.autocast():
+            with autocast(self.device, self.autocast_dtype):
                 logits = self.model(x)
             losses = per_example_loss(logits, y)
             if weights is not None:

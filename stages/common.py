@@ -54,14 +54,12 @@ def run_stage(main: Callable[[Params], None]) -> None:
     """Validate params.yaml, run the stage; expected failures end with one line and exit 2."""
     signal.signal(signal.SIGTERM, _terminate)  # `kill` ends the stage like Ctrl-C
     try:
-        params = load_params()
-    except ConfigError as error:
+        main(load_params())
+    except ConfigError as error:  # from params.yaml, whether found while parsing or later (train.device)
         for line in str(error).splitlines():
             print(f"error: {line}", file=sys.stderr)
         print(BAD_PARAMS_HINT, file=sys.stderr)
         sys.exit(2)
-    try:
-        main(params)
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

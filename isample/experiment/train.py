@@ -28,6 +28,7 @@ from isample.report.records import flatten, params_frame
 from isample.sampler import Sampler
 from isample.sampling import NonFiniteScores
 from isample.scores import per_example_loss
+from isample.step import autocast
 from isample.timing import PHASES, TRAIN_STEP_PHASES
 
 COMPLETED = "completed"
@@ -87,7 +88,7 @@ def evaluate(model, x, y, transform, batch_size, device, autocast_dtype=None) ->
         for start in range(0, len(x), batch_size):
             inputs = transform(x[start : start + batch_size].to(device, non_blocking=True))
             targets = y[start : start + batch_size].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_dtype is not None):
+            with autocast(device, autocast_dtype):
                 logits = model(inputs)
             loss_sum += per_example_loss(logits, targets).sum()
             correct += (logits.argmax(1) == targets).sum()

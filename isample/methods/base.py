@@ -75,10 +75,6 @@ class Context:
     def generator(self) -> torch.Generator:
         return self.examples.generator
 
-    def autocast(self):
-        return torch.autocast(
-            self.device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
-        )
 
 
 @dataclass

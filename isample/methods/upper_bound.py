@@ -23,7 +23,7 @@ from isample.methods.base import (
 )  # fmt: skip
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
-from isample.step import StepResult
+from isample.step import StepResult, autocast
 
 PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off
 PROBES = 5  # probes the estimate is the median of
@@ -89,6 +89,8 @@ class UpperBound(SelectionMethod):
         self._tau_step = math.nan
         self._probes: deque[float] = deque(maxlen=PROBES)
         self._presamples_timed = False
+        # bf16 for the presample alone, or whatever the training step autocasts to.
+        self._presample_dtype = torch.bfloat16 if options.presample_bf16 else context.autocast_dtype
         self.tau_threshold, self.a = self._threshold()
 
     # -- scoring ----------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ class UpperBound(SelectionMethod):
         with scoring_mode(context.model, self.options.score_mode), torch.inference_mode():
             for x_chunk, y_chunk in zip(x.tensor_split(chunks or self.chunks), y.tensor_split(chunks or self.chunks)):
                 with timer.phase("presample_forward"):
-                    with self._presample_autocast():
+                    with autocast(context.device, self._presample_dtype):
                         logits = context.model(x_chunk)
                 with timer.phase("scoring"):
                     scores.append(self.score_function(logits, y_chunk))
@@ -113,11 +115,6 @@ class UpperBound(SelectionMethod):
         if not self.context.timer.enabled or self.fixed_threshold is not None or self._presamples_timed:
             return False
         return self.iterations == 1 or (self.iterations > 1 and self.iterations % PROBE_EVERY == 0)
-
-    def _presample_autocast(self):
-        if self.options.presample_bf16:
-            return torch.autocast(self.context.device.type, dtype=torch.bfloat16)
-        return self.context.autocast()
 
     def _probe_presample_cost(self) -> None:
         """Time one chunk's scoring forward and scale it to B. The estimate is the median of the last
