@@ -65,10 +65,15 @@ class Sampler:
         self.timer = PhaseTimer(timing, device)
         self.examples = Examples(inputs, targets, device, transform, generator)
         method_type = method_class(method) if isinstance(method, str) else method
-        self.method = method_type(Context(model, self.examples, batch_size, self.timer, autocast_dtype), options)
+        self.context = Context(model, self.examples, batch_size, self.timer, autocast_dtype)
+        self.method = method_type(self.context, options)
         self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype)
         self.batch_size = batch_size
         self.callback = callback
+
+    def start_epoch(self) -> int:
+        """Tell the method an epoch starts; returns the iterations in it (see SelectionMethod.start_epoch)."""
+        return self.method.start_epoch()
 
     def step(self) -> Iteration:
         timer = self.timer

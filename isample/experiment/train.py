@@ -294,8 +294,7 @@ def _train_epoch(params: Params, setup: _Setup, budget_clock: BudgetClock, bar: 
     budget_clock.start()
     shown = budget_clock.elapsed
     stop = ""
-    iterations_per_epoch = max(1, len(setup.sampler.examples) // params.batch_size)
-    for _ in range(iterations_per_epoch):
+    for _ in range(setup.sampler.start_epoch()):  # the method says how long its epoch is
         now = budget_clock.elapsed
         if now >= budget:
             break
@@ -339,6 +338,7 @@ def train_run(
             on_epoch(row)
 
     budget_clock = BudgetClock(params.train.budget_seconds, elapsed, clock)
+    setup.sampler.context.progress = lambda: budget_clock.elapsed / budget_clock.budget
     total_iterations = rows[-1]["total_iterations"] if rows else 0
     last_checkpoint = budget_clock.elapsed
     bar = _progress_bar(method, seed, budget_clock.budget, elapsed, progress)

@@ -2,12 +2,14 @@
 `register` from outside the package), its params section `methods.<name>` and its tests."""
 
 from isample.methods.base import Context, Examples, NoOptions, Selection, SelectionMethod
+from isample.methods.infobatch import InfoBatch, InfoBatchOptions
+from isample.methods.reuse import Reuse, ReuseOptions
+from isample.methods.selective_backprop import SelectiveBackprop, SelectiveBackpropOptions
 from isample.methods.uniform import Uniform, UniformOptions
 from isample.methods.upper_bound import UpperBound, UpperBoundOptions
 
 METHODS: dict[str, type[SelectionMethod]] = {
-    Uniform.name: Uniform,
-    UpperBound.name: UpperBound,
+    method.name: method for method in (Uniform, UpperBound, Reuse, SelectiveBackprop, InfoBatch)
 }
 
 
@@ -28,6 +30,7 @@ def method_class(name: str) -> type[SelectionMethod]:
 
 
 __all__ = [
-    "METHODS", "Context", "Examples", "NoOptions", "Selection", "SelectionMethod", "Uniform", "UniformOptions",
+    "METHODS", "Context", "Examples", "InfoBatch", "InfoBatchOptions", "NoOptions", "Reuse", "ReuseOptions",
+    "Selection", "SelectionMethod", "SelectiveBackprop", "SelectiveBackpropOptions", "Uniform", "UniformOptions",
     "UpperBound", "UpperBoundOptions", "method_class", "register",
 ]  # fmt: skip

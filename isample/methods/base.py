@@ -66,6 +66,9 @@ class Context:
     batch_size: int
     timer: PhaseTimer
     autocast_dtype: torch.dtype | None = None
+    # Share of the training budget already spent, in [0, 1]; the training loop sets it (methods that
+    # change behaviour late in training, such as InfoBatch's annealing, read it). 0 when unknown.
+    progress: Callable[[], float] = lambda: 0.0
 
     @property
     def device(self) -> torch.device:
@@ -126,6 +129,11 @@ class SelectionMethod:
     def options_from_params(cls, params: dict) -> Any:
         """Its Options from the whole params.yaml as a plain dict (by default `methods.<name>`)."""
         return cls.Options(**(params.get("methods") or {}).get(cls.name, {}))
+
+    def start_epoch(self) -> int:
+        """Called at each epoch start by the training loop: the iterations this epoch has (by
+        default one pass's worth of b-sized batches; methods that prune the data shorten it)."""
+        return max(1, len(self.context.examples) // self.context.batch_size)
 
     def select(self) -> Selection:
         raise NotImplementedError

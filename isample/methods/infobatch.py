@@ -1,0 +1,98 @@
+"""infobatch: InfoBatch (Qin et al., ICLR 2024), unbiased dynamic data pruning by loss.
+
+A per-example loss table is refreshed for free from the training forward. At each epoch start,
+every example whose last loss is below the mean of the table ("well learned") is pruned with
+probability r = `prune_ratio`; the well-learned examples that are kept have their loss scaled by
+1 / (1 - r), so the expected gradient of the epoch stays that of the full data. The epoch is a
+permutation of the kept examples, trained b at a time, so it shrinks with pruning. Once `delta` of
+the training budget has passed (0.875: the last 12.5%) nothing is pruned (annealing). Examples
+never trained yet have no loss and are never pruned. It runs no forward of its own: a is near 0.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from isample.methods.base import Selection, SelectionMethod, check_options, is_number
+from isample.step import StepResult
+
+
+def prune(
+    losses: torch.Tensor, prune_ratio: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kept data-set indices and their loss weights for one epoch.
+
+    losses: the table (NaN: no loss yet, never pruned). Each example with loss < mean of the known
+    losses is dropped with probability prune_ratio; those kept get weight 1 / (1 - prune_ratio),
+    every other example weight 1."""
+    known = ~torch.isnan(losses)
+    if not known.any() or prune_ratio == 0:
+        return torch.arange(len(losses)), torch.ones(len(losses))
+    well_learned = known & (losses < losses[known].mean())
+    dropped = well_learned & (torch.rand(len(losses), generator=generator) < prune_ratio)
+    kept = torch.nonzero(~dropped).squeeze(1)
+    weights = torch.where(well_learned[kept], 1.0 / (1.0 - prune_ratio), 1.0)
+    return kept, weights
+
+
+@dataclass(frozen=True)
+class InfoBatchOptions:
+    prune_ratio: float = 0.5  # r: share of the well-learned examples pruned each epoch
+    delta: float = 0.875  # share of the budget with pruning; the rest anneals to full data
+
+    def __post_init__(self):
+        check_options(self, {
+            "prune_ratio": (lambda r: is_number(r) and 0 <= r < 1, "prune_ratio must be in [0, 1)"),
+            "delta": (lambda d: is_number(d) and 0 <= d <= 1, "delta must be in [0, 1] (a share of the budget)"),
+        })  # fmt: skip
+
+
+class InfoBatch(SelectionMethod):
+    name = "infobatch"
+    Options = InfoBatchOptions
+
+    def __init__(self, context, options: InfoBatchOptions | None = None):
+        super().__init__(context, options)
+        self.losses = torch.full((len(context.examples),), math.nan)
+        self.order = torch.empty(0, dtype=torch.int64)  # this epoch's examples, in training order
+        self.weights = torch.empty(0)
+        self.position = 0
+        self.pruning = False  # whether this epoch pruned anything
+        self.pruned_share = 0.0
+        self.tau = self.tau_threshold = math.nan  # no variance-reduction switch
+
+    def start_epoch(self) -> int:
+        n, generator = len(self.losses), self.context.generator
+        annealing = self.context.progress() >= self.options.delta
+        kept, weights = prune(self.losses, 0.0 if annealing else self.options.prune_ratio, generator)
+        shuffle = torch.randperm(len(kept), generator=generator)
+        self.order, self.weights, self.position = kept[shuffle], weights[shuffle], 0
+        self.pruned_share = 1 - len(kept) / n
+        self.pruning = len(kept) < n
+        return max(1, len(kept) // self.context.batch_size)
+
+    def select(self) -> Selection:
+        b, timer = self.context.batch_size, self.context.timer
+        with timer.phase("draw_batch"):
+            if self.position + b > len(self.order):  # the pass is used up (a loop without epochs)
+                self.start_epoch()
+            batch = slice(self.position, self.position + b)
+            indices, weights = self.order[batch], self.weights[batch]
+            self.position += len(indices)
+            x, y = self.context.examples.gather(indices)
+        return Selection(indices, weights, x, y, used_importance=self.pruning)
+
+    def observe(self, selection: Selection, result: StepResult) -> None:
+        with self.context.timer.phase("scoring"):
+            self.losses[selection.indices] = result.losses.float().cpu()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "losses": self.losses.clone(), "order": self.order.clone(),
+                "weights": self.weights.clone(), "position": self.position, "pruning": self.pruning,
+                "pruned_share": self.pruned_share}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.losses, self.order, self.weights = state["losses"].clone(), state["order"].clone(), state["weights"].clone()
+        self.position, self.pruning, self.pruned_share = state["position"], state["pruning"], state["pruned_share"]
