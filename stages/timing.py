@@ -1,11 +1,12 @@
-"""timing: experiments 6-8 as a measurement; per-phase times per presample ratio -> results/timing.xlsx."""
+"""timing: experiments 6-8 as a measurement; per-phase times per presample ratio, and of every method listed
+in compare.methods -> results/timing.xlsx."""
 
 import shutil
 
 import torch
 from dvclive import Live
 
-from isample.experiment.config import ConfigError, Params
+from isample.experiment.config import ConfigError, Params, method_options
 from isample.experiment.data import BatchTransform, load_prepared
 from isample.experiment.models import build_model
 from isample.experiment.profiling import fit, measure, summarize
@@ -42,6 +43,7 @@ def main(params: Params) -> None:
         score=params.sampler.score,
         importance_options={"score_mode": params.sampler.score_mode, "smoothing": params.sampler.smoothing,
                             "presample_bf16": params.sampler.presample_bf16},
+        methods={name: method_options(params, name) for name in params.compare.methods},
         autocast_dtype=torch.bfloat16 if params.train.amp else None,
         generator=torch.Generator().manual_seed(0),
     )
@@ -51,7 +53,8 @@ def main(params: Params) -> None:
               "were reset to the initial ones each time and timing went on (cost needs no finite model)")
     per_ratio = summarize(iterations, params.batch_size)
     fitted = fit(iterations, per_ratio)
-    info = flatten(params.model_dump(include={"presample", "batch_size", "data", "model", "train", "sampler", "timing"}))
+    info = flatten(params.model_dump(include={"presample", "batch_size", "data", "model", "train", "sampler", "timing",
+                                               "compare", "methods"}))
     info.update(device=str(device), torch=torch.__version__, threads=torch.get_num_threads())
     write_workbook(
         TIMING_FILE, {"iterations": iterations, "per_ratio": per_ratio, "fit": fitted, "params": params_frame(info)}

@@ -1,12 +1,13 @@
-"""train_is / train_uniform: equal-budget runs of one selection method, one .xlsx record per seed under
-results/<method>/."""
+"""train_is / train_uniform / train_peer@<method>: equal-budget runs of one selection method, one .xlsx
+record per (budget, seed) under results/<method>/. A killed stage resumes: finished runs come back
+from their checkpoints without training again."""
 
 import argparse
 import shutil
 
 from dvclive import Live
 
-from isample.experiment.config import Params
+from isample.experiment.config import Params, with_budget
 from isample.experiment.data import load_prepared
 from isample.report.records import write_workbook
 from isample.experiment.train import record_name, train_run
@@ -26,30 +27,35 @@ def main(params: Params, method: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     live = Live(dir=str(staging / "live"), save_dvc_exp=False, dvcyaml=False)
 
-    for position, seed in enumerate(params.train.seeds):
+    budgets = params.train.budget_list
+    for budget in budgets:
+        run_params = with_budget(params, budget)
+        for position, seed in enumerate(params.train.seeds):
+            # One budget: the historical names (seed0/test_accuracy); a sweep prefixes the budget.
+            prefix = f"seed{seed}" if len(budgets) == 1 else f"{budget}/seed{seed}"
 
-        def log_epoch(row: dict, seed=seed) -> None:
-            live.step = int(row["epoch"])
-            for name in LOGGED:
-                live.log_metric(f"seed{seed}/{name}", float(row[name]))
-            live.next_step()
+            def log_epoch(row: dict, prefix=prefix) -> None:
+                live.step = int(row["epoch"])
+                for name in LOGGED:
+                    live.log_metric(f"{prefix}/{name}", float(row[name]))
+                live.next_step()
 
-        record = train_run(
-            params,
-            data,
-            method=method,
-            seed=seed,
-            checkpoint_path=CHECKPOINT_DIR / method / f"seed{seed}.pt",
-            on_epoch=log_epoch,
-        )
-        write_workbook(staging / record_name(params, method, seed), record.sheets())
-        if position == 0:  # dvc plots draws the first seed's curve against training time
-            record.epochs[list(CURVE_COLUMNS)].to_csv(staging / "curve.csv", index=False)
-        final = record.epochs.iloc[-1]
-        print(
-            f"{method} seed {seed}: {record.status}, {len(record.epochs)} epochs, test accuracy "
-            f"{final['test_accuracy']:.4f}, IS share {record.summary.set_index('metric').loc['is_share', 'final']:.2f}"
-        )
+            record = train_run(
+                run_params,
+                data,
+                method=method,
+                seed=seed,
+                checkpoint_path=CHECKPOINT_DIR / method / f"{budget.replace(' ', '')}.seed{seed}.pt",
+                on_epoch=log_epoch,
+            )
+            write_workbook(staging / record_name(run_params, method, seed), record.sheets())
+            if position == 0 and budget == budgets[-1]:  # dvc plots: the longest budget's first seed
+                record.epochs[list(CURVE_COLUMNS)].to_csv(staging / "curve.csv", index=False)
+            final = record.epochs.iloc[-1]
+            print(
+                f"{method} {budget} seed {seed}: {record.status}, {len(record.epochs)} epochs, test accuracy "
+                f"{final['test_accuracy']:.4f}, IS share {record.summary.set_index('metric').loc['is_share', 'final']:.2f}"
+            )
     live.end()
     replace_directory(staging, target)
 

@@ -49,9 +49,14 @@ def import_closure(module: str) -> set[Path]:
     return seen
 
 
-def stage_modules() -> dict[str, str]:
+def stage_specs() -> dict[str, dict]:
+    """Every stage's definition; a foreach stage's is its `do` template."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    return {name: stage["cmd"].split("-m ", 1)[1].split()[0] for name, stage in stages.items()}
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+def stage_modules() -> dict[str, str]:
+    return {name: stage["cmd"].split("-m ", 1)[1].split()[0] for name, stage in stage_specs().items()}
 
 
 def covered(path: Path, deps: list[str]) -> bool:
@@ -61,7 +66,7 @@ def covered(path: Path, deps: list[str]) -> bool:
 
 @pytest.mark.parametrize("stage", list(stage_modules()))
 def test_every_imported_module_is_a_dep(stage):
-    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]
+    spec = stage_specs()[stage]
     deps = [dep if isinstance(dep, str) else next(iter(dep)) for dep in spec.get("deps", [])]
     missing = sorted(p.relative_to(REPO).as_posix() for p in import_closure(stage_modules()[stage]) if not covered(p, deps))
     assert not missing, f"stage {stage} imports files that are not among its deps: {', '.join(missing)}"

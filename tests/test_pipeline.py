@@ -21,10 +21,17 @@ TINY = {
     "presample": 2,
     "batch_size": 32,
     "data": {"train_subset": 400, "test_subset": 200},
-    "train": {"budget": "4s", "eval_batch_size": 200},
+    "train": {"budgets": ["4s"], "eval_batch_size": 200},
     "sampler": {"tau_th": 0.5},  # low, so IS runs and presample changes the IS record
     "timing": {"presamples": [2, 3], "warmup": 1, "iterations": 3},
 }
+
+
+STAGES = ("prepare", "train_is", "train_uniform", "train_peer@reuse", "timing", "report")
+
+
+def stages_run(output: str) -> set[str]:
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
 
 
 def digest(path: Path) -> str:
@@ -69,15 +76,23 @@ def test_repro_then_presample_experiment(project):
     clone, run = project
     dvc = [sys.executable, "-m", "dvc"]
     repro = run(*dvc, "repro")
-    for stage in ("prepare", "train_is", "train_uniform", "timing", "report"):
+    for stage in STAGES:
         assert f"Running stage '{stage}'" in repro.stdout
     is_record = clone / "results/upper_bound/cifar10.is.4s.0.xlsx"
     uniform_record = clone / "results/uniform/cifar10.un.4s.0.xlsx"
-    for path in (is_record, uniform_record, clone / "results/timing.xlsx", clone / "reports/README.md",
-                 clone / "reports/metrics.json", clone / "reports/figures/accuracy.png"):  # fmt: skip
+    reuse_record = clone / "results/reuse/cifar10.reuse.4s.0.xlsx"
+    for path in (is_record, uniform_record, reuse_record, clone / "results/timing.xlsx", clone / "reports/README.md",
+                 clone / "reports/metrics.json", clone / "metrics.json", clone / "reports/figures/accuracy.png",
+                 clone / "reports/figures/all_methods.png"):  # fmt: skip
         assert path.is_file(), path
     report = (clone / "reports/README.md").read_text()
-    assert "Missing" not in report and "| importance sampling |" in report
+    assert "Missing" not in report and "| importance sampling |" in report and "| score reuse |" in report
+    import pandas as pd
+
+    timing = pd.read_excel(clone / "results/timing.xlsx", sheet_name="per_ratio").set_index("run")
+    assert timing.loc["reuse", "a"] < 0.5  # measured beside the others (the benchmark gives the real figure)
+    headline = json.loads((clone / "metrics.json").read_text())
+    assert set(headline["acc"]) == {"upper_bound", "uniform", "reuse"} and set(headline["diff"]) == {"upper_bound", "reuse"}
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline results")
     before = {path: digest(path) for path in (is_record, uniform_record)}
@@ -89,12 +104,9 @@ def test_repro_then_presample_experiment(project):
     assert "dvc repro -f" in rerun
 
     experiment = run(*dvc, "exp", "run", "-S", "presample=7")
-    ran = {stage for stage in ("prepare", "train_is", "train_uniform", "timing", "report")
-           if f"Running stage '{stage}'" in experiment.stdout}  # fmt: skip
-    assert ran == {"train_is", "report"}, experiment.stdout
+    assert stages_run(experiment.stdout) == {"train_is", "report"}, experiment.stdout
     assert digest(is_record) != before[is_record]
     assert digest(uniform_record) == before[uniform_record]
-    import pandas as pd
 
     params = pd.read_excel(is_record, sheet_name="params")
     assert dict(zip(params["parameter"], params["value"]))["presample"] == "7.0"
@@ -108,13 +120,40 @@ def test_repro_then_presample_experiment(project):
             if metrics:
                 metric_sets.append(metrics)
     assert len(metric_sets) >= 2, shown
-    for metrics in metric_sets:
-        for path in ("results/upper_bound/live/metrics.json", "results/uniform/live/metrics.json"):
-            assert "test_accuracy" in metrics[path]["data"]["seed0"], metrics.keys()
+    for metrics in metric_sets:  # the headline file only, so the table stays narrow
+        assert set(metrics) == {"metrics.json"} and "upper_bound" in metrics["metrics.json"]["data"]["acc"]
+
+    # A peer's own parameter reruns that peer, the timing of the listed methods and the report only.
+    peer = run(*dvc, "exp", "run", "-S", "methods.reuse.smoothing=0.5")
+    assert stages_run(peer.stdout) == {"train_peer@reuse", "timing", "report"}, peer.stdout
+    assert digest(uniform_record) == before[uniform_record]
+
+
+def test_budget_sweep_runs_every_pair_and_keeps_finished_ones(project):
+    clone, run = project
+    import pandas as pd
+
+    run("git", "checkout", "--", ".")
+    run(sys.executable, "-m", "dvc", "repro")  # back to the committed baseline
+    record = clone / "results/uniform/cifar10.un.4s.0.xlsx"
+    finished = pd.read_excel(record, sheet_name="epochs")
+    sweep = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "train.budgets=[2s,4s]")
+    assert "Running stage 'train_uniform'" in sweep.stdout
+    for method, tag in (("upper_bound", "is"), ("uniform", "un"), ("reuse", "reuse")):
+        for budget in ("2s", "4s"):
+            assert (clone / f"results/{method}/cifar10.{tag}.{budget}.0.xlsx").is_file()
+    # The 4 s runs had finished: they came back from their checkpoints, epoch for epoch, not trained again.
+    pd.testing.assert_frame_equal(pd.read_excel(record, sheet_name="epochs"), finished)
+    short = pd.read_excel(clone / "results/uniform/cifar10.un.2s.0.xlsx", sheet_name="epochs")
+    assert short["train_seconds"].iloc[-1] < 2.5 and short["lr"].iloc[-1] < short["lr"].iloc[0]  # its own schedule
+    report = (clone / "reports/README.md").read_text()
+    assert "## 5. Speed-up at equal accuracy" in report and "| score reuse |" in report.split("## 5.")[1]
+    assert (clone / "reports/figures/accuracy_vs_budget.png").is_file()
+    run("git", "checkout", "--", ".")
 
 
 @pytest.mark.parametrize("override, message", [("presample=0.5", "presample = 0.5"),
-                                               ("train.budget=soon", "train.budget = 'soon'")])  # fmt: skip
+                                               ("train.budgets=[soon]", "train.budgets = ['soon']")])  # fmt: skip
 def test_bad_values_fail_fast_with_one_line(project, override, message):
     clone, run = project
     result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", override, check=False)
@@ -133,7 +172,8 @@ def test_divergence_ends_as_a_result_not_a_traceback(project):
     assert "Traceback" not in output and "Running stage 'report'" in output
     import pandas as pd
 
-    for path in (clone / "results/upper_bound/cifar10.is.4s.0.xlsx", clone / "results/uniform/cifar10.un.4s.0.xlsx"):
+    for path in (clone / "results/upper_bound/cifar10.is.4s.0.xlsx", clone / "results/uniform/cifar10.un.4s.0.xlsx",
+                 clone / "results/reuse/cifar10.reuse.4s.0.xlsx"):
         summary = pd.read_excel(path, sheet_name="summary").set_index("metric")["final"]
         assert str(summary["status"]).startswith("diverged at epoch "), (path, summary["status"])
         assert f"seed 0: {summary['status']}" in output  # the one line the stage printed

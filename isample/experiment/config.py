@@ -12,6 +12,7 @@ from isample.experiment.data import DATASETS
 from isample.experiment.models import MODELS
 from isample.methods import METHODS
 
+ALWAYS_RUN = ("upper_bound", "uniform")  # the notebook's two runs, train_is and train_uniform
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
 
@@ -52,7 +53,9 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    budget: str
+    # One budget, or a list of them (a budget sweep); exactly one of the two keys is given.
+    budget: str | None = None
+    budgets: list[str] | None = None
     seeds: list[int] = Field(min_length=1)
     lr: float = Field(gt=0)
     lr_scale: float = Field(gt=0)
@@ -69,9 +72,38 @@ class TrainConfig(_Section):
 
     @field_validator("budget", "checkpoint_every")
     @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
         return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _durations(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("must list at least one budget")
+        for budget in value:
+            try:
+                parse_duration(budget)
+            except ValueError as error:
+                raise ValueError(f"{budget!r} {error}") from None
+        seconds = [parse_duration(budget) for budget in value]
+        if len(set(seconds)) != len(seconds):
+            raise ValueError("must not repeat a budget")
+        return value
+
+    @model_validator(mode="after")
+    def _one_budget_key(self):
+        if (self.budget is None) == (self.budgets is None):
+            raise ValueError("give train.budget (one budget) or train.budgets (a list), exactly one of them")
+        return self
+
+    @property
+    def budget_list(self) -> list[str]:
+        """Every budget to run, shortest first, as written ('200s', '3h')."""
+        return sorted(self.budgets or [self.budget], key=parse_duration)
 
     @field_validator("lr_milestones")
     @classmethod
@@ -88,8 +120,15 @@ class TrainConfig(_Section):
         return value
 
     @property
+    def run_budget(self) -> str:
+        """The budget of one run (params made by `with_budget`, or a single budget)."""
+        if len(self.budget_list) != 1:
+            raise ValueError(f"several budgets ({', '.join(self.budget_list)}): pick one with with_budget()")
+        return self.budget_list[0]
+
+    @property
     def budget_seconds(self) -> float:
-        return parse_duration(self.budget)
+        return parse_duration(self.run_budget)
 
     @property
     def checkpoint_seconds(self) -> float:
@@ -131,6 +170,22 @@ class TimingConfig(_Section):
         return [float(p) for p in value]
 
 
+class CompareConfig(_Section):
+    methods: list[str]  # selection methods run beside upper_bound (train_is) and uniform (train_uniform)
+
+    @field_validator("methods")
+    @classmethod
+    def _known_peers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in METHODS:
+                raise ValueError(f"unknown selection method {name!r}; known: {', '.join(METHODS)}")
+            if name in ALWAYS_RUN:
+                raise ValueError(f"{name!r} always runs (its own stage): list only the other methods")
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat a method")
+        return value
+
+
 class ReportConfig(_Section):
     lang: Literal["en", "zh"]
 
@@ -143,6 +198,7 @@ class Params(_Section):
     train: TrainConfig
     sampler: SamplerConfig
     timing: TimingConfig
+    compare: CompareConfig
     report: ReportConfig
     methods: dict[str, dict]  # methods.<name>: the options of each selection method of the family
 
@@ -164,10 +220,32 @@ class Params(_Section):
         return self
 
     @model_validator(mode="after")
+    def _batch_fits_data(self):
+        subset = self.data.train_subset
+        if subset and self.batch_size > subset:
+            raise ValueError(f"batch_size = {self.batch_size} exceeds data.train_subset = {subset}")
+        return self
+
+    @model_validator(mode="after")
     def _method_sections(self):
+        for name in self.compare.methods:
+            if name not in self.methods:
+                raise ValueError(f"compare.methods lists {name!r} but params.yaml has no methods.{name} section")
         for name in self.methods:
             method_options(self, name)  # raises ValueError naming methods.<name>.<key>
         return self
+
+    @property
+    def compared_methods(self) -> list[str]:
+        """Every method a training stage runs: the two of the notebook, then the listed peers."""
+        return [*ALWAYS_RUN, *self.compare.methods]
+
+
+def with_budget(params: Params, budget: str) -> Params:
+    """params for one run of a sweep: train.budgets = [budget], so its run key and record name are
+    those of a single-budget run with the same budget."""
+    train = params.train.model_copy(update={"budget": None, "budgets": [budget]})
+    return params.model_copy(update={"train": train})
 
 
 def method_options(params: "Params", name: str):
@@ -193,6 +271,8 @@ def _describe(error: dict) -> str:
         return f"{key}: unknown parameter"
     if error["type"] == "missing":
         return f"{key}: missing"
+    if isinstance(error["input"], dict):  # a rule across the keys of one section
+        return f"{key}: {message}"
     return f"{key} = {error['input']!r}: {message}"
 
 

@@ -1,7 +1,7 @@
 """Where an IS iteration spends its time (notebook experiments 6-8), and the cost model against it.
 
-`measure` times real sampler iterations per presample ratio with IS forced on (and uniform SGD
-for reference); `summarize` derives t, T, k, a and the cost model's predictions per ratio from
+`measure` times real sampler iterations per presample ratio with IS forced on, uniform SGD for
+reference, and any other selection method of the family as it runs; `summarize` derives t, T, k, a and the cost model's predictions per ratio from
 medians; `fit` does the across-ratio checks: presample time against p, and how the presample
 forward and the training step move together.
 """
@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from isample import costmodel
-from isample.sampler import ImportanceSampler, UniformSampler
+from isample.sampler import ImportanceSampler, Sampler, UniformSampler
 from isample.sampling import NonFiniteScores
 from isample.report.records import presample_seconds, train_step_seconds
 from isample.timing import MODEL_PHASES, PHASES
@@ -44,9 +44,12 @@ def measure(
     iterations: int = 10,
     progress: bool = True,
     importance_options: dict | None = None,
+    methods: dict | None = None,
     **sampler_options,
 ) -> pd.DataFrame:
     """One row per measured iteration: its wall time and the seconds of every phase.
+
+    methods: other selection methods to time, name -> Options (their `run` is their name).
 
     Cost needs no finite model: when the scores of a diverging model (say at lr 1000) stop being
     finite, the model and optimizer go back to their initial state, the iteration is measured
@@ -56,7 +59,7 @@ def measure(
         raise ValueError(f"presample ratios must be >= 1, got {list(presamples)}")
     configurations = [(UNIFORM, math.nan, 0)] + [
         (IMPORTANCE, float(p), chunk) for p in presamples for chunk in forward_chunks
-    ]
+    ] + [(name, math.nan, 0) for name in (methods or {})]
     device = next(model.parameters()).device
     initial_weights = copy.deepcopy(model.state_dict())
     rows = []
@@ -66,6 +69,9 @@ def measure(
         resets = 0
         if run == UNIFORM:
             sampler = UniformSampler(model, optimizer, inputs, targets, batch_size, **sampler_options)
+        elif run != IMPORTANCE:
+            common = {key: value for key, value in sampler_options.items() if key != "score"}  # score: the two above
+            sampler = Sampler(run, model, optimizer, inputs, targets, batch_size, options=methods[run], **common)
         else:
             sampler = ImportanceSampler(
                 model, optimizer, inputs, targets, batch_size,
@@ -161,8 +167,10 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
                 tau_th=costmodel.tau_threshold(a),
             )
         else:
+            # Any other method: its whole cost over the training step's, selection and bookkeeping alike.
             predicted = (1 + k) * batch_size * t  # uniform SGD: b (t + T)
-            row.update(predicted_seconds=predicted, prediction_error=predicted / measured - 1)
+            row.update(a=(measured - train_step) / train_step, predicted_seconds=predicted,
+                       prediction_error=predicted / measured - 1)  # fmt: skip
         if run == IMPORTANCE:
             examples = round(presample * batch_size)
             row.update(t_p=group["time_presample_forward"].median() / examples,

@@ -327,7 +327,7 @@ def train_run(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> RunRecord:
-    """Train with selection method `method` for params.train.budget seconds of training time."""
+    """Train with selection method `method` for the run's budget (params.train.run_budget) of training time."""
     setup = _set_up(params, data, method, seed)
     key = run_key(params, data, method, seed)
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
@@ -429,5 +429,5 @@ def _record(params, data, method, seed, device, rows, status) -> RunRecord:
 def record_name(params: Params, method: str, seed: int) -> str:
     """The notebook's naming, <dataset>.<tag>.<budget>.<seed>.xlsx; the tag is `is` / `un` for the
     notebook's two runs and the method's name for the others."""
-    budget = params.train.budget.replace(" ", "")
+    budget = params.train.run_budget.replace(" ", "")
     return f"{params.data.name}.{METHODS[method].tag()}.{budget}.{seed}.xlsx"

@@ -11,8 +11,10 @@ import seaborn as sns  # noqa: E402
 
 from isample.report.records import train_step_seconds  # noqa: E402
 
-METHOD_LABELS = {"upper_bound": "importance sampling", "uniform": "uniform SGD"}
-PALETTE = {"importance sampling": "tab:red", "uniform SGD": "tab:blue"}
+METHOD_LABELS = {"upper_bound": "importance sampling", "uniform": "uniform SGD", "reuse": "score reuse",
+                 "selective_backprop": "Selective-Backprop", "infobatch": "InfoBatch"}  # fmt: skip
+PALETTE = {"importance sampling": "tab:red", "uniform SGD": "tab:blue", "score reuse": "tab:orange",
+           "Selective-Backprop": "tab:green", "InfoBatch": "tab:purple"}  # fmt: skip
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -46,6 +48,38 @@ def accuracy_and_loss(runs) -> plt.Figure:
         ax.set(xlabel="training time (s)", ylabel=label, title=f"{label.capitalize()} at equal training time")
     _mark(axes, lr_changes(runs))
     axes[1].legend()
+    fig.tight_layout()
+    return fig
+
+
+def _palette(data: pd.DataFrame) -> dict:
+    """Fixed colours for the known methods, the next free ones for any other."""
+    spare = iter(c for c in sns.color_palette("tab10").as_hex() if c not in PALETTE.values())
+    return {name: PALETTE.get(name) or next(spare) for name in data["run"].unique()}
+
+
+def all_methods(runs) -> plt.Figure:
+    """Every method's test accuracy against training time: one line per method, each seed drawn thin."""
+    data = _epochs(runs)
+    fig, ax = plt.subplots(figsize=(9, 5))
+    sns.lineplot(data=data, x="train_seconds", y="test_accuracy", hue="run", units="seed", estimator=None,
+                 palette=_palette(data), linewidth=1.2, ax=ax)  # fmt: skip
+    _mark(ax, lr_changes(runs))
+    ax.set(xlabel="training time (s)", ylabel="test accuracy", title="All methods at equal training time")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_budget(runs) -> plt.Figure:
+    """Final test accuracy against budget (log axis), the mean over seeds with their spread (sd)."""
+    data = pd.DataFrame([{"run": METHOD_LABELS.get(r.method, r.method), "budget": r.budget_seconds,
+                          "accuracy": r.epochs["test_accuracy"].iloc[-1]} for r in runs if not r.diverged])  # fmt: skip
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.lineplot(data=data, x="budget", y="accuracy", hue="run", marker="o", errorbar="sd", palette=_palette(data), ax=ax)
+    ax.set(xscale="log", xlabel="budget: training time per run (s, log scale)", ylabel="final test accuracy",
+           title="Final test accuracy against budget (each budget its own schedule)")  # fmt: skip
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

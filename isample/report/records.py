@@ -107,6 +107,11 @@ class Run:
     def diverged(self) -> bool:
         return self.status != COMPLETED
 
+    @property
+    def budget_seconds(self) -> float:
+        """The run's training-time budget (nan in a record that does not say)."""
+        return float(self.params.get("budget_seconds", "nan"))
+
 
 def read_run(path: str | Path) -> Run:
     sheets = read_workbook(path, RUN_COLUMNS)

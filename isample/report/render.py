@@ -7,7 +7,9 @@ import pandas as pd
 from isample.report.facts import (
     IMPORTANCE, NOTEBOOK_A_PER_P, UNIFORM, Facts, compare_runs, lr_activation, timing_facts,
 )  # fmt: skip
+from isample.report.all_methods import TARGET_SHARES, compare_methods
 from isample.report.records import Run
+from isample.report.speedup import speedups
 from isample.report.text import TEXT
 
 PARAMETERS_SHOWN = [
@@ -192,6 +194,77 @@ def cost_section(text: dict, timing: dict[str, pd.DataFrame] | None, figures: di
     return out, metrics
 
 
+def _name(text: dict, method: str) -> str:
+    return text.get(f"method_{method}", method)
+
+
+def _ratio(value: float, text: dict) -> str:
+    return text["not_reached"] if math.isnan(value) else f"{value:.2f}"
+
+
+def all_methods_section(text: dict, runs: dict[str, list[Run]], timing, figures: dict) -> tuple[list, dict]:
+    """4. Every method against uniform at one budget, paired by seed, with its cost and time to accuracy."""
+    facts = compare_methods(runs, timing)
+    out = [text["s4"], ""] + _missing(text, facts)
+    metrics: dict = {"missing": facts.missing}
+    if facts.missing:
+        return out, metrics
+    table = facts.tables["methods"]
+    budget = next(run.budget_seconds for method_runs in runs.values() for run in method_runs)
+    order = ["uniform"] + facts.numbers["ranking"]
+    rows = []
+    for method in order:
+        r = table.loc[method]
+        interval = f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}]" if not math.isnan(r["ci_low"]) else "-"
+        difference = "-" if method == "uniform" or math.isnan(r["difference"]) else f"{100 * r['difference']:+.2f}"
+        rows.append([_name(text, method), int(r["seeds"]), _number(r["final"]), _number(r["best"]), difference,
+                     interval if method != "uniform" else "-", _number(r["a"], 3), f"{r['selection_share']:.2f}",
+                     *[_ratio(r[f"time_{share:.2f}"], text) if method != "uniform" else "1.00"
+                       for share in TARGET_SHARES]])  # fmt: skip
+    if not math.isnan(budget):
+        out += [text["methods_budget"].format(budget=budget), ""]
+    out += [_table(text["cols_methods"], rows), "", text["methods_note"], "", text["conclusion"], ""]
+    for rule, values in facts.conclusions.values():
+        out.append(f"- {text[rule].format(name=_name(text, values.get('method', '')), **values)}")
+    out += [""] + _figures(text, figures, ("all_methods",))
+    metrics["methods"] = {method: _finite_or_none({key: float(value) for key, value in table.loc[method].items()})
+                          for method in order}  # fmt: skip
+    return out, metrics
+
+
+def speedup_section(text: dict, runs: list[Run], figures: dict) -> tuple[list, dict]:
+    """5. Final accuracy against budget and the budget each method needs to match uniform's accuracy."""
+    facts = speedups(runs)
+    out = [text["s5"], ""] + _missing(text, facts)
+    metrics: dict = {"missing": facts.missing}
+    if facts.missing:
+        return out, metrics
+    table = facts.tables.get("speedup")
+    if table is not None and len(table):
+        final = facts.tables["final"]
+        uniform = final[final["method"] == "uniform"].groupby("budget")["accuracy"].mean()
+        rows = [[_name(text, r.method), f"{r.budget:g}", _number(uniform.get(r.budget, math.nan)),
+                 _ratio(r.speedup, text),
+                 f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if not math.isnan(r.ci_low) else "-", int(r.not_reached)]
+                for r in table.itertuples()]  # fmt: skip
+        out += [_table(text["cols_speedup"], rows), "", text["speedup_note"], ""]
+        metrics["speedup"] = {method: float(group["speedup"].median()) if group["speedup"].notna().all() else None
+                              for method, group in table.groupby("method")}  # fmt: skip
+    out += [text["conclusion"], ""]
+    for rule, values in facts.conclusions.values():
+        out.append(f"- {text[rule].format(name=_name(text, values.get('method', '')), **values)}")
+    out += [""] + _figures(text, figures, ("accuracy_vs_budget",))
+    return out, metrics
+
+
+def longest_budget(runs: list[Run]) -> list[Run]:
+    """The runs of the longest budget: sections 1-4 compare at one budget."""
+    if not runs:
+        return runs
+    longest = max(run.budget_seconds for run in runs)
+    return [run for run in runs if run.budget_seconds == longest or math.isnan(run.budget_seconds)]
+
+
 def render(
     is_runs: list[Run],
     uniform_runs: list[Run],
@@ -199,20 +272,28 @@ def render(
     lang: str,
     figures: dict[str, str],
     timing_path: str = "results/timing.xlsx",
+    peer_runs: dict[str, list[Run]] | None = None,
 ) -> tuple[str, dict]:
-    """The markdown report and the headline metrics, from the records alone."""
+    """The markdown report and the headline metrics, from the records alone. peer_runs: the other
+    methods' runs by name (compare.methods); with several budgets, sections 1-4 use the longest."""
     if lang not in TEXT:
         raise ValueError(f"unknown report language {lang!r}; known: {', '.join(TEXT)}")
     text = TEXT[lang]
-    runs = is_runs + uniform_runs
-    files = [str(run.path) for run in runs] + ([timing_path] if timing is not None else [])
-    out = [text["title"], "", text["generated"], ""] + parameters_section(text, runs, files)
+    peer_runs = peer_runs or {}
+    every_run = is_runs + uniform_runs + [run for runs in peer_runs.values() for run in runs]
+    files = [str(run.path) for run in every_run] + ([timing_path] if timing is not None else [])
+    is_runs, uniform_runs = longest_budget(is_runs), longest_budget(uniform_runs)
+    by_method = {method: longest_budget(runs)
+                 for method, runs in {"upper_bound": is_runs, "uniform": uniform_runs, **peer_runs}.items() if runs}
+    out = [text["title"], "", text["generated"], ""] + parameters_section(text, is_runs + uniform_runs, files)
     metrics: dict = {}
     missing: list[str] = []
     for lines, section_metrics in (
         comparison_section(text, is_runs, uniform_runs, figures),
         activation_section(text, is_runs, figures),
         cost_section(text, timing, figures),
+        all_methods_section(text, by_method, timing, figures),
+        speedup_section(text, every_run, figures),
     ):
         out += lines
         missing += section_metrics.pop("missing")

@@ -265,3 +265,100 @@ TEXT = {
     },
 }
 LANGUAGES = tuple(TEXT)
+
+# Sections 4 and 5: every method at equal time, and the speed-up at equal accuracy over budgets.
+from isample.report.all_methods import SMOOTHING_EPOCHS  # noqa: E402
+from isample.report.speedup import SAVES_TIME  # noqa: E402
+
+SWEEP_COMMAND = "dvc exp run -S 'train.budgets=[50s,100s,200s]' -S 'train.seeds=[0,1]'"
+
+TEXT["en"].update({
+    "s4": "## 4. All methods at equal time",
+    "s5": "## 5. Speed-up at equal accuracy",
+    "method_reuse": "score reuse", "method_selective_backprop": "Selective-Backprop", "method_infobatch": "InfoBatch",
+    "methods_budget": "Every method trained from the same initial weights for {budget:g} s of training time per seed "
+                      "(the longest budget run), paired with the uniform run of the same seed.",
+    "cols_methods": ["method", "seeds", "final test accuracy", "best test accuracy", "minus uniform (points)",
+                     "95% interval", "a", "selected by score", "time to 90%", "time to 95%", "time to 100%"],
+    "methods_note": "a is the method's iteration time minus the training step's, over the training step's (timing "
+                    "stage; upper_bound at its presample ratio). Time to X%: training time until the test accuracy, "
+                    f"averaged over the last {SMOOTHING_EPOCHS} epochs, first reaches X% of uniform's best such "
+                    "accuracy, as a ratio to uniform's own time (below 1: less time); `not reached` when it never does "
+                    "on some seed. 'Selected by score': the share of iterations whose batch the method chose by "
+                    "score (for IS, the iterations with IS on; for InfoBatch, those of epochs that pruned).",
+    "not_reached": "not reached",
+    "method_better": "{name} ends above uniform by {diff:+.2f} points over {n} seeds; the 95% interval [{low:+.2f}, "
+                     "{high:+.2f}] excludes zero: better than uniform beyond the seed noise.",
+    "method_worse": "{name} ends below uniform by {diff:+.2f} points over {n} seeds; the 95% interval [{low:+.2f}, "
+                    "{high:+.2f}] excludes zero: worse than uniform beyond the seed noise.",
+    "method_within_noise": "{name} differs from uniform by {diff:+.2f} points over {n} seeds, but the 95% interval "
+                           "[{low:+.2f}, {high:+.2f}] includes zero: it cannot be told apart from uniform.",
+    "method_one_seed": "{name}: {n} paired seed(s), too few for a direction (the difference between two seeds of one "
+                       "method can be as large). Run `dvc exp run -S 'train.seeds=[0,1,2]'`.",
+    "methods_best": "Ranked by the mean difference from uniform, the best method beyond noise is {name}.",
+    "methods_none_better": "No method beats uniform beyond the seed noise at this budget.",
+    "methods_too_few_seeds": "With fewer than the seeds a direction needs, the methods are listed by their mean "
+                             "difference only; that order is not a ranking.",
+    "cols_speedup": ["method", "uniform's budget (s)", "uniform's final accuracy", "speed-up", "95% interval",
+                     "seeds not reaching it"],
+    "speedup_note": "Each budget ran with its own learning-rate schedule, fully decayed within it. For each of "
+                    "uniform's budgets, the budget a method needs to reach uniform's final test accuracy there is "
+                    "interpolated on the log-budget axis between the method's own budgets; the speed-up is "
+                    "uniform's budget over that one (above 1: the method needs less time). A target already reached "
+                    "at the smallest budget gives a lower bound. Per seed, then the mean and its interval.",
+    "speedup_one_budget": "Only one budget ran, so there is no accuracy-against-budget curve and no speed-up is "
+                          f"drawn. Run several, each with its own schedule: `{SWEEP_COMMAND}`.",
+    "speedup_saves_time": "{name} saves time: at every budget of uniform its speed-up interval lies above "
+                          f"{SAVES_TIME:g} (median speed-up {{median:.2f}}).",
+    "speedup_costs_time": "{name} costs time: at some budget it does not reach uniform's accuracy within the budgets "
+                          "run, or its speed-up interval lies below 1.",
+    "speedup_within_noise": "{name} cannot be told apart from uniform in time to equal accuracy (median speed-up "
+                            "{median:.2f}).",
+    "speedup_one_seed": "{name}: median speed-up {median:.2f} from one seed; a conclusion needs intervals over "
+                        "several seeds.",
+})
+TEXT["en"]["rule_list"] += [
+    f"All methods: each one's final test accuracy minus uniform's, paired by seed; better or worse needs at least "
+    f"{MIN_SEEDS} seeds and a Student-t 95% interval excluding zero, else it cannot be told apart from uniform.",
+    f"Speed-up: a method saves time when at every uniform budget the 95% interval of its speed-up lies above "
+    f"{SAVES_TIME:g}, and costs time when it misses uniform's accuracy at some budget or an interval lies below 1.",
+]
+TEXT["zh"].update({
+    "s4": "## 4. 等训练时间下的所有方法",
+    "s5": "## 5. 等精度下的加速比",
+    "method_reuse": "分数复用", "method_selective_backprop": "Selective-Backprop", "method_infobatch": "InfoBatch",
+    "methods_budget": "每种方法从相同的初始权重出发，每个种子训练 {budget:g} 秒（所运行的最长预算），并与同一种子的均匀采样运行配对。",
+    "cols_methods": ["方法", "种子数", "最终测试精度", "最佳测试精度", "减去均匀（百分点）", "95% 区间", "a", "按分数选择",
+                     "达到 90% 的时间", "达到 95% 的时间", "达到 100% 的时间"],
+    "methods_note": "a 为该方法的迭代时间减去训练步时间，再除以训练步时间（timing 阶段；upper_bound 取其预采样比）。"
+                    f"达到 X% 的时间：测试精度（最近 {SMOOTHING_EPOCHS} 个 epoch 的平均）首次达到均匀采样最佳平均精度的 X% "
+                    "所需的训练时间，与均匀采样自身所需时间之比（小于 1 表示用时更少）；若某个种子始终未达到，记为“未达到”。"
+                    "“按分数选择”：方法按分数选择批次的迭代比例（IS 为开启的迭代，InfoBatch 为发生剪枝的 epoch 中的迭代）。",
+    "not_reached": "未达到",
+    "method_better": "{name} 最终比均匀采样高 {diff:+.2f} 个百分点（{n} 个种子）；95% 区间 [{low:+.2f}, {high:+.2f}] "
+                     "不含零：优于均匀采样，超出种子噪声。",
+    "method_worse": "{name} 最终比均匀采样低 {diff:+.2f} 个百分点（{n} 个种子）；95% 区间 [{low:+.2f}, {high:+.2f}] "
+                    "不含零：劣于均匀采样，超出种子噪声。",
+    "method_within_noise": "{name} 与均匀采样相差 {diff:+.2f} 个百分点（{n} 个种子），但 95% 区间 [{low:+.2f}, "
+                           "{high:+.2f}] 包含零：无法与均匀采样区分。",
+    "method_one_seed": "{name}：仅 {n} 个配对种子，不足以判断方向（同一方法两个种子之间的差异可能同样大）。运行 "
+                       "`dvc exp run -S 'train.seeds=[0,1,2]'`。",
+    "methods_best": "按与均匀采样的平均差值排序，超出噪声的最佳方法是 {name}。",
+    "methods_none_better": "在此预算下，没有方法在种子噪声之外优于均匀采样。",
+    "methods_too_few_seeds": "种子数不足以判断方向，方法仅按平均差值列出；该顺序不是排名。",
+    "cols_speedup": ["方法", "均匀采样预算（秒）", "均匀采样最终精度", "加速比", "95% 区间", "未达到的种子数"],
+    "speedup_note": "每个预算使用各自的学习率计划，并在该预算内完全衰减。对均匀采样的每个预算，在对数预算轴上于该方法自己的预算之间插值，"
+                    "得到其达到均匀采样最终测试精度所需的预算；加速比为均匀采样预算除以该预算（大于 1 表示更省时间）。"
+                    "在最小预算处已达到的目标给出下界。先按种子计算，再取均值及其区间。",
+    "speedup_one_budget": f"只运行了一个预算，因此没有精度-预算曲线，不给出加速比。请运行多个预算（各自的学习率计划）：`{SWEEP_COMMAND}`。",
+    "speedup_saves_time": f"{{name}} 节省时间：在均匀采样的每个预算上，其加速比区间都高于 {SAVES_TIME:g}（加速比中位数 {{median:.2f}}）。",
+    "speedup_costs_time": "{name} 耗费更多时间：在某个预算上，它在所运行的预算内达不到均匀采样的精度，或其加速比区间低于 1。",
+    "speedup_within_noise": "{name} 在达到相同精度所需时间上无法与均匀采样区分（加速比中位数 {median:.2f}）。",
+    "speedup_one_seed": "{name}：单个种子的加速比中位数为 {median:.2f}；结论需要多个种子的区间。",
+})
+TEXT["zh"]["rule_list"] += [
+    f"所有方法：各方法最终测试精度减去均匀采样的，按种子配对；判断优劣需要至少 {MIN_SEEDS} 个种子且 Student-t 95% 区间不含零，"
+    "否则无法与均匀采样区分。",
+    f"加速比：若在均匀采样的每个预算上其加速比的 95% 区间都高于 {SAVES_TIME:g}，则该方法节省时间；若在某个预算上达不到均匀采样的精度，"
+    "或某个区间低于 1，则耗费时间。",
+]

@@ -40,6 +40,16 @@ def test_durations(text, seconds):
         ({"sampler": {"smoothing": 1.0}}, ["sampler.smoothing", "1.0", "less than 1"]),
         ({"sampler": {"smoothing": -0.1}}, ["sampler.smoothing", "-0.1"]),
         ({"methods": {"fancy": {"x": 1}}}, ["methods.fancy", "unknown selection method", "upper_bound"]),
+        ({"compare": {"methods": ["reuse", "fancy"]}}, ["compare.methods", "'fancy'", "selective_backprop"]),
+        ({"compare": {"methods": ["uniform"]}}, ["compare.methods", "always runs"]),
+        ({"methods": {"reuse": {"smoothing": 0}}}, ["methods.reuse.smoothing = 0", "(0, 1]"]),
+        ({"methods": {"selective_backprop": {"beta": -1}}}, ["methods.selective_backprop.beta = -1", ">= 0"]),
+        ({"methods": {"infobatch": {"prune_ratio": 1.0}}}, ["methods.infobatch.prune_ratio = 1.0", "[0, 1)"]),
+        ({"methods": {"infobatch": {"ratio": 0.3}}}, ["methods.infobatch.ratio", "unknown parameter"]),
+        ({"train": {"budgets": ["1m", "later"]}}, ["train.budgets", "'later'", "duration"]),
+        ({"train": {"budgets": ["60s", "1m"]}}, ["train.budgets", "repeat"]),
+        ({"train": {"budgets": ["1m"], "budget": "2m"}}, ["train:", "exactly one"]),
+        ({"batch_size": 500, "presample": 1, "data": {"train_subset": 400}}, ["batch_size = 500", "train_subset"]),
     ],
 )
 def test_bad_values_give_one_line_naming_key_value_and_rule(raw, pieces):
@@ -80,3 +90,25 @@ def test_upper_bound_options_come_from_presample_and_sampler():
                                         score_mode="eval", smoothing=0.2, forward_chunk=params.sampler.forward_chunk,
                                         tau_momentum=params.sampler.tau_momentum,
                                         presample_bf16=params.sampler.presample_bf16)  # fmt: skip
+
+
+def test_a_listed_method_needs_its_params_section():
+    raw = raw_params({"compare": {"methods": ["reuse", "infobatch"]}})
+    del raw["methods"]["infobatch"]
+    with pytest.raises(ConfigError, match=r"^params.yaml: compare.methods lists 'infobatch' but params.yaml has no "
+                                          r"methods.infobatch section$"):  # fmt: skip
+        validate(raw)
+
+
+def test_one_budget_or_a_sweep_and_each_run_gets_one_budget():
+    from isample.experiment.config import with_budget
+
+    single = validate(raw_params({"train": {"budget": "90s"}}))
+    assert single.train.budget_list == ["90s"] and single.train.budget_seconds == 90
+    sweep = validate(raw_params({"train": {"budgets": ["2m", "30s", "1m"]}}))
+    assert sweep.train.budget_list == ["30s", "1m", "2m"]  # shortest first
+    with pytest.raises(ValueError, match="several budgets"):
+        sweep.train.budget_seconds
+    run = with_budget(sweep, "1m")
+    assert run.train.budget_seconds == 60 and run.train.run_budget == "1m"
+    assert with_budget(single, "90s").train == with_budget(validate(raw_params({"train": {"budgets": ["90s"]}})), "90s").train

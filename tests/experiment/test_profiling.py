@@ -109,3 +109,24 @@ def test_timing_goes_on_when_the_model_diverges():
     assert iterations["diverged_resets"].max() > 0
     per_ratio = summarize(iterations, 16)
     assert (per_ratio["diverged_resets"] > 0).any() and per_ratio["measured_seconds"].notna().all()
+
+
+def test_other_methods_get_a_row_with_their_whole_cost_over_the_training_step():
+    from isample.methods import ReuseOptions, SelectiveBackpropOptions
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, y = torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
+    iterations = measure(
+        model, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), x, y, 16, [2], warmup=1, iterations=4,
+        progress=False, score="gnorm",
+        methods={"reuse": ReuseOptions(), "selective_backprop": SelectiveBackpropOptions(beta=2.0)},
+    )  # fmt: skip
+    per_ratio = summarize(iterations, 16).set_index("run")
+    assert {"uniform", "upper_bound", "reuse", "selective_backprop"} == set(per_ratio.index)
+    for method in ("uniform", "reuse", "selective_backprop"):
+        row = per_ratio.loc[method]
+        assert row["a"] == pytest.approx((row["measured_seconds"] - row["train_step_seconds"]) / row["train_step_seconds"])
+    # Selective-Backprop forwards about b / mean(P) candidates (P = F ** 2: about 3 b): dearer than reuse.
+    assert per_ratio.loc["selective_backprop", "a"] > per_ratio.loc["reuse", "a"]
+    assert per_ratio.loc["selective_backprop", "time_presample_forward"] > 0 == per_ratio.loc["reuse", "time_presample_forward"]

@@ -1,0 +1,78 @@
+"""All methods at equal time: paired differences, their intervals, time to accuracy, cost, and the verdicts."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from isample.report.all_methods import compare_methods, smoothed_accuracy, time_to_reach
+from isample.report.records import Run
+from isample.report.render import render
+from tests.report.test_report import epochs, timing_tables
+
+
+def curve(method, seed, accuracy_at, n=20, seconds=100.0):
+    frame = epochs(0.5, n=n)
+    frame["train_seconds"] = np.linspace(seconds / n, seconds, n)
+    frame["test_accuracy"] = [accuracy_at(t) for t in frame["train_seconds"]]
+    return Run(method, seed, f"results/{method}/{seed}.xlsx", frame, {"method": method, "budget_seconds": str(seconds)})
+
+
+def rising(speed=1.0, offset=0.0):
+    """Accuracy rising to a plateau; speed 2 gets everywhere in half the time."""
+    return lambda t: 0.2 + 0.4 * (1 - math.exp(-speed * t / 25)) + offset
+
+
+def test_one_lucky_epoch_does_not_count_as_reaching_the_target():
+    frame = epochs(0.5, n=6)
+    frame["test_accuracy"] = [0.2, 0.3, 0.9, 0.3, 0.5, 0.6]
+    assert smoothed_accuracy(frame).round(3).tolist() == [0.2, 0.25, 0.467, 0.5, 0.567, 0.467]
+    assert time_to_reach(frame, 0.55) == frame["train_seconds"].iloc[4]  # not at the 0.9 epoch
+    assert math.isnan(time_to_reach(frame, 0.7))
+
+
+def test_paired_differences_intervals_time_ratios_and_verdicts():
+    seeds = range(3)
+    runs = {
+        "uniform": [curve("uniform", s, rising(offset=0.002 * s)) for s in seeds],
+        "reuse": [curve("reuse", s, rising(speed=2.0, offset=0.03 + 0.002 * s)) for s in seeds],
+        "infobatch": [curve("infobatch", s, rising(offset=[0.01, -0.01, 0.0][s] + 0.002 * s)) for s in seeds],
+    }
+    timing = timing_tables()
+    timing["per_ratio"] = pd.concat([timing["per_ratio"], pd.DataFrame({"run": ["reuse"], "a": [0.012]})])
+    facts = compare_methods(runs, timing)
+    table = facts.tables["methods"]
+    assert table.loc["reuse", "difference"] == pytest.approx(0.03 + 0.4 * (math.exp(-4) - math.exp(-8)), abs=1e-6)
+    assert table.loc["reuse", "ci_low"] > 0 and table.loc["reuse", "a"] == 0.012
+    assert table.loc["infobatch", "ci_low"] < 0 < table.loc["infobatch", "ci_high"]
+    assert math.isnan(table.loc["infobatch", "a"])  # not in the timing record
+    # Twice as fast, and higher: the 90% target reached in about half of uniform's time (epoch granularity).
+    assert 0.4 < table.loc["reuse", "time_0.90"] < 0.65
+    assert facts.numbers["ranking"] == ["reuse", "infobatch"]
+    assert facts.conclusions["method_reuse"][0] == "method_better"
+    assert facts.conclusions["method_infobatch"][0] == "method_within_noise"
+    assert facts.conclusions["overall"] == ("methods_best", {"method": "reuse"})
+    markdown, metrics = render([], runs["uniform"], timing, "en", {}, peer_runs={k: v for k, v in runs.items() if k != "uniform"})
+    section = markdown.split("## 4.")[1].split("## 5.")[0]
+    assert "score reuse ends above uniform" in section and "InfoBatch differs from uniform" in section
+    assert metrics["methods"]["reuse"]["a"] == 0.012 and metrics["methods"]["infobatch"]["a"] is None
+
+
+def test_a_method_that_never_gets_there_is_not_reached_and_one_seed_gives_no_direction():
+    runs = {"uniform": [curve("uniform", 0, rising())], "selective_backprop": [curve("selective_backprop", 0, rising(offset=-0.04))]}
+    facts = compare_methods(runs, None)
+    row = facts.tables["methods"].loc["selective_backprop"]
+    assert math.isnan(row["time_1.00"]) and math.isnan(row["time_0.95"]) and not math.isnan(row["time_0.90"])
+    assert facts.conclusions["method_selective_backprop"][0] == "method_one_seed"
+    assert facts.conclusions["overall"] == ("methods_too_few_seeds", {})
+    markdown, _ = render([], runs["uniform"], None, "en", {}, peer_runs={"selective_backprop": runs["selective_backprop"]})
+    assert "not reached" in markdown.split("## 4.")[1]
+
+
+def test_worse_beyond_noise_and_nothing_better():
+    runs = {"uniform": [curve("uniform", s, rising(offset=0.002 * s)) for s in range(3)],
+            "selective_backprop": [curve("selective_backprop", s, rising(offset=-0.05 + 0.002 * s)) for s in range(3)]}
+    facts = compare_methods(runs, None)
+    assert facts.conclusions["method_selective_backprop"][0] == "method_worse"
+    assert facts.conclusions["overall"] == ("methods_none_better", {})

@@ -1,0 +1,89 @@
+"""Speed-up at equal accuracy: the budget a method needs to match uniform, on synthetic records."""
+
+import math
+
+import numpy as np
+import pytest
+
+from isample.report.records import Run
+from isample.report.render import render
+from isample.report.speedup import budget_needed, speedups
+from tests.report.test_report import epochs
+
+
+def test_interpolates_on_the_log_budget_axis():
+    # 0.50 at 50 s, 0.60 at 200 s: 0.55 lies halfway in log(budget), at sqrt(50 * 200) = 100 s.
+    assert budget_needed([50, 200], [0.50, 0.60], 0.55) == pytest.approx(100.0)
+    assert budget_needed([200, 50, 100], [0.60, 0.50, 0.56], 0.58) == pytest.approx(100 * 2 ** 0.5)
+    assert budget_needed([50, 100], [0.50, 0.56], 0.40) == 50  # reached at once: the smallest budget
+    assert math.isnan(budget_needed([50, 100], [0.50, 0.56], 0.57))  # never reached
+
+
+def final_only(method, budget, seed, accuracy, status="completed"):
+    frame = epochs(accuracy)
+    frame["train_seconds"] *= budget / frame["train_seconds"].iloc[-1]
+    return Run(method, seed, f"results/{method}/{budget}.{seed}.xlsx", frame,
+               {"budget_seconds": str(float(budget)), "status": status, "method": method})  # fmt: skip
+
+
+def sweep(method_accuracy, uniform_accuracy, budgets=(50, 100, 200), seeds=(0, 1, 2), noise=0.002):
+    runs = []
+    for seed in seeds:
+        for budget in budgets:
+            wobble = noise * (seed - 1)
+            runs.append(final_only("uniform", budget, seed, uniform_accuracy(budget) + wobble))
+            runs.append(final_only("reuse", budget, seed, method_accuracy(budget) + wobble))
+    return runs
+
+
+def log_curve(offset=0.0, scale=1.0):
+    """Accuracy linear in log(budget): a method `scale` times as fast reaches uniform's accuracy at budget / scale."""
+    return lambda budget: 0.3 + 0.05 * math.log(budget * scale) + offset
+
+
+def test_a_method_twice_as_fast_has_speedup_two_and_saves_time():
+    facts = speedups(sweep(log_curve(scale=2.0), log_curve()))
+    table = facts.tables["speedup"]
+    reached = table[table["budget"] >= 100]  # at uniform's 50 s the method was already there at its smallest budget
+    assert np.allclose(reached["speedup"], 2.0, rtol=1e-6)
+    assert (table.loc[table["budget"] == 50, "speedup"] == 1.0).all()  # a lower bound only
+    assert facts.conclusions["speedup_reuse"][0] == "speedup_within_noise"  # the lower bound 1.0 is not above 1.1
+
+
+def test_a_faster_method_over_a_wider_sweep_saves_time():
+    facts = speedups(sweep(log_curve(scale=2.0), log_curve(), budgets=(25, 50, 100, 200)))
+    table = facts.tables["speedup"]
+    faster = table[table["budget"] >= 50]
+    assert np.allclose(faster["speedup"], 2.0)
+    assert facts.conclusions["speedup_reuse"][0] == "speedup_within_noise"  # still the 25 s lower bound
+    only_reachable = speedups([r for r in sweep(log_curve(scale=2.0), log_curve(), budgets=(25, 50, 100, 200))
+                               if not (r.method == "uniform" and r.budget_seconds == 25)])  # fmt: skip
+    assert only_reachable.conclusions["speedup_reuse"] == ("speedup_saves_time", pytest.approx({"method": "reuse", "median": 2.0}))
+
+
+def test_a_method_that_never_reaches_uniform_costs_time():
+    facts = speedups(sweep(log_curve(offset=-0.1), log_curve()))
+    table = facts.tables["speedup"]
+    assert (table["not_reached"] == 3).all() and table["speedup"].isna().all()
+    assert facts.conclusions["speedup_reuse"][0] == "speedup_costs_time"
+    runs = sweep(log_curve(offset=-0.1), log_curve())
+    markdown, metrics = render([], [r for r in runs if r.method == "uniform"], None, "en", {},
+                               peer_runs={"reuse": [r for r in runs if r.method == "reuse"]})
+    section = markdown.split("## 5.")[1]
+    assert "not reached" in section and "reuse costs time" in section
+    assert metrics["speedup"] == {"reuse": None}
+
+
+def test_one_budget_draws_no_speedup_and_says_what_to_run():
+    facts = speedups(sweep(log_curve(scale=2.0), log_curve(), budgets=(100,)))
+    assert facts.conclusions == {"speedup": ("speedup_one_budget", {})} and "speedup" not in facts.tables
+    runs = sweep(log_curve(scale=2.0), log_curve(), budgets=(100,))
+    markdown, _ = render([], [r for r in runs if r.method == "uniform"], None, "en", {},
+                         peer_runs={"reuse": [r for r in runs if r.method == "reuse"]})
+    assert "dvc exp run -S 'train.budgets=[50s,100s,200s]' -S 'train.seeds=[0,1]'" in markdown.split("## 5.")[1]
+
+
+def test_diverged_runs_are_left_out_of_the_curves():
+    runs = sweep(log_curve(scale=2.0), log_curve())
+    runs.append(final_only("reuse", 400, 0, 0.99, status="diverged at epoch 2, iteration 9, lr 10"))
+    assert 400 not in speedups(runs).numbers["budgets"]
