@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from isample.distributed import Group, current_group
 from isample.methods import Context, Examples, SelectionMethod, UniformOptions, UpperBoundOptions, method_class
 from isample.step import TrainStep
 from isample.timing import PhaseTimer
@@ -37,6 +38,10 @@ class Sampler:
 
     method: a name of `isample.methods.METHODS` or a SelectionMethod subclass; options: its
     Options (defaults when None). transform: a batch transform applied to drawn examples.
+    Under DDP, `model` is the DistributedDataParallel wrapper (the training step goes through it,
+    the method's own forwards through the module inside, so they need no collective), batch_size
+    is this rank's share of the global batch, `generator` this rank's own and `shared_generator`
+    one seeded alike on every rank; `group` defaults to torch.distributed's, when initialised.
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class Sampler:
         timing: bool = True,
         autocast_dtype: torch.dtype | None = None,
         callback: Callable[[Iteration], None] | None = None,
+        group: Group | None = None,
+        shared_generator: torch.Generator | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -65,7 +72,9 @@ class Sampler:
         self.timer = PhaseTimer(timing, device)
         self.examples = Examples(inputs, targets, device, transform, generator)
         method_type = method_class(method) if isinstance(method, str) else method
-        self.context = Context(model, self.examples, batch_size, self.timer, autocast_dtype)
+        inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+        self.context = Context(inner, self.examples, batch_size, self.timer, autocast_dtype,
+                               group=group or current_group(), shared_generator=shared_generator or generator)
         self.method = method_type(self.context, options)
         self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype)
         self.batch_size = batch_size
@@ -128,11 +137,16 @@ class Sampler:
         return self.examples.generator
 
     def state_dict(self) -> dict:
-        return {"method": self.method.state_dict(), "generator": self.generator.get_state()}
+        state = {"method": self.method.state_dict(), "generator": self.generator.get_state()}
+        if self.context.shared_generator is not self.generator:
+            state["shared_generator"] = self.context.shared_generator.get_state()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.method.load_state_dict(state["method"])
         self.generator.set_state(state["generator"])
+        if "shared_generator" in state:
+            self.context.shared_generator.set_state(state["shared_generator"])
 
 
 class UniformSampler(Sampler):

@@ -7,12 +7,14 @@ import shutil
 
 from dvclive import Live
 
+from isample.distributed import SINGLE
+from isample.experiment import launch
 from isample.experiment.config import Params, with_budget
 from isample.experiment.data import load_prepared
-from isample.report.records import write_workbook
 from isample.experiment.train import record_name, train_run
 from isample.methods import METHODS
-from stages.common import CHECKPOINT_DIR, RESULTS_DIR, prepared_path, replace_directory, run_stage
+from isample.report.records import write_workbook
+from stages.common import CHECKPOINT_DIR, RESULTS_DIR, StageError, prepared_path, replace_directory, run_stage
 
 LOGGED = ("test_accuracy", "test_loss", "train_accuracy", "train_accuracy_weighted", "train_loss",
           "train_loss_weighted", "is_share", "tau_mean", "train_seconds")  # fmt: skip
@@ -21,11 +23,20 @@ CURVE_COLUMNS = ("epoch", "train_seconds", "lr", "test_accuracy", "test_loss", "
 
 
 def main(params: Params, method: str) -> None:
+    device = launch.check_processes(params)  # before any process starts
+    if params.train.processes > 1 and not launch.under_torchrun():
+        code = launch.launch("stages.train", ["--method", method], params.train.processes, device)
+        if code:
+            raise StageError(f"a training process of {method} failed (torchrun exit code {code}; its report above "
+                             "names the rank); rerun the stage to resume from the last checkpoint")  # fmt: skip
+        return
+    group = launch.join(device) if launch.under_torchrun() else SINGLE
     data = load_prepared(prepared_path(params))
     target = RESULTS_DIR / method
     staging = RESULTS_DIR / f".{method}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    live = Live(dir=str(staging / "live"), save_dvc_exp=False, dvcyaml=False)
+    if group.is_main:  # only rank 0 writes records, dvclive files and the results folder
+        shutil.rmtree(staging, ignore_errors=True)
+        live = Live(dir=str(staging / "live"), save_dvc_exp=False, dvcyaml=False)
 
     budgets = params.train.budget_list
     for budget in budgets:
@@ -35,6 +46,8 @@ def main(params: Params, method: str) -> None:
             prefix = f"seed{seed}" if len(budgets) == 1 else f"{budget}/seed{seed}"
 
             def log_epoch(row: dict, prefix=prefix) -> None:
+                if not group.is_main:
+                    return
                 live.step = int(row["epoch"])
                 for name in LOGGED:
                     live.log_metric(f"{prefix}/{name}", float(row[name]))
@@ -47,7 +60,10 @@ def main(params: Params, method: str) -> None:
                 seed=seed,
                 checkpoint_path=CHECKPOINT_DIR / method / f"{budget.replace(' ', '')}.seed{seed}.pt",
                 on_epoch=log_epoch,
+                group=group,
             )
+            if not group.is_main:
+                continue
             write_workbook(staging / record_name(run_params, method, seed), record.sheets())
             if position == 0 and budget == budgets[-1]:  # dvc plots: the longest budget's first seed
                 record.epochs[list(CURVE_COLUMNS)].to_csv(staging / "curve.csv", index=False)
@@ -56,8 +72,9 @@ def main(params: Params, method: str) -> None:
                 f"{method} {budget} seed {seed}: {record.status}, {len(record.epochs)} epochs, test accuracy "
                 f"{final['test_accuracy']:.4f}, IS share {record.summary.set_index('metric').loc['is_share', 'final']:.2f}"
             )
-    live.end()
-    replace_directory(staging, target)
+    if group.is_main:
+        live.end()
+        replace_directory(staging, target)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,4 +181,59 @@ def test_divergence_ends_as_a_result_not_a_traceback(project):
     report = (clone / "reports/README.md").read_text()
     assert "Diverged" in report and "No accuracy conclusion" in report
     assert "test accuracy than uniform" not in report
+    run("git", "checkout", "--", ".")
+
+
+def test_two_processes_write_one_record_per_run(project):
+    """`dvc exp run -S train.processes=2`: DDP over two gloo processes, one record per (method, budget, seed)."""
+    clone, run = project
+    import pandas as pd
+
+    run("git", "checkout", "--", ".")
+    result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "train.processes=2")
+    assert {"train_is", "train_uniform", "train_peer@reuse", "report"} <= stages_run(result.stdout), result.stdout
+    for method, tag in (("upper_bound", "is"), ("uniform", "un"), ("reuse", "reuse")):
+        records = sorted((clone / "results" / method).glob("*.xlsx"))
+        assert [path.name for path in records] == [f"cifar10.{tag}.4s.0.xlsx"]
+        params = dict(pd.read_excel(records[0], sheet_name="params").astype(str).values)
+        assert params["processes"] == "2" and params["backend"] == "gloo" and params["status"] == "completed"
+        epochs = pd.read_excel(records[0], sheet_name="epochs")
+        assert epochs["test_accuracy"].notna().all() and epochs["train_seconds"].iloc[-1] < 5
+    assert "Missing" not in (clone / "reports/README.md").read_text()
+    run("git", "checkout", "--", ".")
+
+
+def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
+    clone, run = project
+    import psutil
+
+    run("git", "checkout", "--", ".")
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["train"].update(budgets=["60s"], processes=2)
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    stage = subprocess.Popen([sys.executable, "-m", "stages.train", "--method", "uniform"], cwd=clone, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        victim = None
+        for _ in range(600):  # wait until rank 1 runs (torchrun starts the workers)
+            for child in psutil.Process(stage.pid).children(recursive=True):
+                try:
+                    if child.environ().get("RANK") == "1":
+                        victim = child
+                except psutil.Error:
+                    pass
+            if victim:
+                break
+            assert stage.poll() is None, stage.communicate()
+            time.sleep(0.1)
+        assert victim, "rank 1 never started"
+        time.sleep(5)  # into training
+        victim.kill()
+        _, stderr = stage.communicate(timeout=120)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+    assert stage.returncode == 2, stderr[-2000:]
+    assert "error: a training process of uniform failed" in stderr, stderr[-2000:]
     run("git", "checkout", "--", ".")

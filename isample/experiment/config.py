@@ -69,6 +69,8 @@ class TrainConfig(_Section):
     channels_last: bool
     eval_batch_size: int = Field(ge=1)
     checkpoint_every: str
+    processes: int = Field(ge=1)  # DDP processes (GPUs) one run is spread over; 1 = a single process
+    sync_bn: bool  # under DDP: BatchNorm statistics over every rank's batch (SyncBatchNorm, CUDA only)
 
     @field_validator("budget", "checkpoint_every")
     @classmethod
@@ -217,6 +219,25 @@ class Params(_Section):
                 f"presample * batch_size = {round(self.presample * self.batch_size)} exceeds "
                 f"data.train_subset = {subset}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _batches_split_over_processes(self):
+        n = self.train.processes
+        if self.batch_size % n:
+            raise ValueError(f"batch_size = {self.batch_size} is not divisible by train.processes = {n} (b is the "
+                             "global batch; each process trains b / N examples)")
+        presample = round(self.presample * self.batch_size)
+        if presample % n:
+            raise ValueError(f"the presample B = presample * batch_size = {presample} is not divisible by "
+                             f"train.processes = {n} (each process scores B / N examples)")
+        if self.train.sync_bn and self.train.device == "cpu":
+            raise ValueError("train.sync_bn = true needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
+        batch_mode = self.sampler.score_mode == "batch" or any(
+            (self.methods.get(name) or {}).get("score_mode") == "batch" for name in self.compare.methods)
+        if self.train.sync_bn and batch_mode:  # a scoring forward would then wait on the other ranks' forwards
+            raise ValueError("train.sync_bn = true cannot be combined with score_mode = batch (the scoring forwards "
+                             "would synchronise across processes); use score_mode eval")
         return self
 
     @model_validator(mode="after")

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from isample.experiment.config import ConfigError, Params, method_options
 from isample.experiment.data import BatchTransform, PreparedData
 from isample.experiment.models import build_model
+from isample.distributed import SINGLE, Group
 from isample.experiment.torch_files import load_checkpoint, save_atomically
 from isample.methods import METHODS
 from isample.report.records import flatten, params_frame
@@ -37,11 +38,14 @@ COMPLETED = "completed"
 class BudgetClock:
     """Training seconds against a budget; paused while evaluating."""
 
-    def __init__(self, budget_seconds: float, elapsed: float = 0.0, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, budget_seconds: float, elapsed: float = 0.0, clock: Callable[[], float] = time.perf_counter,
+                 group: Group = SINGLE):  # fmt: skip
         self.budget = budget_seconds
         self._clock = clock
         self._elapsed = elapsed
         self._started: float | None = None
+        self.group = group
+        self.last_shared = elapsed
 
     def start(self) -> None:
         self._started = self._clock()
@@ -58,7 +62,12 @@ class BudgetClock:
 
     @property
     def exhausted(self) -> bool:
-        return self.elapsed >= self.budget
+        return self.shared() >= self.budget
+
+    def shared(self) -> float:
+        """Rank 0's elapsed seconds, on every rank (a collective: all ranks call it at the same points)."""
+        self.last_shared = self.group.from_main([self.elapsed])[0]
+        return self.last_shared
 
 
 def learning_rate(params: Params, fraction: float) -> float:
@@ -164,11 +173,21 @@ class _EpochTotals:
             self.presample_seconds += it.phases["presample_forward"] + it.phases["scoring"]
             self.importance_train_seconds += sum(it.phases[p] for p in TRAIN_STEP_PHASES)
 
-    def row(self, method_a: float, batch_size: int) -> dict:
+    def combine(self, group: Group) -> None:
+        """Train metrics over every rank's examples (under DDP each rank trained its own share)."""
+        loss, plain_loss, accuracy_weighted = group.mean(
+            [self.loss.item(), self.plain_loss.item(), self.accuracy_weighted.item()])
+        self.loss, self.plain_loss = torch.tensor(loss), torch.tensor(plain_loss)
+        self.accuracy_weighted = torch.tensor(accuracy_weighted)
+        self.correct = torch.tensor(group.total([float(self.correct.item())])[0])
+
+    def row(self, method_a: float, batch_size: int, rank_batch_size: int | None = None) -> dict:
+        """batch_size: the global batch b; rank_batch_size: this rank's share (t and T are per example it ran)."""
         n = self.iterations
         examples = n * batch_size
-        t = self.phases["train_forward"] / examples
-        big_t = self.phases["backward"] / examples
+        rank_examples = n * (rank_batch_size or batch_size)
+        t = self.phases["train_forward"] / rank_examples
+        big_t = self.phases["backward"] / rank_examples
         a = self.presample_seconds / self.importance_train_seconds if self.importance_iterations else method_a
         return {
             "iterations": n,
@@ -218,7 +237,8 @@ def _summary(epochs: pd.DataFrame, status: str) -> pd.DataFrame:
 class _Setup:
     device: torch.device
     autocast_dtype: torch.dtype | None
-    model: torch.nn.Module
+    model: torch.nn.Module  # the model itself (evaluated, checkpointed)
+    trained: torch.nn.Module  # what the training step runs: the model, or its DDP wrapper
     optimizer: torch.optim.Optimizer
     sampler: Sampler
     augment_generator: torch.Generator
@@ -227,45 +247,75 @@ class _Setup:
     test_transform: BatchTransform
 
 
-def _set_up(params: Params, data: PreparedData, method: str, seed: int) -> _Setup:
-    """Model (same initial weights for every method of a seed), optimizer and the method's sampler."""
+RANK_SEED_STRIDE = 1_000_003  # rank r draws from seed + r * stride (rank 0: the single-process seed)
+SHARED_SEED_OFFSET = 104_729  # the draws every rank makes alike (DDP only)
+
+
+def _set_up(params: Params, data: PreparedData, method: str, seed: int, group: Group = SINGLE) -> _Setup:
+    """Model (same initial weights for every method of a seed), optimizer and the method's sampler.
+
+    Under DDP (group of N) each rank trains b / N examples per iteration with its own generators,
+    through the model wrapped in DistributedDataParallel (gradients averaged over ranks)."""
     device = resolve_device(params.train.device)
+    if device.type == "cuda" and group.world_size > 1:
+        device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by the launcher)
     autocast_dtype = torch.bfloat16 if params.train.amp else None
     memory_format = torch.channels_last if params.train.channels_last else torch.contiguous_format
     torch.manual_seed(seed)
-    model = build_model(params.model.name, len(data.classes)).to(device, memory_format=memory_format)
+    model = build_model(params.model.name, len(data.classes))
+    if params.train.sync_bn and group.world_size > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=memory_format)
+    trained = model
+    if group.world_size > 1:
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=learning_rate(params, 0.0),
         momentum=params.train.momentum,
         weight_decay=params.train.weight_decay,
     )
-    augment_generator = torch.Generator().manual_seed(seed + 1)
+    rank_seed = seed + RANK_SEED_STRIDE * group.rank
+    augment_generator = torch.Generator().manual_seed(rank_seed + 1)
     train_transform = BatchTransform(
         data.mean, data.std, params.data.augment, params.train.channels_last, augment_generator
     )
+    shared = torch.Generator().manual_seed(seed + SHARED_SEED_OFFSET) if group.world_size > 1 else None
     sampler = Sampler(
-        method, model, optimizer, data.train_x.to(device), data.train_y.to(device), params.batch_size,
-        options=method_options(params, method), transform=train_transform,
-        generator=torch.Generator().manual_seed(seed), timing=True, autocast_dtype=autocast_dtype,
+        method, trained, optimizer, data.train_x.to(device), data.train_y.to(device),
+        params.batch_size // group.world_size, options=method_options(params, method), transform=train_transform,
+        generator=torch.Generator().manual_seed(rank_seed), timing=True, autocast_dtype=autocast_dtype,
+        group=group, shared_generator=shared,
     )  # fmt: skip
     test_transform = BatchTransform(data.mean, data.std, False, params.train.channels_last)
-    return _Setup(device, autocast_dtype, model, optimizer, sampler, augment_generator, data.test_x.to(device),
-                  data.test_y.to(device), test_transform)  # fmt: skip
+    return _Setup(device, autocast_dtype, model, trained, optimizer, sampler, augment_generator,
+                  data.test_x.to(device), data.test_y.to(device), test_transform)  # fmt: skip
 
 
-def _resume(setup: _Setup, checkpoint_path: Path | None, key: str, seed: int) -> tuple[list[dict], float]:
-    """Epoch rows and training seconds of a matching checkpoint, its state loaded; else nothing."""
+def rank_checkpoint(path: Path, rank: int) -> Path:
+    """Rank 0's checkpoint is `path` (the whole state); rank r > 0 keeps its own draws beside it."""
+    return path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def _resume(setup: _Setup, checkpoint_path: Path | None, key: str, seed: int, group: Group = SINGLE
+            ) -> tuple[list[dict], float]:  # fmt: skip
+    """Epoch rows and training seconds of a matching checkpoint, its state loaded; else nothing.
+
+    Every rank loads the model, optimizer and clock from rank 0's file, so the replicas start alike,
+    and its own sampler and augmentation draws from its own file."""
     state = load_checkpoint(checkpoint_path, setup.device) if checkpoint_path else None
     if state is None or state.get("key") != key:
         return [], 0.0
     setup.model.load_state_dict(state["model"])
     setup.optimizer.load_state_dict(state["optimizer"])
-    setup.sampler.load_state_dict(state["sampler"])
-    setup.augment_generator.set_state(state["augment_generator"])
     torch.set_rng_state(state["torch_rng"])
+    own = state if group.is_main else load_checkpoint(rank_checkpoint(checkpoint_path, group.rank), setup.device)
+    if own is not None and own.get("key") == key:
+        setup.sampler.load_state_dict(own["sampler"])
+        setup.augment_generator.set_state(own["augment_generator"])
     rows, elapsed = state["rows"], state["elapsed"]
-    print(f"resumed seed {seed} from {checkpoint_path}: epoch {len(rows)}, {elapsed:.1f} s of training done")
+    if group.is_main:
+        print(f"resumed seed {seed} from {checkpoint_path}: epoch {len(rows)}, {elapsed:.1f} s of training done")
     return rows, elapsed
 
 
@@ -287,15 +337,17 @@ def _advance(bar: tqdm, seconds: float) -> None:
 
 
 def _train_epoch(params: Params, setup: _Setup, budget_clock: BudgetClock, bar: tqdm) -> tuple[_EpochTotals, str]:
-    """At most one epoch's iterations within the budget; returns its totals and what stopped it."""
+    """At most one epoch's iterations within the budget; returns its totals and what stopped it.
+
+    Every rank reads rank 0's clock (`budget_clock.shared`), so all run the same iterations."""
     budget = budget_clock.budget
     totals = _EpochTotals(setup.device)
-    lr = learning_rate(params, budget_clock.elapsed / budget)
     budget_clock.start()
-    shown = budget_clock.elapsed
+    lr = learning_rate(params, budget_clock.shared() / budget)
+    shown = budget_clock.last_shared
     stop = ""
     for _ in range(setup.sampler.start_epoch()):  # the method says how long its epoch is
-        now = budget_clock.elapsed
+        now = budget_clock.shared()
         if now >= budget:
             break
         lr = learning_rate(params, now / budget)
@@ -310,6 +362,8 @@ def _train_epoch(params: Params, setup: _Setup, budget_clock: BudgetClock, bar: 
             _advance(bar, now)
             shown = now
     budget_clock.pause()
+    if totals.iterations:
+        totals.combine(setup.sampler.context.group)
     if not stop and totals.iterations and not torch.isfinite(totals.loss):
         stop = "diverged"
     totals.lr = lr
@@ -326,39 +380,36 @@ def train_run(
     clock: Callable[[], float] = time.perf_counter,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    group: Group = SINGLE,
 ) -> RunRecord:
-    """Train with selection method `method` for the run's budget (params.train.run_budget) of training time."""
-    setup = _set_up(params, data, method, seed)
+    """Train with selection method `method` for the run's budget (params.train.run_budget) of training time.
+
+    Under DDP (`group` of N processes, from `isample.distributed.current_group()`) every rank calls
+    this; rank 0 keeps the clock, evaluates and returns the record that counts (other ranks' records
+    have no test metrics), and each rank checkpoints its own state (rank r > 0 beside the path)."""
+    setup = _set_up(params, data, method, seed, group)
     key = run_key(params, data, method, seed)
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
-    rows, elapsed = _resume(setup, checkpoint_path, key, seed)
+    rows, elapsed = _resume(setup, checkpoint_path, key, seed, group)
     status = rows[-1].get("status", COMPLETED) if rows else COMPLETED
     for row in rows:
         if on_epoch:
             on_epoch(row)
 
-    budget_clock = BudgetClock(params.train.budget_seconds, elapsed, clock)
-    setup.sampler.context.progress = lambda: budget_clock.elapsed / budget_clock.budget
+    budget_clock = BudgetClock(params.train.budget_seconds, elapsed, clock, group)
+    setup.sampler.context.progress = lambda: budget_clock.last_shared / budget_clock.budget  # alike on every rank
     total_iterations = rows[-1]["total_iterations"] if rows else 0
     last_checkpoint = budget_clock.elapsed
-    bar = _progress_bar(method, seed, budget_clock.budget, elapsed, progress)
+    bar = _progress_bar(method, seed, budget_clock.budget, elapsed, progress and group.is_main)
 
     def checkpoint(done: bool) -> None:
-        if checkpoint_path:
-            save_atomically(
-                {
-                    "key": key,
-                    "done": done,
-                    "model": setup.model.state_dict(),
-                    "optimizer": setup.optimizer.state_dict(),
-                    "sampler": setup.sampler.state_dict(),
-                    "augment_generator": setup.augment_generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "rows": rows,
-                    "elapsed": budget_clock.elapsed,
-                },
-                checkpoint_path,
-            )
+        if not checkpoint_path:
+            return
+        state = {"key": key, "sampler": setup.sampler.state_dict(), "augment_generator": setup.augment_generator.get_state()}
+        if group.is_main:
+            state.update(done=done, model=setup.model.state_dict(), optimizer=setup.optimizer.state_dict(),
+                         torch_rng=torch.get_rng_state(), rows=rows, elapsed=budget_clock.elapsed)  # fmt: skip
+        save_atomically(state, rank_checkpoint(checkpoint_path, group.rank))
 
     try:
         while status == COMPLETED and not budget_clock.exhausted:
@@ -371,16 +422,18 @@ def train_run(
                 if totals.iterations == 0:
                     break
             eval_started = time.perf_counter()
-            test_loss, test_accuracy = evaluate(
-                setup.model, setup.test_x, setup.test_y, setup.test_transform,
-                params.train.eval_batch_size, setup.device, setup.autocast_dtype,
-            )  # fmt: skip
+            test_loss = test_accuracy = math.nan
+            if group.is_main:  # the other ranks wait for it at their next collective
+                test_loss, test_accuracy = evaluate(
+                    setup.model, setup.test_x, setup.test_y, setup.test_transform,
+                    params.train.eval_batch_size, setup.device, setup.autocast_dtype,
+                )  # fmt: skip
             row = {
                 "epoch": len(rows) + 1,
                 "total_iterations": total_iterations,
                 "train_seconds": budget_clock.elapsed,
                 "lr": totals.lr,
-                **totals.row(setup.sampler.method.a, params.batch_size),
+                **totals.row(setup.sampler.method.a, params.batch_size, params.batch_size // group.world_size),
                 "test_loss": test_loss,
                 "test_accuracy": test_accuracy,
                 "eval_seconds": time.perf_counter() - eval_started,
@@ -390,23 +443,23 @@ def train_run(
                 on_epoch(rows[-1])
             _advance(bar, budget_clock.elapsed)
             bar.set_postfix(epoch=row["epoch"], test_acc=f"{test_accuracy:.3f}", is_share=f"{row['is_share']:.2f}")
-            if budget_clock.elapsed - last_checkpoint >= params.train.checkpoint_seconds:
+            if budget_clock.last_shared - last_checkpoint >= params.train.checkpoint_seconds:  # alike on every rank
                 checkpoint(done=False)
-                last_checkpoint = budget_clock.elapsed
+                last_checkpoint = budget_clock.last_shared
         if status != COMPLETED and rows:
             rows[-1]["status"] = status  # so a resumed diverged run stays diverged
         checkpoint(done=True)
     finally:
         bar.close()
 
-    if status != COMPLETED:
+    if status != COMPLETED and group.is_main:
         print(f"{method} seed {seed}: {status}; the record keeps its {len(rows)} epoch(s)")
     if not rows:
         raise RuntimeError("the budget ended before a single iteration ran" if status == COMPLETED else status)
-    return _record(params, data, method, seed, setup.device, rows, status)
+    return _record(params, data, method, seed, setup.device, rows, status, group)
 
 
-def _record(params, data, method, seed, device, rows, status) -> RunRecord:
+def _record(params, data, method, seed, device, rows, status, group: Group = SINGLE) -> RunRecord:
     epochs = pd.DataFrame(rows, columns=EPOCH_COLUMNS)
     info = flatten(method_params(params, method))
     info.update(
@@ -422,6 +475,8 @@ def _record(params, data, method, seed, device, rows, status) -> RunRecord:
         train_examples=len(data.train_x),
         test_examples=len(data.test_x),
         budget_seconds=params.train.budget_seconds,
+        processes=group.world_size,  # DDP ranks the run was spread over (1: one process)
+        backend=torch.distributed.get_backend() if group.world_size > 1 else "none",
     )
     return RunRecord(epochs, _summary(epochs, status), params_frame(info))
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from isample.distributed import SINGLE, Group
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult, running_statistics_frozen
 from isample.timing import PhaseTimer
@@ -69,6 +70,11 @@ class Context:
     # Share of the training budget already spent, in [0, 1]; the training loop sets it (methods that
     # change behaviour late in training, such as InfoBatch's annealing, read it). 0 when unknown.
     progress: Callable[[], float] = lambda: 0.0
+    # The processes training the model together (DDP); each selects its own b examples. Methods
+    # whose state must agree across ranks reduce or gather through it (a no-op in one process).
+    group: Group = SINGLE
+    # Draws that must be the same on every rank (InfoBatch's pruning); the generator in one process.
+    shared_generator: torch.Generator | None = None
 
     @property
     def device(self) -> torch.device:
@@ -132,8 +138,10 @@ class SelectionMethod:
 
     def start_epoch(self) -> int:
         """Called at each epoch start by the training loop: the iterations this epoch has (by
-        default one pass's worth of b-sized batches; methods that prune the data shorten it)."""
-        return max(1, len(self.context.examples) // self.context.batch_size)
+        default one pass's worth of batches of b per rank over all ranks; methods that prune the
+        data shorten it). Every rank must return the same number."""
+        context = self.context
+        return max(1, len(context.examples) // (context.batch_size * context.group.world_size))
 
     def select(self) -> Selection:
         raise NotImplementedError

@@ -63,29 +63,34 @@ class InfoBatch(SelectionMethod):
         self.tau = self.tau_threshold = math.nan  # no variance-reduction switch
 
     def start_epoch(self) -> int:
-        n, generator = len(self.losses), self.context.generator
-        annealing = self.context.progress() >= self.options.delta
+        """Prune and shuffle with the generator shared by all ranks: under DDP every rank holds the same
+        epoch order and trains its own slice of each global batch of b x ranks examples."""
+        context = self.context
+        n, generator = len(self.losses), context.shared_generator or context.generator
+        annealing = context.progress() >= self.options.delta
         kept, weights = prune(self.losses, 0.0 if annealing else self.options.prune_ratio, generator)
         shuffle = torch.randperm(len(kept), generator=generator)
         self.order, self.weights, self.position = kept[shuffle], weights[shuffle], 0
         self.pruned_share = 1 - len(kept) / n
         self.pruning = len(kept) < n
-        return max(1, len(kept) // self.context.batch_size)
+        return max(1, len(kept) // (context.batch_size * context.group.world_size))
 
     def select(self) -> Selection:
-        b, timer = self.context.batch_size, self.context.timer
+        context, timer = self.context, self.context.timer
+        b, group = context.batch_size, context.group
         with timer.phase("draw_batch"):
-            if self.position + b > len(self.order):  # the pass is used up (a loop without epochs)
+            if self.position + b * group.world_size > len(self.order):  # the pass is used up (a loop without epochs)
                 self.start_epoch()
-            batch = slice(self.position, self.position + b)
-            indices, weights = self.order[batch], self.weights[batch]
-            self.position += len(indices)
-            x, y = self.context.examples.gather(indices)
+            start = self.position + group.rank * b
+            indices, weights = self.order[start : start + b], self.weights[start : start + b]
+            self.position += b * group.world_size
+            x, y = context.examples.gather(indices)
         return Selection(indices, weights, x, y, used_importance=self.pruning)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         with self.context.timer.phase("scoring"):
-            self.losses[selection.indices] = result.losses.float().cpu()
+            group = self.context.group  # every rank's losses: the same table on all ranks
+            self.losses[group.gather(selection.indices)] = group.gather(result.losses.float().cpu())
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "losses": self.losses.clone(), "order": self.order.clone(),

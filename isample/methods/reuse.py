@@ -86,8 +86,10 @@ class Reuse(SelectionMethod):
     def observe(self, selection: Selection, result: StepResult) -> None:
         with self.context.timer.phase("scoring"):
             fresh = self.score_function(result.logits, selection.targets).float().cpu()
-            self.scores[selection.indices] = fresh
-            self.scored_at[selection.indices] = self.iterations
+            group = self.context.group  # every rank's (index, score) pairs: the same table on all ranks
+            indices, fresh = group.gather(selection.indices), group.gather(fresh)
+            self.scores[indices] = fresh
+            self.scored_at[indices] = self.iterations
         self.iterations += 1
 
     def state_dict(self) -> dict:

@@ -41,4 +41,5 @@ class Uniform(SelectionMethod):
         with self.context.timer.phase("scoring"):
             tau_step = variance_reduction(SCORE_FUNCTIONS[self.options.score](result.logits, selection.targets))
         with self.context.timer.phase("threshold_update"):
+            tau_step = self.context.group.mean([tau_step])[0]  # over all ranks' batches
             self.tau = moving_average(self.tau, tau_step, self.options.tau_momentum)

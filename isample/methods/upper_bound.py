@@ -128,7 +128,8 @@ class UpperBound(SelectionMethod):
         total = time.perf_counter() - started
         per_chunk = seconds["presample_forward"] + seconds["scoring"] - per_chunk_before  # forward + bound
         # Each chunk's forward and bound are paid B / chunk times, the call's own overhead once.
-        self._probes.append(per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0))
+        probe = per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0)
+        self._probes.append(self.context.group.mean([probe])[0])  # alike on every rank
         self.time_ema["presample"] = statistics.median(self._probes)
 
     # -- the threshold ----------------------------------------------------------------------------
@@ -196,20 +197,28 @@ class UpperBound(SelectionMethod):
             with timer.phase("scoring"):
                 tau_step = variance_reduction(scores)
         with timer.phase("threshold_update"):
+            seconds = timer.seconds
+            # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same
+            # tau and tau_th and decide together; in one process these are its own values.
+            tau_step, presample, forward, backward, step = self.context.group.mean([
+                tau_step, self._presample_seconds if selection.used_importance else 0.0,
+                seconds["train_forward"], seconds["backward"], seconds["optimizer_step"],
+            ])  # fmt: skip
             if timer.enabled and self.iterations > 0:  # the first iteration pays one-off costs: not a time
-                self._update_time_estimates(selection.used_importance)
+                self._update_time_estimates(selection.used_importance, presample, forward, backward, step)
             self.tau = moving_average(self.tau, tau_step, options.tau_momentum)
             self.tau_threshold, self.a = self._threshold()
         self.iterations += 1
 
-    def _update_time_estimates(self, used_importance: bool) -> None:
-        seconds, ema, m = self.context.timer.seconds, self.time_ema, self.options.tau_momentum
+    def _update_time_estimates(self, used_importance: bool, presample: float, forward: float, backward: float,
+                               step: float) -> None:  # fmt: skip
+        ema, m = self.time_ema, self.options.tau_momentum
         if used_importance:
-            ema["presample"] = moving_average(ema["presample"], self._presample_seconds, m)
+            ema["presample"] = moving_average(ema["presample"], presample, m)
             self._presamples_timed = True
-        ema["forward"] = moving_average(ema["forward"], seconds["train_forward"], m)
-        ema["backward"] = moving_average(ema["backward"], seconds["backward"], m)
-        ema["step"] = moving_average(ema["step"], seconds["optimizer_step"], m)
+        ema["forward"] = moving_average(ema["forward"], forward, m)
+        ema["backward"] = moving_average(ema["backward"], backward, m)
+        ema["step"] = moving_average(ema["step"], step, m)
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "iterations": self.iterations, "time_ema": dict(self.time_ema),

@@ -48,6 +48,10 @@ def _finite_or_none(numbers: dict) -> dict:
     return {key: (None if isinstance(v, float) and math.isnan(v) else v) for key, v in numbers.items()}
 
 
+def _name(text: dict, method: str) -> str:
+    return text.get(f"method_{method}", method)
+
+
 def _conclude(text: dict, facts: Facts, values: dict) -> list[str]:
     lines = []
     for rule, extra in facts.conclusions.values():
@@ -149,7 +153,7 @@ def activation_section(text: dict, is_runs: list[Run], figures: dict) -> tuple[l
 
 def _timing_row(text: dict, r: dict) -> list:
     importance = r["run"] == IMPORTANCE
-    label = f"p = {r['presample']:g}" if importance else text[f"method_{UNIFORM}"]
+    label = f"p = {r['presample']:g}" if importance else _name(text, r["run"])
     if importance and r.get("forward_chunk", 0):
         label += f", chunk {int(r['forward_chunk'])}"
     notebook = NOTEBOOK_A_PER_P.get(int(r["presample"])) if importance else None
@@ -192,10 +196,6 @@ def cost_section(text: dict, timing: dict[str, pd.DataFrame] | None, figures: di
                              for key, v in n.items() if isinstance(v, (int, float))}  # fmt: skip
     out += _figures(text, figures, ("phases", "presample_fit", "presample_vs_train"))
     return out, metrics
-
-
-def _name(text: dict, method: str) -> str:
-    return text.get(f"method_{method}", method)
 
 
 def _ratio(value: float, text: dict) -> str:
