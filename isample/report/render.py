@@ -243,7 +243,8 @@ def speedup_section(text: dict, runs: list[Run], figures: dict) -> tuple[list, d
     if table is not None and len(table):
         final = facts.tables["final"]
         uniform = final[final["method"] == "uniform"].groupby("budget")["accuracy"].mean()
-        rows = [[_name(text, r.method), f"{r.budget:g}", _number(uniform.get(r.budget, math.nan)),
+        rows = [[_name(text, r.method), f"{r.budget:g}" + (" †" if r.past_peak else ""),
+                 _number(uniform.get(r.budget, math.nan)),
                  _ratio(r.speedup, text),
                  f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if not math.isnan(r.ci_low) else "-", int(r.not_reached)]
                 for r in table.itertuples()]  # fmt: skip

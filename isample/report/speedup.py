@@ -54,6 +54,11 @@ def speedups(runs: list[Run]) -> Facts:
         facts.conclusions["speedup"] = ("speedup_one_budget", {})
         return facts
     uniform = table[table["method"] == UNIFORM]
+    # Past the budget where uniform's mean final accuracy peaks, more time made uniform worse (over-
+    # fitting, or a schedule too long for the data): matching it there says nothing about speed.
+    uniform_curve = uniform.groupby("budget")["accuracy"].mean()
+    past_peak = sorted(b for b in uniform_curve.index if b > uniform_curve.idxmax())
+    facts.numbers["past_peak"] = past_peak
     rows = []
     for method in [m for m in table["method"].unique() if m != UNIFORM]:
         mine = table[table["method"] == method]
@@ -70,21 +75,29 @@ def speedups(runs: list[Run]) -> Facts:
             rows.append({
                 "method": method, "budget": budget, "seeds": len(per_seed), "not_reached": len(per_seed) - len(reached),
                 "speedup": float(np.mean(reached)) if reached and len(reached) == len(per_seed) else math.nan,
-                "ci_low": low, "ci_high": high,
+                "ci_low": low, "ci_high": high, "past_peak": budget in past_peak,
             })  # fmt: skip
     result = pd.DataFrame(rows)
     facts.tables["speedup"] = result
+    if past_peak:
+        facts.conclusions["past_peak"] = ("speedup_past_peak", {
+            "budgets": ", ".join(f"{b:g}" for b in past_peak), "peak": float(uniform_curve.idxmax())})  # fmt: skip
     for method, group in result.groupby("method", sort=False) if len(result) else []:
-        # Rule, over uniform's budgets: saves time when every budget's interval lies above SAVES_TIME;
-        # costs time when uniform's accuracy is out of reach at some budget or an interval lies below 1;
-        # otherwise it cannot be told apart from uniform. Intervals need MIN_SEEDS seeds.
-        if (group["not_reached"] > 0).any() or (group["ci_high"] < 1).any():
+        group = group[~group["past_peak"]]
+        # Rule, over uniform's budgets up to its peak: saves time when every budget's interval lies
+        # above SAVES_TIME; costs time when uniform's accuracy is out of reach on every seed at some
+        # budget or an interval lies below 1; otherwise (some seeds reach it, some do not, or the
+        # intervals straddle) it cannot be told apart from uniform. Intervals need MIN_SEEDS seeds.
+        if (group["not_reached"] == group["seeds"]).any() or (group["ci_high"] < 1).any():
             rule = "speedup_costs_time"
+        elif (group["not_reached"] > 0).any():
+            rule = "speedup_within_noise"
         elif (group["seeds"] < MIN_SEEDS).any():
             rule = "speedup_one_seed"
         elif (group["ci_low"] > SAVES_TIME).all():
             rule = "speedup_saves_time"
         else:
             rule = "speedup_within_noise"
-        facts.conclusions[f"speedup_{method}"] = (rule, {"method": method, "median": float(group["speedup"].median())})
+        median = float(group["speedup"].median()) if group["speedup"].notna().any() else math.nan
+        facts.conclusions[f"speedup_{method}"] = (rule, {"method": method, "median": median})
     return facts

@@ -305,23 +305,28 @@ TEXT["en"].update({
                     "uniform's budgets, the budget a method needs to reach uniform's final test accuracy there is "
                     "interpolated on the log-budget axis between the method's own budgets; the speed-up is "
                     "uniform's budget over that one (above 1: the method needs less time). A target already reached "
-                    "at the smallest budget gives a lower bound. Per seed, then the mean and its interval.",
+                    "at the smallest budget gives a lower bound. Per seed, then the mean and its interval. † marks a "
+                    "budget past the one where uniform's own accuracy peaks.",
     "speedup_one_budget": "Only one budget ran, so there is no accuracy-against-budget curve and no speed-up is "
                           f"drawn. Run several, each with its own schedule: `{SWEEP_COMMAND}`.",
     "speedup_saves_time": "{name} saves time: at every budget of uniform its speed-up interval lies above "
                           f"{SAVES_TIME:g} (median speed-up {{median:.2f}}).",
-    "speedup_costs_time": "{name} costs time: at some budget it does not reach uniform's accuracy within the budgets "
+    "speedup_costs_time": "{name} costs time: at some budget no seed reaches uniform's accuracy within the budgets "
                           "run, or its speed-up interval lies below 1.",
-    "speedup_within_noise": "{name} cannot be told apart from uniform in time to equal accuracy (median speed-up "
-                            "{median:.2f}).",
+    "speedup_within_noise": "{name} cannot be told apart from uniform in time to equal accuracy (some seeds reach "
+                            "uniform's accuracy and some do not, or the intervals straddle 1).",
+    "speedup_past_peak": "Uniform's final accuracy is highest at {peak:g} s and lower at {budgets} s: more training "
+                         "time made it worse (over-fitting, or a schedule too long for the data), so the speed-ups "
+                         "at those budgets are shown but not used for any conclusion.",
     "speedup_one_seed": "{name}: median speed-up {median:.2f} from one seed; a conclusion needs intervals over "
                         "several seeds.",
 })
 TEXT["en"]["rule_list"] += [
     f"All methods: each one's final test accuracy minus uniform's, paired by seed; better or worse needs at least "
     f"{MIN_SEEDS} seeds and a Student-t 95% interval excluding zero, else it cannot be told apart from uniform.",
-    f"Speed-up: a method saves time when at every uniform budget the 95% interval of its speed-up lies above "
-    f"{SAVES_TIME:g}, and costs time when it misses uniform's accuracy at some budget or an interval lies below 1.",
+    f"Speed-up: over uniform's budgets up to the one where its accuracy peaks, a method saves time when every 95% "
+    f"interval of its speed-up lies above {SAVES_TIME:g}, and costs time when no seed reaches uniform's accuracy at "
+    "some budget or an interval lies below 1.",
 ]
 TEXT["zh"].update({
     "s4": "## 4. 等训练时间下的所有方法",
@@ -349,16 +354,18 @@ TEXT["zh"].update({
     "cols_speedup": ["方法", "均匀采样预算（秒）", "均匀采样最终精度", "加速比", "95% 区间", "未达到的种子数"],
     "speedup_note": "每个预算使用各自的学习率计划，并在该预算内完全衰减。对均匀采样的每个预算，在对数预算轴上于该方法自己的预算之间插值，"
                     "得到其达到均匀采样最终测试精度所需的预算；加速比为均匀采样预算除以该预算（大于 1 表示更省时间）。"
-                    "在最小预算处已达到的目标给出下界。先按种子计算，再取均值及其区间。",
+                    "在最小预算处已达到的目标给出下界。先按种子计算，再取均值及其区间。† 表示超过均匀采样自身精度峰值的预算。",
     "speedup_one_budget": f"只运行了一个预算，因此没有精度-预算曲线，不给出加速比。请运行多个预算（各自的学习率计划）：`{SWEEP_COMMAND}`。",
     "speedup_saves_time": f"{{name}} 节省时间：在均匀采样的每个预算上，其加速比区间都高于 {SAVES_TIME:g}（加速比中位数 {{median:.2f}}）。",
-    "speedup_costs_time": "{name} 耗费更多时间：在某个预算上，它在所运行的预算内达不到均匀采样的精度，或其加速比区间低于 1。",
-    "speedup_within_noise": "{name} 在达到相同精度所需时间上无法与均匀采样区分（加速比中位数 {median:.2f}）。",
+    "speedup_costs_time": "{name} 耗费更多时间：在某个预算上，没有种子在所运行的预算内达到均匀采样的精度，或其加速比区间低于 1。",
+    "speedup_within_noise": "{name} 在达到相同精度所需时间上无法与均匀采样区分（部分种子达到均匀采样的精度而部分没有，或区间跨越 1）。",
+    "speedup_past_peak": "均匀采样的最终精度在 {peak:g} 秒时最高，在 {budgets} 秒时更低：更多训练时间反而更差（过拟合，或学习率计划对该数据过长），"
+                         "因此这些预算上的加速比仅列出，不用于任何结论。",
     "speedup_one_seed": "{name}：单个种子的加速比中位数为 {median:.2f}；结论需要多个种子的区间。",
 })
 TEXT["zh"]["rule_list"] += [
     f"所有方法：各方法最终测试精度减去均匀采样的，按种子配对；判断优劣需要至少 {MIN_SEEDS} 个种子且 Student-t 95% 区间不含零，"
     "否则无法与均匀采样区分。",
-    f"加速比：若在均匀采样的每个预算上其加速比的 95% 区间都高于 {SAVES_TIME:g}，则该方法节省时间；若在某个预算上达不到均匀采样的精度，"
-    "或某个区间低于 1，则耗费时间。",
+    f"加速比：在均匀采样精度达到峰值及之前的预算上，若其加速比的 95% 区间都高于 {SAVES_TIME:g}，则该方法节省时间；"
+    "若在某个预算上没有种子达到均匀采样的精度，或某个区间低于 1，则耗费时间。",
 ]

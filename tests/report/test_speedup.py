@@ -87,3 +87,29 @@ def test_diverged_runs_are_left_out_of_the_curves():
     runs = sweep(log_curve(scale=2.0), log_curve())
     runs.append(final_only("reuse", 400, 0, 0.99, status="diverged at epoch 2, iteration 9, lr 10"))
     assert 400 not in speedups(runs).numbers["budgets"]
+
+
+def test_some_seeds_short_of_uniform_is_noise_not_a_cost():
+    runs = sweep(log_curve(scale=2.0), log_curve())
+    # Seed 2 of the method ends far lower at every budget: it never reaches uniform's accuracy there.
+    runs = [final_only(r.method, r.budget_seconds, r.seed, 0.2) if (r.method, r.seed) == ("reuse", 2) else r
+            for r in runs]  # fmt: skip
+    facts = speedups(runs)
+    assert (facts.tables["speedup"]["not_reached"] == 1).all()
+    assert facts.conclusions["speedup_reuse"][0] == "speedup_within_noise"
+
+
+def test_budgets_past_uniforms_peak_are_shown_but_not_concluded_from():
+    # Uniform over-fits: best at 50 s, worse at 100 and 200 s; the method is far slower up to the peak.
+    peaked = lambda budget: {50: 0.55, 100: 0.53, 200: 0.52}[budget]  # noqa: E731
+    slower = lambda budget: {50: 0.535, 100: 0.52, 200: 0.50}[budget]  # noqa: E731
+    facts = speedups(sweep(slower, peaked))
+    table = facts.tables["speedup"]
+    assert facts.numbers["past_peak"] == [100.0, 200.0] and table["past_peak"].tolist() == [False, True, True]
+    assert table.loc[table["budget"] == 100, "speedup"].iloc[0] > 1  # a "speed-up" where uniform got worse...
+    assert facts.conclusions["speedup_reuse"][0] == "speedup_costs_time"  # ...that the verdict ignores
+    assert facts.conclusions["past_peak"] == ("speedup_past_peak", {"budgets": "100, 200", "peak": 50.0})
+    runs = sweep(slower, peaked)
+    markdown, _ = render([], [r for r in runs if r.method == "uniform"], None, "en", {},
+                         peer_runs={"reuse": [r for r in runs if r.method == "reuse"]})
+    assert "| 100 † |" in markdown and "highest at 50 s and lower at 100, 200 s" in markdown
