@@ -249,8 +249,9 @@ def speedup_section(text: dict, runs: list[Run], figures: dict) -> tuple[list, d
                  f"[{r.ci_low:.2f}, {r.ci_high:.2f}]" if not math.isnan(r.ci_low) else "-", int(r.not_reached)]
                 for r in table.itertuples()]  # fmt: skip
         out += [_table(text["cols_speedup"], rows), "", text["speedup_note"], ""]
+        concluded = table[~table["past_peak"]]  # the budgets the verdicts use
         metrics["speedup"] = {method: float(group["speedup"].median()) if group["speedup"].notna().all() else None
-                              for method, group in table.groupby("method")}  # fmt: skip
+                              for method, group in concluded.groupby("method")}  # fmt: skip
     out += [text["conclusion"], ""]
     for rule, values in facts.conclusions.values():
         out.append(f"- {text[rule].format(name=_name(text, values.get('method', '')), **values)}")
