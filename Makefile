@@ -51,3 +51,4 @@ bench: install data
 	$(BIN)/python -m benchmarks.sampler_overhead
 	$(BIN)/python -m benchmarks.presample_forward
 	$(BIN)/python -m benchmarks.train_throughput
+	$(BIN)/python -m benchmarks.ddp_scaling

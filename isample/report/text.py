@@ -281,7 +281,8 @@ TEXT["en"].update({
     "cols_methods": ["method", "seeds", "final test accuracy", "best test accuracy", "minus uniform (points)",
                      "95% interval", "a", "selected by score", "time to 90%", "time to 95%", "time to 100%"],
     "methods_note": "a is the method's iteration time minus the training step's, over the training step's (timing "
-                    "stage; upper_bound at its presample ratio). Time to X%: training time until the test accuracy, "
+                    "stage; for upper_bound the notebook's a at its presample ratio: the presample's time over the "
+                    "training step's). Time to X%: training time until the test accuracy, "
                     f"averaged over the last {SMOOTHING_EPOCHS} epochs, first reaches X% of uniform's best such "
                     "accuracy, as a ratio to uniform's own time (below 1: less time); `not reached` when it never does "
                     "on some seed. 'Selected by score': the share of iterations whose batch the method chose by "
@@ -335,7 +336,8 @@ TEXT["zh"].update({
     "methods_budget": "每种方法从相同的初始权重出发，每个种子训练 {budget:g} 秒（所运行的最长预算），并与同一种子的均匀采样运行配对。",
     "cols_methods": ["方法", "种子数", "最终测试精度", "最佳测试精度", "减去均匀（百分点）", "95% 区间", "a", "按分数选择",
                      "达到 90% 的时间", "达到 95% 的时间", "达到 100% 的时间"],
-    "methods_note": "a 为该方法的迭代时间减去训练步时间，再除以训练步时间（timing 阶段；upper_bound 取其预采样比）。"
+    "methods_note": "a 为该方法的迭代时间减去训练步时间，再除以训练步时间（timing 阶段；upper_bound 为其预采样比下笔记中的 a："
+                    "预采样时间除以训练步时间）。"
                     f"达到 X% 的时间：测试精度（最近 {SMOOTHING_EPOCHS} 个 epoch 的平均）首次达到均匀采样最佳平均精度的 X% "
                     "所需的训练时间，与均匀采样自身所需时间之比（小于 1 表示用时更少）；若某个种子始终未达到，记为“未达到”。"
                     "“按分数选择”：方法按分数选择批次的迭代比例（IS 为开启的迭代，InfoBatch 为发生剪枝的 epoch 中的迭代）。",
