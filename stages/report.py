@@ -2,16 +2,14 @@
 number) and metrics.json (the headline numbers `dvc exp show` puts first)."""
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
 from isample.report import figures
 from isample.report.facts import IMPORTANCE, UNIFORM
-from isample.report.records import read_run, read_timing
+from isample.report.records import read_run, read_timing, write_atomically
 from isample.report.render import longest_budget, render
 from isample.experiment.config import parse_duration
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
@@ -42,13 +40,6 @@ def headline(metrics: dict) -> dict:
     if metrics.get("speedup"):
         numbers["speedup"] = metrics["speedup"]
     return numbers
-
-
-def save_json_atomically(path: Path, data: dict) -> None:
-    handle, temporary = tempfile.mkstemp(suffix=".json", dir=path.parent or ".", prefix=f".{path.stem}.")
-    with os.fdopen(handle, "w") as file:
-        file.write(json.dumps(data, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def main(params) -> None:
@@ -89,7 +80,8 @@ def main(params) -> None:
     markdown, metrics = render(is_runs, uniform_runs, timing, params.report.lang, made, str(TIMING_FILE), peer_runs)
     (staging / "README.md").write_text(markdown)
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    save_json_atomically(HEADLINE_FILE, headline(metrics))
+    headline_text = json.dumps(headline(metrics), indent=2) + "\n"
+    write_atomically(HEADLINE_FILE, lambda temporary: Path(temporary).write_text(headline_text))
     replace_directory(staging, REPORTS_DIR)
     missing = metrics["missing"]
     print(f"report written to {REPORTS_DIR}/README.md" + (f" (missing: {', '.join(missing)})" if missing else ""))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.sampler import ImportanceSampler, UniformSampler
+from isample.sampler import ImportanceSampler, Sampler, UniformSampler
 from isample.sampling import variance_reduction
 from isample.scores import gnorm_upper_bound
 from isample.timing import PHASES
@@ -18,6 +18,13 @@ def toy_problem(seed=0, n=2000):
     model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 5))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     return model, optimizer, x, y
+
+
+def toy_sampler(method, options=None, n=2000, batch_size=32, seed=0, timing=True):
+    """Any method of the family on the toy problem, with its own seeded generator."""
+    model, optimizer, x, y = toy_problem(n=n)
+    return Sampler(method, model, optimizer, x, y, batch_size, options=options,
+                   generator=torch.Generator().manual_seed(seed), timing=timing)  # fmt: skip
 
 
 def test_same_seed_same_draws_and_same_training():

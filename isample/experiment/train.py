@@ -237,8 +237,7 @@ def _summary(epochs: pd.DataFrame, status: str) -> pd.DataFrame:
 class _Setup:
     device: torch.device
     autocast_dtype: torch.dtype | None
-    model: torch.nn.Module  # the model itself (evaluated, checkpointed)
-    trained: torch.nn.Module  # what the training step runs: the model, or its DDP wrapper
+    model: torch.nn.Module  # the model itself (evaluated, checkpointed); the sampler trains it, DDP-wrapped under DDP
     optimizer: torch.optim.Optimizer
     sampler: Sampler
     augment_generator: torch.Generator
@@ -288,7 +287,7 @@ def _set_up(params: Params, data: PreparedData, method: str, seed: int, group: G
         group=group, shared_generator=shared,
     )  # fmt: skip
     test_transform = BatchTransform(data.mean, data.std, False, params.train.channels_last)
-    return _Setup(device, autocast_dtype, model, trained, optimizer, sampler, augment_generator,
+    return _Setup(device, autocast_dtype, model, optimizer, sampler, augment_generator,
                   data.test_x.to(device), data.test_y.to(device), test_transform)  # fmt: skip
 
 

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from isample.report.facts import MIN_SEEDS, UNIFORM, Facts, confidence_interval
+from isample.report.facts import MIN_SEEDS, UNIFORM, Facts, confidence_interval, time_to_accuracy
 from isample.report.records import Run
 
 TARGET_SHARES = (0.90, 0.95, 1.00)  # time to reach these shares of uniform's best (smoothed) test accuracy
@@ -19,8 +19,7 @@ def smoothed_accuracy(epochs: pd.DataFrame) -> pd.Series:
 
 def time_to_reach(epochs: pd.DataFrame, target: float) -> float:
     """Training seconds at the first epoch whose smoothed test accuracy reaches target (nan if never)."""
-    reached = epochs["train_seconds"][smoothed_accuracy(epochs) >= target]
-    return float(reached.iloc[0]) if len(reached) else math.nan
+    return time_to_accuracy(epochs.assign(test_accuracy=smoothed_accuracy(epochs)), target)
 
 
 def method_cost(timing: dict[str, pd.DataFrame] | None, method: str, presample: float | None) -> float:

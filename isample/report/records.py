@@ -3,6 +3,7 @@ back checked, and the columns derived from them. Needs pandas, not torch."""
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,20 +14,30 @@ class RecordError(Exception):
     """A record file that is missing pieces this project writes."""
 
 
-def write_workbook(path: str | os.PathLike, sheets: dict[str, pd.DataFrame]) -> None:
-    """Write every sheet to a temporary file beside `path`, then rename: a kill leaves no half file."""
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """Call write(temporary) for a temporary file beside `path`, then rename it over `path`: a kill
+    leaves no half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".xlsx", dir=path.parent, prefix=f".{path.stem}.")
+    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
     os.close(handle)
     try:
-        with pd.ExcelWriter(temporary, engine="openpyxl") as writer:
-            for name, frame in sheets.items():
-                frame.to_excel(writer, sheet_name=name, index=False)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_workbook(path: str | os.PathLike, sheets: dict[str, pd.DataFrame]) -> None:
+    """Every sheet into one .xlsx, written atomically."""
+
+    def write(temporary: str) -> None:
+        with pd.ExcelWriter(temporary, engine="openpyxl") as writer:
+            for name, frame in sheets.items():
+                frame.to_excel(writer, sheet_name=name, index=False)
+
+    write_atomically(path, write)
 
 
 def read_workbook(path: str | os.PathLike, required: dict[str, list[str]]) -> dict[str, pd.DataFrame]:

@@ -6,13 +6,11 @@ import pytest
 import torch
 
 from isample.methods import METHODS
-from isample.sampler import Sampler
-from tests.test_sampler import toy_problem
+from tests.test_sampler import toy_sampler
 
 
 def built(method, seed=0, timing=True):
-    model, optimizer, x, y = toy_problem(n=600)
-    return Sampler(method, model, optimizer, x, y, 30, generator=torch.Generator().manual_seed(seed), timing=timing)
+    return toy_sampler(method, n=600, batch_size=30, seed=seed, timing=timing)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -7,8 +7,7 @@ import torch
 
 from isample.methods import InfoBatchOptions
 from isample.methods.infobatch import prune
-from isample.sampler import Sampler
-from tests.test_sampler import toy_problem
+from tests.test_sampler import toy_sampler
 
 
 def test_prunes_share_r_of_the_below_mean_examples_and_rescales_the_kept_ones():
@@ -40,9 +39,7 @@ def test_pruned_and_rescaled_sum_is_unbiased():
 
 
 def infobatch_sampler(n=400, b=20, **options):
-    model, optimizer, x, y = toy_problem(n=n)
-    return Sampler("infobatch", model, optimizer, x, y, b, options=InfoBatchOptions(**options),
-                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return toy_sampler("infobatch", InfoBatchOptions(**options), n=n, batch_size=b)
 
 
 def test_an_epoch_is_a_permutation_of_the_kept_examples_and_shrinks_with_pruning():

@@ -5,14 +5,11 @@ import torch
 
 from isample.methods import ReuseOptions
 from isample.methods.reuse import filled_scores
-from isample.sampler import Sampler
-from tests.test_sampler import toy_problem
+from tests.test_sampler import toy_sampler
 
 
 def reuse_sampler(n=200, b=50, **options):
-    model, optimizer, x, y = toy_problem(n=n)
-    return Sampler("reuse", model, optimizer, x, y, b, options=ReuseOptions(**options),
-                   generator=torch.Generator().manual_seed(3))  # fmt: skip
+    return toy_sampler("reuse", ReuseOptions(**options), n=n, batch_size=b, seed=3)
 
 
 def test_weighted_draws_are_unbiased_for_the_whole_data_sets_mean():
