@@ -19,8 +19,8 @@ import yaml
 from benchmarks.switch_on import default_data
 from isample.distributed import SINGLE
 from isample.experiment import launch
-from isample.experiment.config import validate
-from isample.experiment.train import _set_up
+from isample.experiment.config import run_spec, validate
+from isample.experiment.setup import build_setup
 
 WARMUP = 5
 
@@ -31,7 +31,8 @@ def worker(method: str, iterations: int) -> None:
     raw["train"]["processes"] = int(os.environ.get("WORLD_SIZE", 1))
     params = validate(raw)
     group = launch.join(torch.device("cpu")) if launch.under_torchrun() else SINGLE
-    setup = _set_up(params, default_data(params), method, seed=0, group=group)
+    spec = run_spec(params, method, params.train.budget_list[0], seed=0)
+    setup = build_setup(spec, default_data(params), group)
     for _ in range(WARMUP):
         setup.sampler.step()
     group.mean([0.0])  # start together
@@ -41,8 +42,16 @@ def worker(method: str, iterations: int) -> None:
     group.mean([0.0])
     seconds = time.perf_counter() - started
     if group.is_main:
-        print(json.dumps({"method": method, "processes": group.world_size, "threads": torch.get_num_threads(),
-                          "images_per_second": iterations * params.batch_size / seconds}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "method": method,
+                    "processes": group.world_size,
+                    "threads": torch.get_num_threads(),
+                    "images_per_second": iterations * params.batch_size / seconds,
+                }
+            )
+        )
 
 
 def main() -> None:
@@ -58,8 +67,9 @@ def main() -> None:
     results = []
     for method in args.methods:
         for n in args.processes:
-            command = launch.torchrun_command("benchmarks.ddp_scaling", ["--worker", method, "--iterations",
-                                                                          str(args.iterations)], n)  # fmt: skip
+            command = launch.torchrun_command(
+                "benchmarks.ddp_scaling", ["--worker", method, "--iterations", str(args.iterations)], n
+            )
             env = {**os.environ, "OMP_NUM_THREADS": str(max(1, torch.get_num_threads() // n))}
             output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
             results.append(json.loads(next(line for line in output.splitlines() if line.startswith("{"))))
@@ -67,7 +77,10 @@ def main() -> None:
     for method in args.methods:
         rows = {r["processes"]: r["images_per_second"] for r in results if r["method"] == method}
         if 1 in rows:
-            print(f"{method}: " + ", ".join(f"{n} process(es) {v:.0f} images/s ({v / rows[1]:.2f}x)" for n, v in rows.items()))
+            print(
+                f"{method}: "
+                + ", ".join(f"{n} process(es) {v:.0f} images/s ({v / rows[1]:.2f}x)" for n, v in rows.items())
+            )
 
 
 if __name__ == "__main__":

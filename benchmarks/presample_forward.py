@@ -124,12 +124,20 @@ def main():
             seconds = median_seconds(lambda: scores_of(forward, target, inputs, y, mode, chunk, **kwargs), args.repeats)
             scores = scores_of(forward, target, inputs, y, mode, chunk, **kwargs)
             torch.set_num_threads(threads)
-            rows.append((name + note, seconds, (scores - reference["eval"]).abs().max().item(),
-                         (scores - reference[mode]).abs().max().item()))  # fmt: skip
+            rows.append(
+                (
+                    name + note,
+                    seconds,
+                    (scores - reference["eval"]).abs().max().item(),
+                    (scores - reference[mode]).abs().max().item(),
+                )
+            )
         batch_default = next(seconds for name, seconds, *_ in rows if name == f"batch, chunk {b}")
         for name, seconds, versus_eval, versus_own in rows:
-            print(f"{name:42s} {1000 * seconds:7.1f} {seconds / train_seconds / p:6.3f} {seconds / batch_default:8.2f} "
-                  f"{versus_eval:11.2e} {versus_own:12.2e}")
+            print(
+                f"{name:42s} {1000 * seconds:7.1f} {seconds / train_seconds / p:6.3f} {seconds / batch_default:8.2f} "
+                f"{versus_eval:11.2e} {versus_own:12.2e}"
+            )
 
 
 if __name__ == "__main__":

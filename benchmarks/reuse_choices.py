@@ -17,9 +17,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmarks.switch_on import default_data
+from benchmarks.switch_on import default_data, single_run
 from isample.experiment.config import validate
-from isample.experiment.train import train_run
 from isample.timing import PHASES, TRAIN_STEP_PHASES
 
 
@@ -32,8 +31,15 @@ def overhead(epochs: pd.DataFrame) -> float:
 
 def facts(method: str, variant: str, seed: int, record) -> dict:
     epochs = record.epochs
-    return {"method": method, "variant": variant, "seed": seed, "final": epochs["test_accuracy"].iloc[-1],
-            "best": epochs["test_accuracy"].max(), "overhead": overhead(epochs), "epochs": len(epochs)}  # fmt: skip
+    return {
+        "method": method,
+        "variant": variant,
+        "seed": seed,
+        "final": epochs["test_accuracy"].iloc[-1],
+        "best": epochs["test_accuracy"].max(),
+        "overhead": overhead(epochs),
+        "epochs": len(epochs),
+    }
 
 
 def main() -> None:
@@ -49,13 +55,13 @@ def main() -> None:
     data = default_data(validate(raw))
     rows = []
     for seed in args.seeds:
-        uniform = train_run(validate(raw), data, method="uniform", seed=seed, progress=False, clock=time.process_time)
+        uniform = single_run(validate(raw), data, "uniform", seed, progress=False, clock=time.process_time)
         rows.append(facts("uniform", "-", seed, uniform))
         print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.4f"), flush=True)
         for variant in args.variants:
             unseen, max_age, smoothing = variant.split(":")
             raw["methods"]["reuse"].update(unseen=unseen, max_age=float(max_age), smoothing=float(smoothing))
-            record = train_run(validate(raw), data, method="reuse", seed=seed, progress=False, clock=time.process_time)
+            record = single_run(validate(raw), data, "reuse", seed, progress=False, clock=time.process_time)
             rows.append(facts("reuse", variant, seed, record))
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=False, float_format="%.4f"), flush=True)
     table = pd.DataFrame(rows)

@@ -12,7 +12,9 @@ import torch
 
 from isample.experiment.data import BatchTransform, PreparedData
 from isample.experiment.models import build_model
-from isample.experiment.profiling import IMPORTANCE, measure, summarize
+from isample.experiment.profiling import IMPORTANCE, configurations, measure, summarize
+from isample.methods.catalog import UpperBoundOptions
+from isample.sampler import Sampler
 
 
 def synthetic_cifar(n=4000, seed=0):
@@ -34,21 +36,37 @@ def main():
     data = synthetic_cifar()
     torch.manual_seed(0)
     model = build_model(args.model, 10)
-    iterations = measure(
-        model, lambda m: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9), data.train_x, data.train_y,
-        args.batch_size, args.presamples, forward_chunks=[args.chunk], warmup=3, iterations=args.iterations,
-        transform=BatchTransform(data.mean, data.std, augment=args.augment), progress=False,
-    )  # fmt: skip
+    transform = BatchTransform(data.mean, data.std, augment=args.augment)
+
+    def make_sampler(configuration):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        return Sampler(
+            configuration.run,
+            model,
+            optimizer,
+            data.train_x,
+            data.train_y,
+            args.batch_size,
+            options=configuration.options,
+            transform=transform,
+        )
+
+    measured = configurations(UpperBoundOptions(), args.presamples, [args.chunk])
+    iterations = measure(make_sampler, measured, warmup=3, iterations=args.iterations, progress=False)
     per_ratio = summarize(iterations, args.batch_size)
-    print(f"{args.model}, b = {args.batch_size}, chunk {args.chunk}, augment {args.augment}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iterations} iterations per row")  # fmt: skip
+    print(
+        f"{args.model}, b = {args.batch_size}, chunk {args.chunk}, augment {args.augment}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.iterations} iterations per row"
+    )
     print(f"{'config':>8s} {'iter ms':>8s} {'non-model median':>17s} {'non-model worst':>16s} {'a':>6s} {'a/p':>6s}")
     for row in per_ratio.itertuples():
         label = f"p = {row.presample:g}" if row.run == IMPORTANCE else "uniform"
         a = f"{row.a:6.3f}" if row.run == IMPORTANCE else f"{'-':>6s}"
         a_per_p = f"{row.a_per_p:6.3f}" if row.run == IMPORTANCE else f"{'-':>6s}"
-        print(f"{label:>8s} {1000 * row.measured_seconds:8.1f} {row.non_model_share:17.2%} "
-              f"{row.non_model_share_max:16.2%} {a} {a_per_p}")  # fmt: skip
+        print(
+            f"{label:>8s} {1000 * row.measured_seconds:8.1f} {row.non_model_share:17.2%} "
+            f"{row.non_model_share_max:16.2%} {a} {a_per_p}"
+        )
 
 
 if __name__ == "__main__":

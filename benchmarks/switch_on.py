@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from isample.experiment.config import validate
+from isample.experiment.config import run_spec, validate
 from isample.experiment.data import load_dataset, load_prepared, subset
 from isample.experiment.train import train_run
 
@@ -35,6 +35,11 @@ def default_data(params):
     return subset(data, params.data.train_subset, params.data.test_subset)
 
 
+def single_run(params, data, method: str, seed: int, **keywords):
+    """train_run of the one budget params.yaml gives, for `method` and `seed`."""
+    return train_run(run_spec(params, method, params.train.budget_list[0], seed), data, **keywords)
+
+
 def largest_drop(epochs: pd.DataFrame) -> float:
     """Largest fall of test accuracy from one epoch to the next within `epochs` (and its predecessor)."""
     accuracy = epochs["test_accuracy"].tolist()
@@ -42,7 +47,7 @@ def largest_drop(epochs: pd.DataFrame) -> float:
 
 
 def switch_on_facts(is_epochs: pd.DataFrame, uniform_epochs: pd.DataFrame) -> dict:
-    on = is_epochs.index[is_epochs["is_iterations"] > 0]
+    on = is_epochs.index[is_epochs["scored_share"] > 0]
     facts = {"final_is": is_epochs["test_accuracy"].iloc[-1], "final_uniform": uniform_epochs["test_accuracy"].iloc[-1]}
     if not len(on):
         return {**facts, "switch_on_s": math.nan}
@@ -53,7 +58,7 @@ def switch_on_facts(is_epochs: pd.DataFrame, uniform_epochs: pd.DataFrame) -> di
     return {
         **facts,
         "switch_on_s": is_epochs["train_seconds"].iloc[first],
-        "is_share_after": is_epochs["is_share"].iloc[first : first + AFTER].mean(),
+        "is_share_after": is_epochs["scored_share"].iloc[first : first + AFTER].mean(),
         "drop_is": largest_drop(span),
         "drop_uniform": largest_drop(uniform_span),
         "weighted_loss_before": is_epochs["train_loss_weighted"].iloc[max(first - BEFORE, 0) : first].mean(),
@@ -67,30 +72,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cpu-budget", type=float, default=400.0)
-    parser.add_argument("--variants", nargs="+", default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"],
-                        help="score_mode:smoothing pairs")  # fmt: skip
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"],
+        help="score_mode:smoothing pairs",
+    )
     parser.add_argument("--out", default="benchmarks/switch_on.csv")
     parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
     args = parser.parse_args()
     raw = yaml.safe_load(Path("params.yaml").read_text())
+    raw["train"].pop("budgets", None)
     raw["train"].update(budget=f"{args.cpu_budget:g}s", lr=0.1, lr_milestones=[0.5, 0.75], seeds=args.seeds)
     base = validate(raw)
     data = default_data(base)
     rows = []
     for seed in args.seeds:
-        uniform = train_run(base, data, method="uniform", seed=seed, progress=False, clock=time.process_time).epochs
+        uniform = single_run(base, data, "uniform", seed, progress=False, clock=time.process_time).epochs
         if args.epochs_dir:
             Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
             uniform.to_csv(Path(args.epochs_dir) / f"uniform.{seed}.csv", index=False)
         for variant in args.variants:
             mode, smoothing = variant.split(":")
             raw["sampler"].update(score_mode=mode, smoothing=float(smoothing))
-            record = train_run(validate(raw), data, method="upper_bound", seed=seed, progress=False,
-                               clock=time.process_time)
+            record = single_run(validate(raw), data, "upper_bound", seed, progress=False, clock=time.process_time)
             if args.epochs_dir:
                 record.epochs.to_csv(Path(args.epochs_dir) / f"{variant.replace(':', '_')}.{seed}.csv", index=False)
-            row = {"variant": variant, "seed": seed, "status": record.status,
-                   **switch_on_facts(record.epochs, uniform)}  # fmt: skip
+            row = {"variant": variant, "seed": seed, "status": record.status, **switch_on_facts(record.epochs, uniform)}
             rows.append(row)
             print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
     table = pd.DataFrame(rows)

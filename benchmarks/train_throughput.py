@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from benchmarks.sampler_overhead import synthetic_cifar
+from benchmarks.switch_on import single_run
 from isample.experiment.config import validate
 from isample.experiment.data import BatchTransform, load_prepared
 from isample.experiment.models import build_model
-from isample.experiment.train import train_run
-from benchmarks.sampler_overhead import synthetic_cifar
 
 PREPARED = Path("data/prepared/cifar10.pt")
 
@@ -47,8 +47,9 @@ def ours(data, model_name, batch_size, seconds, augment):
     raw.update(batch_size=batch_size)
     raw["model"]["name"] = model_name
     raw["data"]["augment"] = augment
+    raw["train"].pop("budgets", None)
     raw["train"].update(budget=f"{seconds}s", device="cpu")
-    record = train_run(validate(raw), data, method="uniform", seed=0, progress=False)
+    record = single_run(validate(raw), data, "uniform", 0, progress=False)
     epochs = record.epochs
     return epochs["iterations"].sum() * batch_size / epochs["train_seconds"].iloc[-1]
 
@@ -62,14 +63,18 @@ def main():
     parser.add_argument("--augment", action="store_true")
     args = parser.parse_args()
     data = load_prepared(PREPARED) if PREPARED.is_file() else synthetic_cifar()
-    print(f"{args.model}, b = {args.batch_size}, {len(data.train_x)} images ({data.source}), augment {args.augment}, "
-          f"{args.rounds} rounds of {args.seconds:g} s each, {torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"{args.model}, b = {args.batch_size}, {len(data.train_x)} images ({data.source}), augment {args.augment}, "
+        f"{args.rounds} rounds of {args.seconds:g} s each, {torch.get_num_threads()} threads"
+    )
     bare, mine = [], []
     for round_index in range(args.rounds):
         bare.append(bare_loop(data, args.model, args.batch_size, args.seconds, args.augment))
         mine.append(ours(data, args.model, args.batch_size, args.seconds, args.augment))
-        print(f"round {round_index + 1}: bare {bare[-1]:.0f} img/s, ours {mine[-1]:.0f} img/s, "
-              f"ratio {mine[-1] / bare[-1]:.3f}")  # fmt: skip
+        print(
+            f"round {round_index + 1}: bare {bare[-1]:.0f} img/s, ours {mine[-1]:.0f} img/s, "
+            f"ratio {mine[-1] / bare[-1]:.3f}"
+        )
     ratio = statistics.median(m / b for m, b in zip(mine, bare))
     print(f"median ratio ours / bare: {ratio:.3f} (target >= 0.95)")
 

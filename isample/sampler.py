@@ -4,6 +4,8 @@
 are the library's entry points for the two original ones, with their historical arguments.
 """
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +13,9 @@ from typing import Any
 import torch
 
 from isample.distributed import Group, current_group
-from isample.methods import Context, Examples, SelectionMethod, UniformOptions, UpperBoundOptions, method_class
+from isample.methods import method_class
+from isample.methods.base import Context, Examples, SelectionMethod
+from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.step import TrainStep
 from isample.timing import PhaseTimer
 
@@ -22,15 +26,30 @@ class Iteration:
 
     indices: torch.Tensor  # data-set indices of the b trained examples (CPU)
     weights: torch.Tensor  # their loss weights (CPU; all 1 for a uniform draw)
-    used_importance: bool
-    tau: float  # smoothed variance-reduction estimate after this step
-    tau_threshold: float  # threshold after this step (nan for methods without one)
-    a: float  # current estimate of the method's cost over the training step's (nan if unknown)
+    by_score: bool  # the method chose these examples using scores (not a uniform draw)
+    metrics: dict[str, float]  # the method's own numbers after this step (SelectionMethod.metrics)
     loss: torch.Tensor  # mean(w * loss): unbiased estimate of the uniform training loss
     plain_loss: torch.Tensor  # mean(loss) over the trained examples, as the notebook logged it
     correct: torch.Tensor  # number of trained examples classified correctly
     accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w) over the trained examples
     phases: dict[str, float] | None  # seconds per phase, None when timing is off
+
+    # ImportanceSampler's historical fields, read from the method's metrics (nan where it has none).
+    @property
+    def used_importance(self) -> bool:
+        return self.by_score
+
+    @property
+    def tau(self) -> float:
+        return self.metrics.get("tau", math.nan)
+
+    @property
+    def tau_threshold(self) -> float:
+        return self.metrics.get("tau_threshold", math.nan)
+
+    @property
+    def a(self) -> float:
+        return self.metrics.get("a", math.nan)
 
 
 class Sampler:
@@ -73,8 +92,15 @@ class Sampler:
         self.examples = Examples(inputs, targets, device, transform, generator)
         method_type = method_class(method) if isinstance(method, str) else method
         inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-        self.context = Context(inner, self.examples, batch_size, self.timer, autocast_dtype,
-                               group=group or current_group(), shared_generator=shared_generator or generator)
+        self.context = Context(
+            inner,
+            self.examples,
+            batch_size,
+            self.timer,
+            autocast_dtype,
+            group=group or current_group(),
+            shared_generator=shared_generator or generator,
+        )
         self.method = method_type(self.context, options)
         self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype)
         self.batch_size = batch_size
@@ -90,15 +116,12 @@ class Sampler:
         selection = self.method.select()
         result = self.train_step(selection.inputs, selection.targets, selection.weights)
         self.method.observe(selection, result)
-        method = self.method
         weights = selection.weights if selection.weights is not None else torch.ones(len(selection.indices))
         iteration = Iteration(
             indices=selection.indices,
             weights=weights,
-            used_importance=selection.used_importance,
-            tau=method.tau,
-            tau_threshold=method.tau_threshold,
-            a=method.a,
+            by_score=selection.by_score,
+            metrics=self.method.metrics(),
             loss=result.loss,
             plain_loss=result.plain_loss,
             correct=result.correct,
@@ -114,23 +137,6 @@ class Sampler:
     def __iter__(self):
         while True:
             yield self.step()
-
-    # The method's running estimates, readable (and settable, for experiments) on the sampler.
-    @property
-    def tau(self) -> float:
-        return self.method.tau
-
-    @tau.setter
-    def tau(self, value: float) -> None:
-        self.method.tau = value
-
-    @property
-    def tau_threshold(self) -> float:
-        return self.method.tau_threshold
-
-    @property
-    def a(self) -> float:
-        return self.method.a
 
     @property
     def generator(self) -> torch.Generator:
@@ -149,37 +155,61 @@ class Sampler:
             self.context.shared_generator.set_state(state["shared_generator"])
 
 
-class UniformSampler(Sampler):
-    """Plain SGD on b examples drawn uniformly; tau is still tracked from the batch's scores."""
+class _TracksTau:
+    """tau, tau_threshold and a of the method, readable on the sampler (tau settable, for experiments)."""
 
-    def __init__(self, model, optimizer, inputs, targets, batch_size, *, score="gnorm", tau_momentum=0.9, **common):
-        options = UniformOptions(score=score, tau_momentum=tau_momentum)
+    method: SelectionMethod
+
+    @property
+    def tau(self) -> float:
+        return self.method.tau
+
+    @tau.setter
+    def tau(self, value: float) -> None:
+        self.method.tau = value
+
+    @property
+    def tau_threshold(self) -> float:
+        return self.method.metrics().get("tau_threshold", math.nan)
+
+    @property
+    def a(self) -> float:
+        return self.method.metrics().get("a", math.nan)
+
+
+class UniformSampler(_TracksTau, Sampler):
+    """Plain SGD on b examples drawn uniformly; tau is still tracked from the batch's scores.
+    Keyword options: the fields of `UniformOptions` (score, tau_momentum), defaults there."""
+
+    def __init__(self, model, optimizer, inputs, targets, batch_size, **keywords):
+        options, common = _split(UniformOptions, keywords)
         super().__init__("uniform", model, optimizer, inputs, targets, batch_size, options=options, **common)
 
 
-class ImportanceSampler(Sampler):
+class ImportanceSampler(_TracksTau, Sampler):
     """Upper-bound importance sampling with the online threshold tau_th = 1 + a.
 
-    presample: p = B / b (>= 1). tau_threshold: "auto" or a fixed number. score_mode: "eval"
-    (running statistics, the 2018 code) or "batch" (BatchNorm uses the statistics of each b-sized
-    presample chunk, as in training, and no buffer changes). smoothing: eps in [0, 1), weights
-    <= 1 / eps. The defaults (eval, 0.1) are those benchmarks/switch_on.py chose (README). forward_chunk: examples per presample forward in eval mode (0 = all B at once).
-    always_importance skips the decision (for timing IS iterations). With timing off, "auto"
-    cannot measure a and keeps the 2018 default (B + 3b) / (3b).
+    Keyword options: the fields of `UpperBoundOptions`, with their defaults there (the pipeline's
+    params.yaml holds the same values): presample p = B / b (>= 1); tau_threshold "auto" or a fixed
+    number; score_mode "eval" (running statistics, the 2018 code) or "batch" (BatchNorm uses the
+    statistics of each b-sized presample chunk, as in training, and no buffer changes); smoothing
+    eps in [0, 1), weights <= 1 / eps; forward_chunk, examples per presample forward in eval mode
+    (0 = all B at once); always_importance skips the decision (for timing IS iterations). With
+    timing off, "auto" cannot measure a and keeps the 2018 default (B + 3b) / (3b). Every other
+    keyword goes to `Sampler`.
     """
 
-    def __init__(
-        self, model, optimizer, inputs, targets, batch_size, *, presample=3.0, tau_threshold="auto",
-        score="gnorm", score_mode="eval", smoothing=0.1, forward_chunk=0, tau_momentum=0.9,
-        presample_bf16=False, always_importance=False, **common,
-    ):  # fmt: skip
-        options = UpperBoundOptions(
-            presample=presample, tau_threshold=tau_threshold, score=score, score_mode=score_mode,
-            smoothing=smoothing, forward_chunk=forward_chunk, tau_momentum=tau_momentum,
-            presample_bf16=presample_bf16, always_importance=always_importance,
-        )  # fmt: skip
+    def __init__(self, model, optimizer, inputs, targets, batch_size, **keywords):
+        options, common = _split(UpperBoundOptions, keywords)
         super().__init__("upper_bound", model, optimizer, inputs, targets, batch_size, options=options, **common)
 
     @property
     def k(self) -> float:
         return self.method.k
+
+
+def _split(options_type: type, keywords: dict) -> tuple[Any, dict]:
+    """The keywords that are fields of `options_type` as one Options, and the rest."""
+    fields = {field.name for field in dataclasses.fields(options_type)}
+    options = options_type(**{key: value for key, value in keywords.items() if key in fields})
+    return options, {key: value for key, value in keywords.items() if key not in fields}

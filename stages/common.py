@@ -17,13 +17,17 @@ PREPARED_DIR = Path("data/prepared")
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 REPORTS_DIR = Path("reports")
+
+
 class StageError(Exception):
     """A stage that cannot finish, said in one line (e.g. a training process died)."""
 
 
 EXPECTED_ERRORS = (ConfigError, DataError, RecordError, StageError)
-BAD_PARAMS_HINT = ("note: a failed `dvc exp run -S key=value` leaves that value in params.yaml, so the next run fails "
-                   "on it too; restore the file with `git checkout params.yaml`")  # fmt: skip
+BAD_PARAMS_HINT = (
+    "note: a failed `dvc exp run -S key=value` leaves that value in params.yaml, so the next run fails "
+    "on it too; restore the file with `git checkout params.yaml`"
+)
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:

@@ -1,20 +1,22 @@
 """report: the .xlsx records become reports/README.md, reports/figures/*.png, reports/metrics.json (every
-number) and metrics.json (the headline numbers `dvc exp show` puts first)."""
+number) and metrics.json (the headline numbers `dvc exp show` puts first, written by the sections that
+compute them)."""
 
 import json
 import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
-from isample.report import figures
-from isample.report.facts import IMPORTANCE, UNIFORM
-from isample.report.records import read_run, read_timing, write_atomically
-from isample.report.render import longest_budget, render
 from isample.experiment.config import parse_duration
+from isample.files import write_text_atomically
+from isample.report import figures
+from isample.report.common import IMPORTANCE, UNIFORM
+from isample.report.records import fit_values, read_run, read_timing, timing_path
+from isample.report.render import longest_budget, render
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
 
-TIMING_FILE = RESULTS_DIR / "timing.xlsx"
 HEADLINE_FILE = Path("metrics.json")
 
 
@@ -25,63 +27,63 @@ def method_runs(method: str, params) -> list:
     return [run for run in runs if run.seed in params.train.seeds and run.budget_seconds in budgets]
 
 
-def headline(metrics: dict) -> dict:
-    """The few numbers that answer the question, keyed short so they fit `dvc exp show`'s first columns:
-    final test accuracy per method, its difference from uniform (points), the IS share, each method's
-    cost a and its speed-up at equal accuracy when a budget sweep ran."""
-    methods = metrics.get("methods", {})
-    numbers = {
-        "acc": {m: row["final"] for m, row in methods.items()},
-        "diff": {m: None if row["difference"] is None else round(100 * row["difference"], 2)
-                 for m, row in methods.items() if m != UNIFORM},
-        "is_share": methods.get(IMPORTANCE, {}).get("selection_share"),
-        "a": {m: row["a"] for m, row in methods.items() if m != UNIFORM},
-    }
-    if metrics.get("speedup"):
-        numbers["speedup"] = metrics["speedup"]
-    return numbers
+def read_timings(params) -> tuple[dict | None, list[str]]:
+    """results/timing.xlsx with every listed method's row (from its own results/timing_<method>.xlsx,
+    measured beside a uniform row of its own) added to `per_ratio`; and the files read."""
+    main = timing_path(RESULTS_DIR)
+    if not main.is_file():
+        return None, []
+    timing, files = read_timing(main), [str(main)]
+    for method in params.compare.methods:
+        path = timing_path(RESULTS_DIR, method)
+        if path.is_file():
+            rows = read_timing(path, peer=True)["per_ratio"]
+            timing["per_ratio"] = pd.concat([timing["per_ratio"], rows[rows["run"] == method]], ignore_index=True)
+            files.append(str(path))
+    return timing, files
+
+
+def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
+    """Each figure the records allow, by name, as a function that draws it."""
+    longest = {method: longest_budget(method_runs) for method, method_runs in runs.items()}
+    pair = longest[IMPORTANCE] + longest[UNIFORM]
+    every_run = [run for method_runs in runs.values() for run in method_runs]
+    wanted = {}
+    if pair:
+        wanted["accuracy"] = lambda: figures.accuracy_and_loss(pair, words)
+        wanted["train_loss"] = lambda: figures.train_loss(pair, words)
+    if longest[IMPORTANCE]:
+        wanted["activation"] = lambda: figures.is_activation(longest[IMPORTANCE], words)
+    if every_run:
+        wanted["all_methods"] = lambda: figures.all_methods(longest_budget(every_run), words)
+    if len({run.budget_seconds for run in every_run}) > 1:
+        wanted["accuracy_vs_budget"] = lambda: figures.accuracy_vs_budget(every_run, words)
+    if timing is not None:
+        fit, per_ratio = fit_values(timing), timing["per_ratio"]
+        slope, intercept = fit["presample_slope_seconds_per_p"], fit["presample_intercept_seconds"]
+        wanted["phases"] = lambda: figures.timing_phases(per_ratio, words)
+        wanted["presample_fit"] = lambda: figures.presample_fit(per_ratio, slope, intercept, fit["presample_r2"], words)
+        wanted["presample_vs_train"] = lambda: figures.presample_vs_train(timing["iterations"], words)
+    return wanted
 
 
 def main(params) -> None:
-    is_runs, uniform_runs = method_runs(IMPORTANCE, params), method_runs(UNIFORM, params)
-    peer_runs = {method: runs for method in params.compare.methods if (runs := method_runs(method, params))}
-    timing = read_timing(TIMING_FILE) if TIMING_FILE.is_file() else None
-
+    runs = {method: method_runs(method, params) for method in params.compared_methods}
+    timing, timing_files = read_timings(params)
     staging = REPORTS_DIR.with_name(f".{REPORTS_DIR.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "figures").mkdir(parents=True)
     made = {}
-    runs = longest_budget(is_runs) + longest_budget(uniform_runs)
-    every_run = is_runs + uniform_runs + [run for runs in peer_runs.values() for run in runs]
-    wanted = []
-    if runs:
-        wanted += [("accuracy", lambda: figures.accuracy_and_loss(runs)), ("train_loss", lambda: figures.train_loss(runs))]
-    if is_runs:
-        wanted.append(("activation", lambda: figures.is_activation(longest_budget(is_runs))))
-    if every_run:
-        wanted.append(("all_methods", lambda: figures.all_methods(longest_budget(every_run))))
-    if len({run.budget_seconds for run in every_run}) > 1:
-        wanted.append(("accuracy_vs_budget", lambda: figures.accuracy_vs_budget(every_run)))
-    if timing is not None:
-        fit = dict(zip(timing["fit"]["metric"], timing["fit"]["value"]))
-        wanted += [
-            ("phases", lambda: figures.timing_phases(timing["per_ratio"])),
-            ("presample_fit", lambda: figures.presample_fit(
-                timing["per_ratio"], fit["presample_slope_seconds_per_p"], fit["presample_intercept_seconds"],
-                fit["presample_r2"])),
-            ("presample_vs_train", lambda: figures.presample_vs_train(timing["iterations"])),
-        ]  # fmt: skip
-    for name, draw in wanted:
+    for name, draw in figure_makers(runs, timing, figures.labels(params.report.lang)).items():
         figure = draw()
         figure.savefig(staging / "figures" / f"{name}.png", dpi=110)
         plt.close(figure)
         made[name] = f"figures/{name}.png"
-
-    markdown, metrics = render(is_runs, uniform_runs, timing, params.report.lang, made, str(TIMING_FILE), peer_runs)
+    files = [str(run.path) for method_runs in runs.values() for run in method_runs] + timing_files
+    markdown, metrics, headline = render(runs, timing, params.report.lang, made, files)
     (staging / "README.md").write_text(markdown)
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    headline_text = json.dumps(headline(metrics), indent=2) + "\n"
-    write_atomically(HEADLINE_FILE, lambda temporary: Path(temporary).write_text(headline_text))
+    write_text_atomically(HEADLINE_FILE, json.dumps(headline, indent=2) + "\n")
     replace_directory(staging, REPORTS_DIR)
     missing = metrics["missing"]
     print(f"report written to {REPORTS_DIR}/README.md" + (f" (missing: {', '.join(missing)})" if missing else ""))

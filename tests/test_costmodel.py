@@ -48,4 +48,5 @@ def test_measured_model_adds_the_presample_at_its_own_rate():
     assert predicted == pytest.approx(3 * 128 * (t_p + t_s) + 128 * (t + big_t) + 0.006)
     # With t_p = t and no scoring, step or non-model time it is the notebook's (p + 1 + k) b t.
     assert costmodel.measured_iteration_time(3, 128, t, 0, t, big_t) == pytest.approx(
-        costmodel.iteration_time(3, big_t / t, 128, t))
+        costmodel.iteration_time(3, big_t / t, 128, t)
+    )

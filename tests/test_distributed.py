@@ -67,9 +67,18 @@ def _estimator_worker(rank, tmp_path):
     model, x, y = toy()
     with torch.no_grad():
         f = torch.nn.functional.cross_entropy(model(x), y, reduction="none")  # correlated with the scores
-    sampler = ImportanceSampler(model, torch.optim.SGD(model.parameters(), lr=0.0), x, y, 16, presample=4,
-                                smoothing=0.0, always_importance=True, timing=False,
-                                generator=torch.Generator().manual_seed(100 + rank))  # fmt: skip
+    sampler = ImportanceSampler(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        x,
+        y,
+        16,
+        presample=4,
+        smoothing=0.0,
+        always_importance=True,
+        timing=False,
+        generator=torch.Generator().manual_seed(100 + rank),
+    )
     estimates, plain = [], []
     for _ in range(1500):
         selection = sampler.method.select()  # each rank: its own B / N = 64 presample, b / N = 16 drawn
@@ -91,8 +100,15 @@ def _decision_worker(rank, tmp_path):
     group = current_group()
     model, x, y = toy(n=2000)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
-    sampler = ImportanceSampler(ddp, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 16, presample=3,
-                                generator=torch.Generator().manual_seed(7 + rank))  # tau_th auto: measured times
+    sampler = ImportanceSampler(
+        ddp,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        16,
+        presample=3,
+        generator=torch.Generator().manual_seed(7 + rank),
+    )  # tau_th auto: measured times
     decisions = torch.tensor([float(sampler.step().used_importance) for _ in range(200)])
     taus = torch.tensor([sampler.tau, sampler.tau_threshold])
     all_decisions, all_taus = group.gather(decisions.unsqueeze(0)), group.gather(taus.unsqueeze(0))
@@ -109,15 +125,31 @@ def _tables_worker(rank, tmp_path):
     group = current_group()
     model, x, y = toy(n=400)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
-    reuse = Sampler("reuse", ddp, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 10, options=ReuseOptions(),
-                    generator=torch.Generator().manual_seed(rank))  # fmt: skip
+    reuse = Sampler(
+        "reuse",
+        ddp,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        10,
+        options=ReuseOptions(),
+        generator=torch.Generator().manual_seed(rank),
+    )
     for _ in range(30):
         reuse.step()
     table = group.gather(reuse.method.scores.unsqueeze(0))
     assert torch.equal(table[0], table[1]) and (reuse.method.scored_at >= 0).sum() > 200
-    infobatch = Sampler("infobatch", ddp, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 10,
-                        options=InfoBatchOptions(), generator=torch.Generator().manual_seed(rank),
-                        shared_generator=torch.Generator().manual_seed(5))  # fmt: skip
+    infobatch = Sampler(
+        "infobatch",
+        ddp,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        x,
+        y,
+        10,
+        options=InfoBatchOptions(),
+        generator=torch.Generator().manual_seed(rank),
+        shared_generator=torch.Generator().manual_seed(5),
+    )
     for epoch in range(2):
         iterations = infobatch.start_epoch()  # 400 // (10 x 2) = 20 in the first epoch
         trained = torch.cat([infobatch.step().indices for _ in range(iterations)])
@@ -136,17 +168,22 @@ def test_one_process_is_a_group_of_one():
     assert torch.equal(SINGLE.gather(torch.arange(3)), torch.arange(3)) and SINGLE.from_main([4.0]) == [4.0]
 
 
-@pytest.mark.parametrize("override, message", [
-    ({"batch_size": 127, "train": {"processes": 2}}, "batch_size = 127 is not divisible by train.processes = 2"),
-    ({"presample": 1.5, "batch_size": 30, "train": {"processes": 2}}, "B = presample * batch_size = 45"),
-    ({"train": {"processes": 0}}, "train.processes = 0"),
-    ({"train": {"sync_bn": True, "device": "cpu", "processes": 2}}, "needs CUDA"),
-    ({"train": {"sync_bn": True, "device": "cuda", "processes": 2}, "sampler": {"score_mode": "batch"}},
-     "cannot be combined with score_mode = batch"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"batch_size": 127, "train": {"processes": 2}}, "batch_size = 127 is not divisible by train.processes = 2"),
+        ({"presample": 1.5, "batch_size": 30, "train": {"processes": 2}}, "B = presample * batch_size = 45"),
+        ({"train": {"processes": 0}}, "train.processes = 0"),
+        ({"train": {"sync_bn": True, "device": "cpu", "processes": 2}}, "needs CUDA"),
+        (
+            {"train": {"sync_bn": True, "device": "cuda", "processes": 2}, "sampler": {"score_mode": "batch"}},
+            "cannot be combined with score_mode = batch",
+        ),
+    ],
+)
 def test_bad_process_counts_are_one_line_before_any_process_starts(override, message):
     from isample.experiment.config import ConfigError
-    from tests.conftest import make_params
+    from tests.common import make_params
 
     with pytest.raises(ConfigError) as caught:
         make_params(override)
@@ -156,7 +193,7 @@ def test_bad_process_counts_are_one_line_before_any_process_starts(override, mes
 def test_more_processes_than_gpus_is_refused(monkeypatch):
     from isample.experiment import launch
     from isample.experiment.config import ConfigError
-    from tests.conftest import make_params
+    from tests.common import make_params
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
@@ -169,14 +206,26 @@ class Interrupted(Exception):
 
 
 def _resume_worker(rank, tmp_path):
-    from isample.experiment.train import rank_checkpoint, train_run
-    from tests.conftest import make_params, synthetic_data
-    from tests.experiment.test_train import FakeClock
+    from isample.experiment.checkpoint import rank_checkpoint
+    from isample.experiment.config import run_spec
+    from isample.experiment.train import train_run
+    from tests.common import FakeClock, make_params, synthetic_data
 
     group = current_group()
-    params = make_params({"batch_size": 32, "data": {"train_subset": 0, "test_subset": 0},
-                          "train": {"budget": "1s", "processes": 2, "checkpoint_every": "0.01s", "device": "cpu",
-                                    "eval_batch_size": 200}})  # fmt: skip
+    params = make_params(
+        {
+            "batch_size": 32,
+            "data": {"train_subset": 0, "test_subset": 0},
+            "train": {
+                "budget": "1s",
+                "processes": 2,
+                "checkpoint_every": "0.01s",
+                "device": "cpu",
+                "eval_batch_size": 200,
+            },
+        }
+    )
+    spec = run_spec(params, "reuse", "1s", 0)
     data, checkpoint = synthetic_data(), f"{tmp_path}/seed0.pt"
 
     def stop_at_epoch_two(row):
@@ -184,15 +233,29 @@ def _resume_worker(rank, tmp_path):
             raise Interrupted  # every rank at the same epoch end, as a kill of the run would leave them
 
     try:
-        train_run(params, data, method="reuse", seed=0, progress=False, clock=FakeClock(2**-7),
-                  checkpoint_path=checkpoint, on_epoch=stop_at_epoch_two, group=group)  # fmt: skip
+        train_run(
+            spec,
+            data,
+            progress=False,
+            clock=FakeClock(2**-7),
+            checkpoint_path=checkpoint,
+            on_epoch=stop_at_epoch_two,
+            group=group,
+        )
     except Interrupted:
         pass
     own = torch.load(rank_checkpoint(Path(checkpoint), rank), weights_only=True)
     assert ("model" in own) == (rank == 0) and "sampler" in own  # rank 0 keeps it all, rank 1 its own draws
     seen = []
-    record = train_run(params, data, method="reuse", seed=0, progress=False, clock=FakeClock(2**-7),
-                       checkpoint_path=checkpoint, on_epoch=seen.append, group=group)  # fmt: skip
+    record = train_run(
+        spec,
+        data,
+        progress=False,
+        clock=FakeClock(2**-7),
+        checkpoint_path=checkpoint,
+        on_epoch=seen.append,
+        group=group,
+    )
     assert [row["epoch"] for row in seen[:2]] == [1, 2] and len(seen) > 2  # epoch 1 from the checkpoint
     assert record.status == "completed" and record.epochs["epoch"].tolist() == list(range(1, len(seen) + 1))
     # Train metrics are over both ranks' examples, so they agree; test metrics are rank 0's alone.

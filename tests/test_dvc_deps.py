@@ -49,14 +49,44 @@ def import_closure(module: str) -> set[Path]:
     return seen
 
 
-def stage_specs() -> dict[str, dict]:
-    """Every stage's definition; a foreach stage's is its `do` template."""
+def stage_instances() -> dict[str, dict]:
+    """Every stage as DVC runs it: a foreach stage once per method it may run (${item} filled in)."""
+    from isample.methods.catalog import CATALOG
+
+    peers = [name for name in CATALOG if name not in ("uniform", "upper_bound")]
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    return {name: stage.get("do", stage) for name, stage in stages.items()}
+    instances = {}
+    for name, stage in stages.items():
+        if "foreach" not in stage:
+            instances[name] = stage
+            continue
+        for method in peers:
+            text = yaml.safe_dump(stage["do"]).replace("${item}", method)
+            instances[f"{name}@{method}"] = yaml.safe_load(text)
+    return instances
 
 
-def stage_modules() -> dict[str, str]:
-    return {name: stage["cmd"].split("-m ", 1)[1].split()[0] for name, stage in stage_specs().items()}
+def methods_run(stage: dict) -> list[str]:
+    """The selection methods a stage's command runs: its --method, and uniform and upper_bound for timing."""
+    words = stage["cmd"].split()
+    method = words[words.index("--method") + 1] if "--method" in words else None
+    if words[2] == "stages.timing":
+        return ["uniform", method or "upper_bound"]
+    return [method] if method else []
+
+
+def loaded_modules(stage: dict) -> set[Path]:
+    """Every project file the stage's command loads: its module's import closure, with each method it
+    runs (isample.methods loads a method's module when it is first used, which no import shows)."""
+    from isample.methods.catalog import CATALOG
+
+    roots = [stage["cmd"].split("-m ", 1)[1].split()[0]]
+    roots += [CATALOG[method].implementation.split(":")[0] for method in methods_run(stage)]
+    return {path for root in roots for path in import_closure(root)}
+
+
+def deps_of(stage: dict) -> list[str]:
+    return [(dep if isinstance(dep, str) else next(iter(dep))).split()[0] for dep in stage.get("deps", [])]
 
 
 def covered(path: Path, deps: list[str]) -> bool:
@@ -64,17 +94,39 @@ def covered(path: Path, deps: list[str]) -> bool:
     return any(relative == dep or relative.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-@pytest.mark.parametrize("stage", list(stage_modules()))
-def test_every_imported_module_is_a_dep(stage):
-    spec = stage_specs()[stage]
-    deps = [dep if isinstance(dep, str) else next(iter(dep)) for dep in spec.get("deps", [])]
-    missing = sorted(p.relative_to(REPO).as_posix() for p in import_closure(stage_modules()[stage]) if not covered(p, deps))
-    assert not missing, f"stage {stage} imports files that are not among its deps: {', '.join(missing)}"
+@pytest.mark.parametrize("name", list(stage_instances()))
+def test_every_loaded_module_is_a_dep_and_no_other_method_is(name):
+    stage = stage_instances()[name]
+    deps = deps_of(stage)
+    missing = sorted(p.relative_to(REPO).as_posix() for p in loaded_modules(stage) if not covered(p, deps))
+    assert not missing, f"stage {name} imports files that are not among its deps: {', '.join(missing)}"
+    method_files = {dep for dep in deps if dep.startswith("isample/methods/") and dep.count("/") == 2}
+    loaded = {p.relative_to(REPO).as_posix() for p in loaded_modules(stage)}
+    assert method_files <= loaded, f"stage {name} depends on methods it never runs: {sorted(method_files - loaded)}"
+    assert "isample/methods" not in deps  # the whole folder would rerun it for an edit to any method
+
+
+@pytest.mark.parametrize("name", [n for n in stage_instances() if n.startswith(("train", "timing"))])
+def test_stage_params_are_what_config_says_the_stage_reads(name):
+    from isample.experiment.config import stage_params
+
+    stage = stage_instances()[name]
+    kind = name.split("@")[0].removesuffix("_is").removesuffix("_uniform").removesuffix("_peer")
+    kind = "timing_peer" if name.startswith("timing_peer") else kind
+    method = (methods_run(stage) or [None])[-1]
+    expected = stage_params(kind, None if name == "timing" else method)
+    assert stage["params"] == expected
 
 
 def test_the_closure_follows_imports_through_other_modules():
     closure = {p.relative_to(REPO).as_posix() for p in import_closure("stages.report")}
-    # stages.report -> isample.report.render -> isample.report.facts -> isample.report.records
-    assert {"stages/report.py", "isample/report/render.py", "isample/report/facts.py",
-            "isample/report/records.py", "isample/__init__.py", "isample/report/__init__.py"} <= closure  # fmt: skip
+    # stages.report -> isample.report.render -> isample.report.equal_time -> isample.report.records
+    assert {
+        "stages/report.py",
+        "isample/report/render.py",
+        "isample/report/equal_time.py",
+        "isample/report/records.py",
+        "isample/__init__.py",
+        "isample/report/__init__.py",
+    } <= closure
     assert "isample/experiment/profiling.py" not in closure

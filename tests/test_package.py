@@ -5,8 +5,18 @@ import subprocess
 import sys
 
 # tqdm is not listed: torch itself imports it when it is installed.
-PIPELINE_MODULES = ("pandas", "dvc", "dvclive", "matplotlib", "seaborn", "scipy", "pydantic", "yaml", "torchvision",
-                    "openpyxl")  # fmt: skip
+PIPELINE_MODULES = (
+    "pandas",
+    "dvc",
+    "dvclive",
+    "matplotlib",
+    "seaborn",
+    "scipy",
+    "pydantic",
+    "yaml",
+    "torchvision",
+    "openpyxl",
+)
 
 
 def loaded_after(statement: str) -> set[str]:
@@ -15,10 +25,18 @@ def loaded_after(statement: str) -> set[str]:
     return set(out.split())
 
 
+def test_checking_options_loads_no_method_and_no_torch():
+    """The catalog (options, rules, defaults) is plain Python: validating params.yaml loads no method."""
+    modules = loaded_after("from isample.methods.catalog import CATALOG\nimport isample.methods")
+    assert "torch" not in modules and not any(name.startswith("isample.methods.u") for name in modules)
+    assert "isample.methods.reuse" in loaded_after("from isample.methods import METHODS\nMETHODS['reuse']")
+
+
 def test_the_core_loads_no_pipeline_package():
-    modules = loaded_after("import isample\nfrom isample import ImportanceSampler, UniformSampler, Sampler, METHODS\n"
-                           "import isample.methods, isample.sampler, isample.step, isample.costmodel")  # fmt: skip
-    assert "torch" in modules and "isample.methods.upper_bound" in modules
+    modules = loaded_after(
+        "import isample\nfrom isample import ImportanceSampler, UniformSampler, Sampler, METHODS\n"
+        "import isample.methods, isample.sampler, isample.step, isample.costmodel"
+    )
+    assert "torch" in modules and "isample.methods.upper_bound" not in modules  # a method loads when first used
     assert not modules & set(PIPELINE_MODULES), sorted(modules & set(PIPELINE_MODULES))
     assert not any(name.startswith(("isample.experiment", "isample.report")) for name in modules)
-

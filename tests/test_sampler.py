@@ -5,26 +5,11 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.sampler import ImportanceSampler, Sampler, UniformSampler
+from isample.sampler import ImportanceSampler, UniformSampler
 from isample.sampling import variance_reduction
 from isample.scores import gnorm_upper_bound
 from isample.timing import PHASES
-
-
-def toy_problem(seed=0, n=2000):
-    torch.manual_seed(seed)
-    x = torch.randn(n, 20)
-    y = (x @ torch.randn(20, 5)).argmax(1)
-    model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 5))
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return model, optimizer, x, y
-
-
-def toy_sampler(method, options=None, n=2000, batch_size=32, seed=0, timing=True):
-    """Any method of the family on the toy problem, with its own seeded generator."""
-    model, optimizer, x, y = toy_problem(n=n)
-    return Sampler(method, model, optimizer, x, y, batch_size, options=options,
-                   generator=torch.Generator().manual_seed(seed), timing=timing)  # fmt: skip
+from tests.common import toy_problem
 
 
 def test_same_seed_same_draws_and_same_training():
@@ -137,7 +122,7 @@ def test_batch_mode_scores_are_the_training_forwards_and_eval_mode_ones_differ()
     model, optimizer, x, y = batchnorm_problem()
     model(x)  # running statistics of the whole set, which no chunk of 10 matches exactly
     b = 10
-    batch = ImportanceSampler(model, optimizer, x, y, b, presample=3, score_mode="batch")
+    batch = ImportanceSampler(model, optimizer, x, y, b, presample=3, score_mode="batch", presample_bf16=False)
     scores = batch.method.presample_scores(x[:30], y[:30])
     assert batch.method.chunks == 3
     with torch.no_grad():  # what the training forward computes on each chunk of b
@@ -159,8 +144,18 @@ def test_tau_comes_from_scores_of_the_score_mode_in_both_branches():
     """eval mode: a uniform iteration's tau comes from an eval-mode scoring forward of its batch."""
     model, optimizer, x, y = batchnorm_problem()
     model(x)
-    sampler = ImportanceSampler(model, optimizer, x, y, 10, presample=3, score_mode="eval", tau_threshold=1e9,
-                                tau_momentum=0.0)  # fmt: skip
+    sampler = ImportanceSampler(
+        model,
+        optimizer,
+        x,
+        y,
+        10,
+        presample=3,
+        score_mode="eval",
+        tau_threshold=1e9,
+        tau_momentum=0.0,
+        presample_bf16=False,
+    )
     it = sampler.step()
     assert not it.used_importance and it.phases["presample_forward"] > 0
     model.eval()
@@ -214,15 +209,15 @@ def test_callback_is_called_with_each_iteration():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"presample": 0.5}, "presample ratio p must be >= 1"),
+        ({"presample": 0.5}, "presample = 0.5: must be >= 1"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
         ({"presample": 100}, "larger than the data set"),
-        ({"tau_threshold": "sometimes"}, "tau_threshold must be"),
+        ({"tau_threshold": "sometimes"}, "tau_threshold = 'sometimes': must be"),
         ({"score": "entropy"}, "unknown score"),
         ({"forward_chunk": -1}, "forward_chunk"),
-        ({"score_mode": "train"}, "score_mode must be one of eval, batch"),
-        ({"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
-        ({"smoothing": -0.5}, r"smoothing must be in \[0, 1\)"),
+        ({"score_mode": "train"}, "score_mode = 'train': must be one of eval, batch"),
+        ({"smoothing": 1.0}, r"smoothing = 1.0: must be in \[0, 1\)"),
+        ({"smoothing": -0.5}, r"smoothing = -0.5: must be in \[0, 1\)"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, message):
@@ -245,7 +240,7 @@ def test_state_dict_round_trip_reproduces_the_next_draws():
 
 def test_bf16_presample_scores_stay_within_bf16_differences():
     model, optimizer, x, y = toy_problem()
-    exact = ImportanceSampler(model, optimizer, x, y, 32, presample=4)
+    exact = ImportanceSampler(model, optimizer, x, y, 32, presample=4, presample_bf16=False)
     bf16 = ImportanceSampler(model, optimizer, x, y, 32, presample=4, presample_bf16=True)
     reference = exact.method.presample_scores(x[:128], y[:128])
     approximate = bf16.method.presample_scores(x[:128], y[:128])

@@ -1,16 +1,23 @@
-"""The typed schema of params.yaml: every parameter is checked here before any work starts.
+"""The typed schema of params.yaml, checked before any work starts, and what it specifies: one
+`RunSpec` per training run, and the keys each stage reads (dvc.yaml lists the same, a test checks).
 
-No parameter has a default here: params.yaml is the one place where default values live.
+The sections of the pipeline (data, model, train, ...) have no defaults here: params.yaml holds every
+value. The selection methods' options are validated through their own Options dataclasses
+(`isample.methods.catalog`, where their rules and library defaults live; params.yaml must hold every
+one of them, a test checks it holds the same values).
 """
 
+import dataclasses
+import functools
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from isample.experiment.data import DATASETS
 from isample.experiment.models import MODELS
-from isample.methods import METHODS
+from isample.experiment.spec import LrSchedule, RunSpec
+from isample.methods.catalog import CATALOG, entry, rule_problems
 
 ALWAYS_RUN = ("upper_bound", "uniform")  # the notebook's two runs, train_is and train_uniform
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
@@ -122,38 +129,8 @@ class TrainConfig(_Section):
         return value
 
     @property
-    def run_budget(self) -> str:
-        """The budget of one run (params made by `with_budget`, or a single budget)."""
-        if len(self.budget_list) != 1:
-            raise ValueError(f"several budgets ({', '.join(self.budget_list)}): pick one with with_budget()")
-        return self.budget_list[0]
-
-    @property
-    def budget_seconds(self) -> float:
-        return parse_duration(self.run_budget)
-
-    @property
     def checkpoint_seconds(self) -> float:
         return parse_duration(self.checkpoint_every)
-
-
-class SamplerConfig(_Section):
-    tau_th: Literal["auto"] | float
-    score: Literal["gnorm", "loss"]
-    score_mode: Literal["eval", "batch"]
-    smoothing: float = Field(ge=0, lt=1)
-    presample_bf16: bool
-    forward_chunk: int = Field(ge=0)
-    tau_momentum: float = Field(ge=0, lt=1)
-
-    @field_validator("tau_th", mode="before")
-    @classmethod
-    def _threshold(cls, value):
-        if value == "auto":
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError("must be 'auto' or a number >= 0")
-        return float(value)
 
 
 class TimingConfig(_Section):
@@ -179,8 +156,8 @@ class CompareConfig(_Section):
     @classmethod
     def _known_peers(cls, value: list[str]) -> list[str]:
         for name in value:
-            if name not in METHODS:
-                raise ValueError(f"unknown selection method {name!r}; known: {', '.join(METHODS)}")
+            if name not in CATALOG:
+                raise ValueError(f"unknown selection method {name!r}; known: {', '.join(CATALOG)}")
             if name in ALWAYS_RUN:
                 raise ValueError(f"{name!r} always runs (its own stage): list only the other methods")
         if len(set(value)) != len(value):
@@ -193,67 +170,27 @@ class ReportConfig(_Section):
 
 
 class Params(_Section):
-    presample: float
+    # presample, sampler and methods hold the selection methods' options: checked by `method_options`.
+    presample: Any
     batch_size: int = Field(ge=1)
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
-    sampler: SamplerConfig
+    sampler: dict[str, Any]
     timing: TimingConfig
     compare: CompareConfig
     report: ReportConfig
-    methods: dict[str, dict]  # methods.<name>: the options of each selection method of the family
-
-    @field_validator("presample", mode="before")
-    @classmethod
-    def _presample(cls, value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 1:
-            raise ValueError("must be a number >= 1 (B = presample * batch_size)")
-        return float(value)
-
-    @model_validator(mode="after")
-    def _subset_holds_presample(self):
-        subset = self.data.train_subset
-        if subset and round(self.presample * self.batch_size) > subset:
-            raise ValueError(
-                f"presample * batch_size = {round(self.presample * self.batch_size)} exceeds "
-                f"data.train_subset = {subset}"
-            )
-        return self
+    methods: dict[str, dict[str, Any]]
 
     @model_validator(mode="after")
     def _batches_split_over_processes(self):
-        n = self.train.processes
-        if self.batch_size % n:
-            raise ValueError(f"batch_size = {self.batch_size} is not divisible by train.processes = {n} (b is the "
-                             "global batch; each process trains b / N examples)")
-        presample = round(self.presample * self.batch_size)
-        if presample % n:
-            raise ValueError(f"the presample B = presample * batch_size = {presample} is not divisible by "
-                             f"train.processes = {n} (each process scores B / N examples)")
+        if self.batch_size % self.train.processes:
+            raise ValueError(
+                f"batch_size = {self.batch_size} is not divisible by train.processes = {self.train.processes} "
+                "(b is the global batch; each process trains b / N examples)"
+            )
         if self.train.sync_bn and self.train.device == "cpu":
             raise ValueError("train.sync_bn = true needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
-        batch_mode = self.sampler.score_mode == "batch" or any(
-            (self.methods.get(name) or {}).get("score_mode") == "batch" for name in self.compare.methods)
-        if self.train.sync_bn and batch_mode:  # a scoring forward would then wait on the other ranks' forwards
-            raise ValueError("train.sync_bn = true cannot be combined with score_mode = batch (the scoring forwards "
-                             "would synchronise across processes); use score_mode eval")
-        return self
-
-    @model_validator(mode="after")
-    def _batch_fits_data(self):
-        subset = self.data.train_subset
-        if subset and self.batch_size > subset:
-            raise ValueError(f"batch_size = {self.batch_size} exceeds data.train_subset = {subset}")
-        return self
-
-    @model_validator(mode="after")
-    def _method_sections(self):
-        for name in self.compare.methods:
-            if name not in self.methods:
-                raise ValueError(f"compare.methods lists {name!r} but params.yaml has no methods.{name} section")
-        for name in self.methods:
-            method_options(self, name)  # raises ValueError naming methods.<name>.<key>
         return self
 
     @property
@@ -262,25 +199,116 @@ class Params(_Section):
         return [*ALWAYS_RUN, *self.compare.methods]
 
 
-def with_budget(params: Params, budget: str) -> Params:
-    """params for one run of a sweep: train.budgets = [budget], so its run key and record name are
-    those of a single-budget run with the same budget."""
-    train = params.train.model_copy(update={"budget": None, "budgets": [budget]})
-    return params.model_copy(update={"train": train})
+def _lookup(raw: dict, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(raw, dict) or part not in raw:
+            raise KeyError(key)
+        raw = raw[part]
+    return raw
 
 
-def method_options(params: "Params", name: str):
-    """The Options of selection method `name` from params (its section, or the keys it declares)."""
-    if name not in METHODS:
-        raise ValueError(f"methods.{name}: unknown selection method; known: {', '.join(METHODS)}")
-    method = METHODS[name]
+@functools.cache
+def _options_model(options_type: type, fields: tuple[str, ...]) -> type[BaseModel]:
+    """A strict pydantic model of the Options fields params.yaml holds (types, unknown and missing keys);
+    the ranges stay the dataclass's own rules, applied when it is built."""
+    types = {field.name: (field.type, ...) for field in dataclasses.fields(options_type) if field.name in fields}
+    config = ConfigDict(strict=True, extra="forbid")
+    return create_model(f"{options_type.__name__}Params", __config__=config, **types)
+
+
+def _option_problems(params: dict, name: str) -> tuple[Any, list[str]]:
+    """The Options of method `name` from the raw params, or the problems with them, each naming its key."""
+    method = entry(name)
+    keys = method.option_keys()
+    values, problems = {}, []
+    for field, key in keys.items():
+        try:
+            values[field] = _lookup(params, key)
+        except KeyError:
+            problems.append(f"{key}: missing")
+    if method.section:  # a section of its own: every key in it must be an option
+        section = (params.get("methods") or {}).get(name) or {}
+        problems += [f"methods.{name}.{key}: unknown parameter" for key in section if key not in keys]
+    if problems:
+        return None, problems
     try:
-        return method.options_from_params(params.model_dump())
-    except TypeError as error:  # an unexpected keyword: a key the method does not have
-        unknown = str(error).rsplit(" ", 1)[-1].strip("'")
-        raise ValueError(f"{method.keys()[0]}.{unknown}: unknown parameter") from None
-    except ValueError as error:
-        raise ValueError(f"{method.keys()[0]}.{error}") from None
+        _options_model(method.options, tuple(keys)).model_validate(values)
+        typed = set()
+    except ValidationError as error:
+        by_field: dict[str, list[dict]] = {}
+        for problem in error.errors():
+            by_field.setdefault(problem["loc"][0], []).append(problem)
+        typed = set(by_field)
+        for field, errors in by_field.items():  # a union ("auto" or a number) fails once per branch
+            problems.append(f"{keys[field]} = {errors[0]['input']!r}: {' or '.join(e['msg'] for e in errors)}")
+    rules = getattr(method.options, "RULES", {})
+    problems += [
+        f"{keys[line.split(' ', 1)[0]]} {line.split(' ', 1)[1]}"
+        for line in rule_problems({f: v for f, v in values.items() if f not in typed}, rules)
+    ]
+    if problems:
+        return None, problems
+    try:
+        return method.options(**values), []  # the values as written, so a rule's message quotes them
+    except ValueError as error:  # a rule of a method registered from outside, without RULES
+        field, _, rest = str(error).partition(" ")
+        return None, [f"{keys.get(field, field)} {rest}"]
+
+
+def method_options(params: "Params | dict", name: str) -> Any:
+    """The Options of selection method `name` from params (ValueError naming the key when they are bad)."""
+    raw = params.model_dump() if isinstance(params, BaseModel) else params
+    options, problems = _option_problems(raw, name)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return options
+
+
+def _sections_problems(raw: dict) -> list[str]:
+    """Keys of `sampler` no method reads, and `methods.<name>` sections of no known method."""
+    claimed = {key for method in CATALOG.values() for key in method.option_keys().values()}
+    problems = [
+        f"sampler.{key}: unknown parameter" for key in raw.get("sampler") or {} if f"sampler.{key}" not in claimed
+    ]
+    known = ", ".join(CATALOG)
+    problems += [
+        f"methods.{name}: unknown selection method; known: {known}"
+        for name in raw.get("methods") or {}
+        if name not in CATALOG
+    ]
+    for name in (raw.get("compare") or {}).get("methods") or []:
+        if name in CATALOG and CATALOG[name].section and name not in (raw.get("methods") or {}):
+            problems.append(f"compare.methods lists {name!r} but params.yaml has no methods.{name} section")
+    return problems
+
+
+def _across_problems(params: Params) -> list[str]:
+    """Rules across sections that need the methods' options."""
+    importance = method_options(params, "upper_bound")
+    presample, subset, n = (
+        round(importance.presample * params.batch_size),
+        params.data.train_subset,
+        params.train.processes,
+    )
+    problems = []
+    if subset and presample > subset:
+        problems.append(f"presample * batch_size = {presample} exceeds data.train_subset = {subset}")
+    elif subset and params.batch_size > subset:  # (implied by the line above when that one is said)
+        problems.append(f"batch_size = {params.batch_size} exceeds data.train_subset = {subset}")
+    if presample % n:
+        problems.append(
+            f"the presample B = presample * batch_size = {presample} is not divisible by train.processes = {n} "
+            f"(each process scores B / N examples)"
+        )
+    modes = [importance.score_mode] + [
+        getattr(method_options(params, name), "score_mode", None) for name in params.compare.methods
+    ]
+    if params.train.sync_bn and "batch" in modes:  # a scoring forward would then wait on the other ranks' forwards
+        problems.append(
+            "train.sync_bn = true cannot be combined with score_mode = batch (the scoring forwards would "
+            "synchronise across processes); use score_mode eval"
+        )
+    return problems
 
 
 def _describe(error: dict) -> str:
@@ -299,7 +327,125 @@ def _describe(error: dict) -> str:
 
 def validate(raw: dict | None) -> Params:
     """Params from the parsed params.yaml, or ConfigError with one line per problem, every one listed."""
+    raw = raw or {}
+    problems: list[str] = []
+    params = None
     try:
-        return Params.model_validate(raw or {})
+        params = Params.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError("\n".join(f"params.yaml: {_describe(e)}" for e in error.errors())) from None
+        problems += [_describe(e) for e in error.errors()]
+    problems += _sections_problems(raw)
+    for name in CATALOG:
+        if CATALOG[name].section is None or name in (raw.get("methods") or {}):
+            problems += _option_problems(raw, name)[1]
+    if params is not None and not problems:
+        problems += _across_problems(params)
+    if problems:
+        raise ConfigError("\n".join(f"params.yaml: {problem}" for problem in dict.fromkeys(problems)))
+    return params
+
+
+# -- what each stage reads, and what shapes a run ----------------------------------------------------
+
+# Training keys that decide which runs happen and how they are kept, not what a run computes.
+TRAIN_OPERATIONAL = ("train.budget", "train.budgets", "train.seeds", "train.checkpoint_every", "train.eval_batch_size")
+_TRAINING = ("batch_size", "data.name", "data.augment", "model", "train")
+_TIMED = (
+    "batch_size",
+    "data.name",
+    "data.augment",
+    "model",
+    "train.device",
+    "train.amp",
+    "train.channels_last",
+    "train.lr",
+    "train.lr_scale",
+    "train.momentum",
+    "train.weight_decay",
+    "timing",
+)
+
+
+def method_keys(name: str) -> list[str]:
+    """The params.yaml keys holding a method's options; a section whose every key it reads counts whole."""
+    method = entry(name)
+    if method.section:
+        return [method.section]
+    claimed = {key for other in CATALOG.values() for key in other.option_keys().values() if key.startswith("sampler.")}
+    keys = list(method.option_keys().values())
+    if claimed <= set(keys):
+        keys = [key for key in keys if not key.startswith("sampler.")] + ["sampler"]
+    return keys
+
+
+def stage_params(stage: str, method: str | None = None) -> list[str]:
+    """The params.yaml keys a stage reads: dvc.yaml's `params:` of it (tests/test_dvc_deps.py checks)."""
+    if stage == "train":
+        return [*_TRAINING, *method_keys(method)]
+    if stage == "timing":  # uniform and upper_bound at every ratio of timing.presamples (not at `presample`)
+        return [*_TIMED, *(key for key in method_keys("upper_bound") if key != "presample")]
+    if stage == "timing_peer":  # uniform beside one other method
+        return [*_TIMED, *method_keys("uniform"), *method_keys(method)]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def _flat(nested: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def params_values(params: Params, keys: list[str]) -> dict:
+    """The values under `keys` (a section stands for all its keys), flat: "train.lr" -> 0.1."""
+    return {
+        key: value
+        for key, value in _flat(params.model_dump()).items()
+        if any(key == wanted or key.startswith(wanted + ".") for wanted in keys)
+    }
+
+
+def shaping_values(params: Params, method: str) -> dict:
+    """Every params.yaml value that shapes a run of `method` (its run key and its record's parameters):
+    what its training stage reads, less what only picks or keeps runs (TRAIN_OPERATIONAL)."""
+    values = params_values(params, stage_params("train", method))
+    return {key: value for key, value in values.items() if key not in TRAIN_OPERATIONAL}
+
+
+def run_spec(params: Params, method: str, budget: str, seed: int) -> RunSpec:
+    """The specification of one run of `method` for one budget and seed."""
+    train = params.train
+    constant = train.lr_schedule == "constant"
+    shaping = shaping_values(params, method)
+    return RunSpec(
+        method=method,
+        options=method_options(params, method),
+        seed=seed,
+        budget=budget,
+        budget_seconds=parse_duration(budget),
+        lr=LrSchedule(train.lr * train.lr_scale, train.lr_gamma, () if constant else tuple(train.lr_milestones)),
+        momentum=train.momentum,
+        weight_decay=train.weight_decay,
+        batch_size=params.batch_size,
+        model=params.model.name,
+        augment=params.data.augment,
+        device=train.device,
+        amp=train.amp,
+        channels_last=train.channels_last,
+        sync_bn=train.sync_bn,
+        eval_batch_size=train.eval_batch_size,
+        checkpoint_seconds=train.checkpoint_seconds,
+        dataset=params.data.name,
+        record_tag=entry(method).record_tag,
+        shaping=tuple(sorted(shaping.items(), key=lambda item: item[0])),
+    )
+
+
+def run_specs(params: Params, method: str) -> list[RunSpec]:
+    """One RunSpec per (budget, seed) pair, budgets shortest first."""
+    return [
+        run_spec(params, method, budget, seed) for budget in params.train.budget_list for seed in params.train.seeds
+    ]

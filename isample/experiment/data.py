@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from isample.experiment.torch_files import save_atomically
+from isample.files import write_atomically
 
 DATASETS = {
     "cifar10": {"classes": 10, "torchvision": "CIFAR10", "folder": "cifar-10-batches-py"},
@@ -199,7 +199,7 @@ def subset(data: PreparedData, train_size: int = 0, test_size: int = 0, seed: in
 
 
 def save_prepared(data: PreparedData, path: str | os.PathLike) -> None:
-    save_atomically(data.to_dict(), path)
+    write_atomically(path, lambda temporary: torch.save(data.to_dict(), temporary))
 
 
 def load_prepared(path: str | os.PathLike) -> PreparedData:
@@ -207,7 +207,7 @@ def load_prepared(path: str | os.PathLike) -> PreparedData:
     if not path.is_file():
         raise DataError(f"prepared data {path} is missing: run the prepare stage first (dvc repro prepare)")
     try:
-        return PreparedData(**torch.load(path, weights_only=False))
+        return PreparedData(**torch.load(path, weights_only=True))  # tensors, strings and lists only
     except Exception as error:
         raise DataError(f"prepared data {path} is damaged ({error}); delete it and rerun prepare") from error
 

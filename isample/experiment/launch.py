@@ -11,7 +11,7 @@ import torch.distributed as dist
 
 from isample.distributed import Group, current_group
 from isample.experiment.config import ConfigError, Params
-from isample.experiment.train import resolve_device
+from isample.experiment.setup import resolve_device
 
 # How long a collective may wait (rank 0 evaluating while the others wait for its clock counts).
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
@@ -26,8 +26,10 @@ def check_processes(params: Params) -> torch.device:
     device = resolve_device(params.train.device)
     n = params.train.processes
     if device.type == "cuda" and n > torch.cuda.device_count():
-        raise ConfigError(f"params.yaml: train.processes = {n}: only {torch.cuda.device_count()} GPU(s) are present "
-                          "(one process per GPU)")  # fmt: skip
+        raise ConfigError(
+            f"params.yaml: train.processes = {n}: only {torch.cuda.device_count()} GPU(s) are present "
+            "(one process per GPU)"
+        )
     if params.train.sync_bn and n > 1 and device.type != "cuda":
         raise ConfigError("params.yaml: train.sync_bn = true: needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
     return device
@@ -35,8 +37,16 @@ def check_processes(params: Params) -> torch.device:
 
 def torchrun_command(module: str, arguments: list[str], processes: int) -> list[str]:
     """`torchrun --standalone --nproc_per_node N -m module ...` with this interpreter's torch."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            "-m", module, *arguments]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        module,
+        *arguments,
+    ]
 
 
 def launch(module: str, arguments: list[str], processes: int, device: torch.device) -> int:

@@ -1,15 +1,18 @@
 """Where an IS iteration spends its time (notebook experiments 6-8), and the cost model against it.
 
 `measure` times real sampler iterations per presample ratio with IS forced on, uniform SGD for
-reference, and any other selection method of the family as it runs; `summarize` derives t, T, k, a and the cost model's predictions per ratio from
-medians; `fit` does the across-ratio checks: presample time against p, and how the presample
-forward and the training step move together.
+reference, and any other selection method of the family as it runs; `summarize` derives t, T, k,
+a and the cost model's predictions per ratio from medians; `fit` does the across-ratio checks:
+presample time against p, and how the presample forward and the training step move together.
 """
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,9 +20,10 @@ import torch
 from tqdm import tqdm
 
 from isample import costmodel
-from isample.sampler import ImportanceSampler, Sampler, UniformSampler
-from isample.sampling import NonFiniteScores
+from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.report.records import presample_seconds, train_step_seconds
+from isample.sampler import Iteration, Sampler
+from isample.sampling import NonFiniteScores
 from isample.timing import MODEL_PHASES, PHASES
 
 UNIFORM = "uniform"  # the `run` column holds the selection method's name
@@ -31,60 +35,96 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(
-    model: torch.nn.Module,
-    make_optimizer: Callable[[torch.nn.Module], torch.optim.Optimizer],
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    batch_size: int,
+@dataclass(frozen=True)
+class Configuration:
+    """One measured configuration: a method with its options (upper_bound: IS forced on at one ratio)."""
+
+    run: str  # the selection method's name (the `run` column)
+    options: Any
+
+    @property
+    def presample(self) -> float:
+        return float(self.options.presample) if self.run == IMPORTANCE else math.nan
+
+    @property
+    def forward_chunk(self) -> int:
+        return int(self.options.forward_chunk) if self.run == IMPORTANCE else 0
+
+
+def configurations(
+    importance: UpperBoundOptions,
     presamples: Sequence[float],
+    forward_chunks: Sequence[int],
+    uniform: UniformOptions | None = None,
+    others: dict[str, Any] | None = None,
+) -> list[Configuration]:
+    """uniform (the reference), upper_bound with IS on at every ratio and chunk size, then the others."""
+    if any(not p >= 1 for p in presamples):
+        raise ValueError(f"presample ratios must be >= 1, got {list(presamples)}")
+    # Batch-mode scoring forwards chunks of b, whatever the chunk setting: one configuration per ratio.
+    chunks = forward_chunks if importance.score_mode == "eval" else [importance.forward_chunk]
+    forced = [
+        dataclasses.replace(importance, presample=float(p), forward_chunk=chunk, always_importance=True)
+        for p in presamples
+        for chunk in chunks
+    ]
+    return [
+        Configuration(UNIFORM, uniform or UniformOptions()),
+        *[Configuration(IMPORTANCE, options) for options in forced],
+        *[Configuration(name, options) for name, options in (others or {}).items()],
+    ]
+
+
+def _timed_step(sampler: Sampler, device: torch.device) -> tuple[Iteration, float]:
+    _synchronize(device)
+    started = time.perf_counter()
+    it = sampler.step()
+    _synchronize(device)
+    return it, time.perf_counter() - started
+
+
+def _row(configuration: Configuration, index: int, it: Iteration, total: float, resets: int) -> dict:
+    model_seconds = sum(it.phases[p] for p in MODEL_PHASES)
+    return {
+        "run": configuration.run,
+        "presample": configuration.presample,
+        "forward_chunk": configuration.forward_chunk,
+        "iteration": index,
+        "total_seconds": total,
+        **{f"time_{name}": it.phases[name] for name in PHASES},
+        "model_seconds": model_seconds,
+        "non_model_seconds": total - model_seconds,
+        "non_model_share": (total - model_seconds) / total,
+        "diverged_resets": resets,
+    }
+
+
+def measure(
+    make_sampler: Callable[[Configuration], Sampler],
+    measured: Sequence[Configuration],
     *,
-    forward_chunks: Sequence[int] = (0,),
     warmup: int = 3,
     iterations: int = 10,
     progress: bool = True,
-    importance_options: dict | None = None,
-    methods: dict | None = None,
-    **sampler_options,
 ) -> pd.DataFrame:
-    """One row per measured iteration: its wall time and the seconds of every phase.
-
-    methods: other selection methods to time, name -> Options (their `run` is their name).
+    """One row per measured iteration of every configuration: its wall time and the seconds of every
+    phase. `make_sampler` builds the sampler a configuration trains with (the timing stage: the
+    training set-up itself), with timing on.
 
     Cost needs no finite model: when the scores of a diverging model (say at lr 1000) stop being
     finite, the model and optimizer go back to their initial state, the iteration is measured
     again, and the row's `diverged_resets` counts how often that happened in its configuration.
     """
-    if any(not p >= 1 for p in presamples):
-        raise ValueError(f"presample ratios must be >= 1, got {list(presamples)}")
-    configurations = [(UNIFORM, math.nan, 0)] + [
-        (IMPORTANCE, float(p), chunk) for p in presamples for chunk in forward_chunks
-    ] + [(name, math.nan, 0) for name in (methods or {})]
-    device = next(model.parameters()).device
-    initial_weights = copy.deepcopy(model.state_dict())
     rows = []
-    bar = tqdm(total=len(configurations) * (warmup + iterations), desc="timing", disable=not progress)
-    for run, presample, chunk in configurations:
-        optimizer = make_optimizer(model)
-        resets = 0
-        if run == UNIFORM:
-            sampler = UniformSampler(model, optimizer, inputs, targets, batch_size, **sampler_options)
-        elif run != IMPORTANCE:
-            common = {key: value for key, value in sampler_options.items() if key != "score"}  # score: the two above
-            sampler = Sampler(run, model, optimizer, inputs, targets, batch_size, options=methods[run], **common)
-        else:
-            sampler = ImportanceSampler(
-                model, optimizer, inputs, targets, batch_size,
-                presample=presample, forward_chunk=chunk, always_importance=True,
-                **(importance_options or {}), **sampler_options,
-            )  # fmt: skip
-        bar.set_postfix(run=run, p=presample, chunk=chunk)
-        index = 0
+    bar = tqdm(total=len(measured) * (warmup + iterations), desc="timing", disable=not progress)
+    for configuration in measured:
+        sampler = make_sampler(configuration)
+        model, optimizer = sampler.train_step.model, sampler.train_step.optimizer
+        initial_weights, resets, index = copy.deepcopy(model.state_dict()), 0, 0
+        bar.set_postfix(run=configuration.run, p=configuration.presample, chunk=configuration.forward_chunk)
         while index < warmup + iterations:
-            _synchronize(device)
-            started = time.perf_counter()
             try:
-                it = sampler.step()
+                it, total = _timed_step(sampler, sampler.context.device)
             except NonFiniteScores:
                 resets += 1
                 if resets > 10 * (warmup + iterations):
@@ -92,33 +132,45 @@ def measure(
                 model.load_state_dict(initial_weights)
                 optimizer.state.clear()
                 continue
-            _synchronize(device)
-            total = time.perf_counter() - started
             index += 1
             bar.update()
-            if index <= warmup:
-                continue
-            model_seconds = sum(it.phases[p] for p in MODEL_PHASES)
-            rows.append(
-                {
-                    "run": run,
-                    "presample": presample,
-                    "forward_chunk": chunk,
-                    "iteration": index - warmup,
-                    "total_seconds": total,
-                    **{f"time_{name}": it.phases[name] for name in PHASES},
-                    "model_seconds": model_seconds,
-                    "non_model_seconds": total - model_seconds,
-                    "non_model_share": (total - model_seconds) / total,
-                    "diverged_resets": resets,
-                }
-            )
+            if index > warmup:
+                rows.append(_row(configuration, index - warmup, it, total, resets))
     bar.close()
     return pd.DataFrame(rows)
 
 
 def _iqr(series: pd.Series) -> float:
     return float(series.quantile(0.75) - series.quantile(0.25))
+
+
+def _cost(run: str, presample: float, group: pd.DataFrame, batch_size: int, t: float, k: float) -> dict:
+    """a and the notebook model's prediction: upper_bound's from its presample, any other method's
+    from its whole iteration (selection and bookkeeping alike) over the training step."""
+    train_step, measured = train_step_seconds(group).median(), group["total_seconds"].median()
+    if run != IMPORTANCE:
+        predicted = (1 + k) * batch_size * t  # uniform SGD: b (t + T)
+        return {
+            "a": (measured - train_step) / train_step,
+            "predicted_seconds": predicted,
+            "prediction_error": predicted / measured - 1,
+        }
+    presample_time = presample_seconds(group).median()
+    a = presample_time / train_step
+    predicted = costmodel.iteration_time(presample, k, batch_size, t)
+    examples = round(presample * batch_size)
+    return {
+        "presample_seconds": presample_time,
+        "a": a,
+        "a_per_p": a / presample,
+        "a_predicted": costmodel.ratio_from_k(presample, k),
+        "predicted_seconds": predicted,
+        "prediction_error": predicted / measured - 1,
+        "speedup_u": costmodel.speedup_vs_full_batch(presample, k),
+        "tau_th": costmodel.tau_threshold(a),
+        "t_p": group["time_presample_forward"].median() / examples,
+        "t_s": group["time_scoring"].median() / examples,
+    }
 
 
 def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
@@ -132,51 +184,27 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
     for (run, presample, chunk), group in groups:
         t = group["time_train_forward"].median() / batch_size
         big_t = group["time_backward"].median() / batch_size
-        k = big_t / t
-        train_step = train_step_seconds(group).median()
-        measured = group["total_seconds"].median()
-        row = {
-            "run": run,
-            "presample": presample,
-            "forward_chunk": chunk,
-            "iterations": len(group),
-            "measured_seconds": measured,
-            "measured_seconds_iqr": _iqr(group["total_seconds"]),
-            "train_step_seconds": train_step,
-            "t": t,
-            "T": big_t,
-            "k": k,
-            "non_model_share": group["non_model_share"].median(),
-            "non_model_share_iqr": _iqr(group["non_model_share"]),
-            "non_model_share_max": group["non_model_share"].max(),
-            "diverged_resets": int(group["diverged_resets"].max()) if "diverged_resets" in group else 0,
-            **{f"time_{name}": group[f"time_{name}"].median() for name in PHASES},
-        }
-        if run == IMPORTANCE:
-            presample_time = presample_seconds(group).median()
-            a = presample_time / train_step
-            predicted = costmodel.iteration_time(presample, k, batch_size, t)
-            row.update(
-                presample_seconds=presample_time,
-                a=a,
-                a_per_p=a / presample,
-                a_predicted=costmodel.ratio_from_k(presample, k),
-                predicted_seconds=predicted,
-                prediction_error=predicted / measured - 1,
-                speedup_u=costmodel.speedup_vs_full_batch(presample, k),
-                tau_th=costmodel.tau_threshold(a),
-            )
-        else:
-            # Any other method: its whole cost over the training step's, selection and bookkeeping alike.
-            predicted = (1 + k) * batch_size * t  # uniform SGD: b (t + T)
-            row.update(a=(measured - train_step) / train_step, predicted_seconds=predicted,
-                       prediction_error=predicted / measured - 1)  # fmt: skip
-        if run == IMPORTANCE:
-            examples = round(presample * batch_size)
-            row.update(t_p=group["time_presample_forward"].median() / examples,
-                       t_s=group["time_scoring"].median() / examples)  # fmt: skip
-        row["non_model_seconds"] = group["non_model_seconds"].median() if "non_model_seconds" in group else math.nan
-        rows.append(row)
+        rows.append(
+            {
+                "run": run,
+                "presample": presample,
+                "forward_chunk": chunk,
+                "iterations": len(group),
+                "measured_seconds": group["total_seconds"].median(),
+                "measured_seconds_iqr": _iqr(group["total_seconds"]),
+                "train_step_seconds": train_step_seconds(group).median(),
+                "t": t,
+                "T": big_t,
+                "k": big_t / t,
+                "non_model_share": group["non_model_share"].median(),
+                "non_model_share_iqr": _iqr(group["non_model_share"]),
+                "non_model_share_max": group["non_model_share"].max(),
+                "diverged_resets": int(group["diverged_resets"].max()) if "diverged_resets" in group else 0,
+                **{f"time_{name}": group[f"time_{name}"].median() for name in PHASES},
+                **_cost(run, presample, group, batch_size, t, big_t / t),
+                "non_model_seconds": group["non_model_seconds"].median() if "non_model_seconds" in group else math.nan,
+            }
+        )
     return _predict_from_measured_rates(pd.DataFrame(rows), batch_size)
 
 
@@ -193,10 +221,11 @@ def _predict_from_measured_rates(per_ratio: pd.DataFrame, batch_size: int) -> pd
     t_s = float(per_ratio.loc[importance, "t_s"].median()) if importance.any() else 0.0
     p = per_ratio["presample"].where(importance, 0.0)
     per_ratio["predicted_seconds_measured"] = [
-        costmodel.measured_iteration_time(ratio, batch_size, t_p, t_s, base["t"], base["T"],
-                                          base["time_optimizer_step"], base["non_model_seconds"])
+        costmodel.measured_iteration_time(
+            ratio, batch_size, t_p, t_s, base["t"], base["T"], base["time_optimizer_step"], base["non_model_seconds"]
+        )
         for ratio in p
-    ]  # fmt: skip
+    ]
     per_ratio["prediction_error_measured"] = per_ratio["predicted_seconds_measured"] / per_ratio["measured_seconds"] - 1
     per_ratio.loc[importance, "a_measured_model"] = [
         costmodel.measured_ratio(ratio, t_p, t_s, base["t"], base["T"]) for ratio in p[importance]
@@ -242,6 +271,7 @@ def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
         "non_model_share_worst_ratio": float(importance["non_model_share"].max()),
         "prediction_error_worst": float(importance["prediction_error"].abs().max()),
         "prediction_error_measured_worst": float(importance["prediction_error_measured"].abs().max())
-        if "prediction_error_measured" in importance else math.nan,
+        if "prediction_error_measured" in importance
+        else math.nan,
     }
     return pd.DataFrame({"metric": list(values), "value": list(values.values())})

@@ -6,8 +6,6 @@ run forward passes of its own (timed as its own phases); the training step, writ
 forward computed (per-example losses and logits of the trained examples) at no extra cost.
 """
 
-import dataclasses
-import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from isample.distributed import SINGLE, Group
-from isample.scores import SCORE_FUNCTIONS
+from isample.methods.catalog import SCORE_MODES, NoOptions
 from isample.step import StepResult, running_statistics_frozen
 from isample.timing import PhaseTimer
 
@@ -85,7 +83,6 @@ class Context:
         return self.examples.generator
 
 
-
 @dataclass
 class Selection:
     """The b examples to train on and their loss weights."""
@@ -94,47 +91,23 @@ class Selection:
     weights: torch.Tensor | None  # per-example loss weights (CPU); None means all 1
     inputs: torch.Tensor  # the examples, gathered and transformed, on the model's device
     targets: torch.Tensor
-    used_importance: bool = False  # drawn in proportion to scores (the records' IS share)
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    """A method without parameters of its own."""
+    by_score: bool = False  # chosen using scores (not a uniform draw): the records' "chosen by score" share
 
 
 class SelectionMethod:
     """The interface of the family; see `isample.methods.METHODS` for the name table.
 
-    A subclass sets `name`, its `Options` (a frozen dataclass whose __post_init__ rejects bad
-    values with ValueError) and implements `select`. `params_keys` are the params.yaml keys it
-    reads (by default its own section `methods.<name>`), `record_tag` the tag in its record file
-    names (by default its name).
+    A subclass sets `name`, its `Options` (a frozen dataclass of `isample.methods.catalog`) and
+    implements `select`; `observe` receives what the training forward computed, and `metrics` says
+    what the method itself wants recorded (IS's tau and a, InfoBatch's pruned share, ...).
     """
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    record_tag: ClassVar[str | None] = None
-    params_keys: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, context: Context, options: Any = None):
         self.context = context
         self.options = self.Options() if options is None else options
-        self.tau = 0.0  # variance-reduction estimate, when the method tracks one
-        self.tau_threshold = math.nan
-        self.a = math.nan  # its selection cost over the training step's, when it measures one
-
-    @classmethod
-    def tag(cls) -> str:
-        return cls.record_tag or cls.name
-
-    @classmethod
-    def keys(cls) -> tuple[str, ...]:
-        return cls.params_keys or (f"methods.{cls.name}",)
-
-    @classmethod
-    def options_from_params(cls, params: dict) -> Any:
-        """Its Options from the whole params.yaml as a plain dict (by default `methods.<name>`)."""
-        return cls.Options(**(params.get("methods") or {}).get(cls.name, {}))
 
     def start_epoch(self) -> int:
         """Called at each epoch start by the training loop: the iterations this epoch has (by
@@ -149,40 +122,21 @@ class SelectionMethod:
     def observe(self, selection: Selection, result: StepResult) -> None:
         """Called after the training step with what its forward computed; the default ignores it."""
 
+    def metrics(self) -> dict[str, float]:
+        """The method's own numbers after the last step, by name (the training records average each
+        over an epoch, as a column of that name); none by default."""
+        return {}
+
     def state_dict(self) -> dict:
-        return {"tau": self.tau, "tau_threshold": self.tau_threshold, "a": self.a}
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.tau, self.tau_threshold, self.a = state["tau"], state["tau_threshold"], state["a"]
-
-
-def check_options(options: Any, rules: dict[str, tuple[Callable[[Any], bool], str]]) -> None:
-    """ValueError naming the first field whose value breaks its rule (used by Options.__post_init__)."""
-    for field in dataclasses.fields(options):
-        if field.name in rules:
-            test, allowed = rules[field.name]
-            value = getattr(options, field.name)
-            if not test(value):
-                raise ValueError(f"{field.name} = {value!r}: {allowed}")
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+        pass
 
 
 def moving_average(previous: float | None, value: float, momentum: float) -> float:
     """momentum * previous + (1 - momentum) * value; the value itself when there is no previous one."""
     return value if previous is None else momentum * previous + (1 - momentum) * value
-
-
-def check_score(score: str) -> bool:
-    return score in SCORE_FUNCTIONS
-
-
-SCORE_RULE = (check_score, f"must be one of {', '.join(SCORE_FUNCTIONS)} (unknown score)")
-MOMENTUM_RULE = (lambda m: is_number(m) and 0 <= m < 1, "must be in [0, 1)")
-
-SCORE_MODES = ("eval", "batch")
 
 
 @contextmanager

@@ -10,11 +10,11 @@ never trained yet have no loss and are never pruned. It runs no forward of its o
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from isample.methods.base import Selection, SelectionMethod, check_options, is_number
+from isample.methods.base import Selection, SelectionMethod
+from isample.methods.catalog import InfoBatchOptions
 from isample.step import StepResult
 
 
@@ -36,18 +36,6 @@ def prune(
     return kept, weights
 
 
-@dataclass(frozen=True)
-class InfoBatchOptions:
-    prune_ratio: float = 0.5  # r: share of the well-learned examples pruned each epoch
-    delta: float = 0.875  # share of the budget with pruning; the rest anneals to full data
-
-    def __post_init__(self):
-        check_options(self, {
-            "prune_ratio": (lambda r: is_number(r) and 0 <= r < 1, "prune_ratio must be in [0, 1)"),
-            "delta": (lambda d: is_number(d) and 0 <= d <= 1, "delta must be in [0, 1] (a share of the budget)"),
-        })  # fmt: skip
-
-
 class InfoBatch(SelectionMethod):
     name = "infobatch"
     Options = InfoBatchOptions
@@ -60,7 +48,6 @@ class InfoBatch(SelectionMethod):
         self.position = 0
         self.pruning = False  # whether this epoch pruned anything
         self.pruned_share = 0.0
-        self.tau = self.tau_threshold = math.nan  # no variance-reduction switch
 
     def start_epoch(self) -> int:
         """Prune and shuffle with the generator shared by all ranks: under DDP every rank holds the same
@@ -85,19 +72,31 @@ class InfoBatch(SelectionMethod):
             indices, weights = self.order[start : start + b], self.weights[start : start + b]
             self.position += b * group.world_size
             x, y = context.examples.gather(indices)
-        return Selection(indices, weights, x, y, used_importance=self.pruning)
+        return Selection(indices, weights, x, y, by_score=self.pruning)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         with self.context.timer.phase("scoring"):
             group = self.context.group  # every rank's losses: the same table on all ranks
             self.losses[group.gather(selection.indices)] = group.gather(result.losses.float().cpu())
 
+    def metrics(self) -> dict[str, float]:
+        """The share of the data set this epoch pruned."""
+        return {"pruned_share": self.pruned_share}
+
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "losses": self.losses.clone(), "order": self.order.clone(),
-                "weights": self.weights.clone(), "position": self.position, "pruning": self.pruning,
-                "pruned_share": self.pruned_share}  # fmt: skip
+        return {
+            "losses": self.losses.clone(),
+            "order": self.order.clone(),
+            "weights": self.weights.clone(),
+            "position": self.position,
+            "pruning": self.pruning,
+            "pruned_share": self.pruned_share,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.losses, self.order, self.weights = state["losses"].clone(), state["order"].clone(), state["weights"].clone()
+        self.losses, self.order, self.weights = (
+            state["losses"].clone(),
+            state["order"].clone(),
+            state["weights"].clone(),
+        )
         self.position, self.pruning, self.pruned_share = state["position"], state["pruning"], state["pruned_share"]

@@ -14,16 +14,13 @@ epochs ago) counts as `unseen`: it gets the largest (`max`) or the mean (`mean`)
 scores. Its cost is the draw over N and a table write: a is near 0.
 """
 
-from dataclasses import dataclass
-
 import torch
 
-from isample.methods.base import SCORE_RULE, Selection, SelectionMethod, check_options, is_number
+from isample.methods.base import Selection, SelectionMethod
+from isample.methods.catalog import ReuseOptions
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult
-
-UNSEEN_RULES = ("max", "mean")
 
 
 def filled_scores(scores: torch.Tensor, scored_at: torch.Tensor, now: int, max_age: int, unseen: str) -> torch.Tensor:
@@ -40,23 +37,6 @@ def filled_scores(scores: torch.Tensor, scored_at: torch.Tensor, now: int, max_a
     return torch.where(usable, scores, value)
 
 
-@dataclass(frozen=True)
-class ReuseOptions:
-    smoothing: float = 0.2  # eps: the uniform share of q; every weight <= 1 / eps
-    unseen: str = "max"  # the score of an example without a usable one: max | mean of the usable scores
-    max_age: float = 0.0  # epochs after which a score is unusable (0: scores never expire)
-    score: str = "gnorm"
-
-    def __post_init__(self):
-        check_options(self, {
-            "smoothing": (lambda e: is_number(e) and 0 < e <= 1, "smoothing must be in (0, 1]: eps > 0 keeps every "
-                                                                  "example drawable"),
-            "unseen": (lambda u: u in UNSEEN_RULES, f"unseen must be one of {', '.join(UNSEEN_RULES)}"),
-            "max_age": (lambda a: is_number(a) and a >= 0, "max_age must be >= 0 epochs (0: never expire)"),
-            "score": SCORE_RULE,
-        })  # fmt: skip
-
-
 class Reuse(SelectionMethod):
     name = "reuse"
     Options = ReuseOptions
@@ -70,18 +50,19 @@ class Reuse(SelectionMethod):
         epoch = max(1, n // context.batch_size)
         self.max_age_iterations = round(self.options.max_age * epoch)
         self.score_function = SCORE_FUNCTIONS[self.options.score]
-        self.tau_threshold = float("nan")  # always draws by score: no switch
+        self.tau = 0.0
 
     def select(self) -> Selection:
         examples, timer, options = self.context.examples, self.context.timer, self.options
         with timer.phase("draw_batch"):
             table = filled_scores(self.scores, self.scored_at, self.iterations, self.max_age_iterations, options.unseen)
-            indices, weights = importance_draw(table, self.context.batch_size, self.context.generator,
-                                               options.smoothing)  # fmt: skip
+            indices, weights = importance_draw(
+                table, self.context.batch_size, self.context.generator, options.smoothing
+            )
             x, y = examples.gather(indices)
         with timer.phase("scoring"):
             self.tau = variance_reduction(table)  # what drawing by this table can gain over uniform
-        return Selection(indices, weights, x, y, used_importance=True)
+        return Selection(indices, weights, x, y, by_score=True)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         with self.context.timer.phase("scoring"):
@@ -92,11 +73,19 @@ class Reuse(SelectionMethod):
             self.scored_at[indices] = self.iterations
         self.iterations += 1
 
+    def metrics(self) -> dict[str, float]:
+        """tau of the table it draws from: what drawing by it can gain over uniform."""
+        return {"tau": self.tau}
+
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "scores": self.scores.clone(), "scored_at": self.scored_at.clone(),
-                "iterations": self.iterations}  # fmt: skip
+        return {
+            "tau": self.tau,
+            "scores": self.scores.clone(),
+            "scored_at": self.scored_at.clone(),
+            "iterations": self.iterations,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+        self.tau = state["tau"]
         self.scores, self.scored_at = state["scores"].clone(), state["scored_at"].clone()
         self.iterations = state["iterations"]

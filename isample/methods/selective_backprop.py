@@ -13,11 +13,11 @@ grows as beta sharpens the selection.
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from isample.methods.base import SCORE_MODES, Selection, SelectionMethod, check_options, is_number, scoring_mode
+from isample.methods.base import Selection, SelectionMethod, scoring_mode
+from isample.methods.catalog import SelectiveBackpropOptions
 from isample.scores import per_example_loss
 from isample.step import autocast
 
@@ -34,22 +34,6 @@ def selection_probabilities(percentiles: torch.Tensor, beta: float, sampling_min
     return percentiles.pow(beta).clamp(min=sampling_min)
 
 
-@dataclass(frozen=True)
-class SelectiveBackpropOptions:
-    beta: float = 1.0  # selectivity: the larger, the more only the biggest losers are kept
-    sampling_min: float = 0.05  # floor of the selection probability
-    history: int = 1024  # recent losses the percentile is taken among
-    score_mode: str = "eval"  # BatchNorm in the candidate forward: running (eval) or batch statistics
-
-    def __post_init__(self):
-        check_options(self, {
-            "beta": (lambda v: is_number(v) and v >= 0, "beta must be >= 0 (0 selects every candidate)"),
-            "sampling_min": (lambda v: is_number(v) and 0 < v <= 1, "sampling_min must be in (0, 1]"),
-            "history": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "history must be >= 1"),
-            "score_mode": (lambda m: m in SCORE_MODES, f"score_mode must be one of {', '.join(SCORE_MODES)}"),
-        })  # fmt: skip
-
-
 class SelectiveBackprop(SelectionMethod):
     name = "selective_backprop"
     Options = SelectiveBackpropOptions
@@ -59,7 +43,7 @@ class SelectiveBackprop(SelectionMethod):
         self.history = torch.empty(0)
         self.waiting = torch.empty(0, dtype=torch.int64)  # selected, not yet trained
         self.candidates_seen = 0
-        self.tau = self.tau_threshold = math.nan  # no variance-reduction switch
+        self.candidates_selected = 0
 
     def _candidate_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         context, timer = self.context, self.context.timer
@@ -80,20 +64,31 @@ class SelectiveBackprop(SelectionMethod):
             losses = self._candidate_losses(x, y)
             with timer.phase("draw_batch"):
                 self.history = torch.cat([self.history, losses])[-options.history :]
-                chance = selection_probabilities(loss_percentiles(losses, self.history), options.beta, options.sampling_min)
+                chance = selection_probabilities(
+                    loss_percentiles(losses, self.history), options.beta, options.sampling_min
+                )
                 chosen = torch.rand(len(losses), generator=context.generator) < chance
                 self.waiting = torch.cat([self.waiting, candidates[chosen]])
                 self.candidates_seen += len(candidates)
+                self.candidates_selected += int(chosen.sum())
         with timer.phase("draw_batch"):
             indices, self.waiting = self.waiting[:b], self.waiting[b:]
             x, y = examples.gather(indices)
-        return Selection(indices, None, x, y, used_importance=True)
+        return Selection(indices, None, x, y, by_score=True)
+
+    def metrics(self) -> dict[str, float]:
+        """The share of the candidates it selected so far (mean P over the candidates)."""
+        return {"selected_share": self.candidates_selected / self.candidates_seen if self.candidates_seen else math.nan}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "history": self.history.clone(), "waiting": self.waiting.clone(),
-                "candidates_seen": self.candidates_seen}  # fmt: skip
+        return {
+            "candidates_selected": self.candidates_selected,
+            "history": self.history.clone(),
+            "waiting": self.waiting.clone(),
+            "candidates_seen": self.candidates_seen,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+        self.candidates_selected = state["candidates_selected"]
         self.history, self.waiting = state["history"].clone(), state["waiting"].clone()
         self.candidates_seen = state["candidates_seen"]

@@ -12,15 +12,12 @@ import math
 import statistics
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import torch
 
 from isample import costmodel
-from isample.methods.base import (
-    MOMENTUM_RULE, SCORE_MODES, SCORE_RULE, Selection, SelectionMethod, check_options, is_number, moving_average,
-    scoring_mode,
-)  # fmt: skip
+from isample.methods.base import Selection, SelectionMethod, moving_average, scoring_mode
+from isample.methods.catalog import UpperBoundOptions
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult, autocast
@@ -28,55 +25,20 @@ from isample.step import StepResult, autocast
 PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off
 PROBES = 5  # probes the estimate is the median of
 
-@dataclass(frozen=True)
-class UpperBoundOptions:
-    presample: float = 3.0  # p = B / b
-    tau_threshold: float | str = "auto"  # "auto": 1 + a from measured times; or a fixed number
-    score: str = "gnorm"
-    score_mode: str = "eval"  # eval: BatchNorm with running statistics | batch: batch statistics, as in training
-    smoothing: float = 0.1  # eps: mix the score distribution with the uniform one; weights stay <= 1 / eps
-    forward_chunk: int = 0  # examples per presample forward in eval mode (0 = all B); batch mode uses b
-    tau_momentum: float = 0.9
-    presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
-    always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
-
-    def __post_init__(self):
-        check_options(self, {
-            "presample": (lambda p: is_number(p) and p >= 1, "presample ratio p must be >= 1"),
-            "tau_threshold": (lambda t: t == "auto" or (is_number(t) and t >= 0),
-                              "tau_threshold must be 'auto' or a number >= 0"),
-            "score": SCORE_RULE,
-            "score_mode": (lambda m: m in SCORE_MODES, f"score_mode must be one of {', '.join(SCORE_MODES)}"),
-            "smoothing": (lambda e: is_number(e) and 0 <= e < 1, "smoothing must be in [0, 1)"),
-            "forward_chunk": (lambda c: isinstance(c, int) and c >= 0, "forward_chunk must be >= 0 (0 = all B at once)"),
-            "tau_momentum": MOMENTUM_RULE,
-            "presample_bf16": (lambda v: isinstance(v, bool), "presample_bf16 must be true or false"),
-        })  # fmt: skip
-
 
 class UpperBound(SelectionMethod):
     name = "upper_bound"
-    record_tag = "is"
     Options = UpperBoundOptions
-    params_keys = ("presample", "sampler")
-
-    @classmethod
-    def options_from_params(cls, params: dict) -> UpperBoundOptions:
-        sampler = params["sampler"]
-        return UpperBoundOptions(
-            presample=params["presample"], tau_threshold=sampler["tau_th"], score=sampler["score"],
-            score_mode=sampler["score_mode"], smoothing=sampler["smoothing"],
-            forward_chunk=sampler["forward_chunk"], tau_momentum=sampler["tau_momentum"],
-            presample_bf16=sampler["presample_bf16"],
-        )  # fmt: skip
 
     def __init__(self, context, options: UpperBoundOptions | None = None):
         super().__init__(context, options)
+        self.tau = 0.0
         options, b = self.options, context.batch_size
         self.presample_size = round(options.presample * b)
         if self.presample_size > len(context.examples):
             raise ValueError(
-                f"presample size B = p * b = {self.presample_size} is larger than the data set ({len(context.examples)})"
+                f"presample size B = p * b = {self.presample_size} is larger than the data set "
+                f"({len(context.examples)})"
             )
         # Batch statistics must come from batches the size of the training batch to match its forward.
         chunk = b if options.score_mode == "batch" else options.forward_chunk or self.presample_size
@@ -182,11 +144,11 @@ class UpperBound(SelectionMethod):
             self._tau_step = variance_reduction(scores)
         # The presample's cost, as the notebook counts it: forward of B plus the bound.
         self._presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"] - before
-        return Selection(presample_indices[positions], weights, x, y, used_importance=True)
+        return Selection(presample_indices[positions], weights, x, y, by_score=True)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         timer, options = self.context.timer, self.options
-        if selection.used_importance:
+        if selection.by_score:
             tau_step = self._tau_step
         else:  # tau from scores of the same mode as the presample's
             if options.score_mode == "batch":
@@ -200,18 +162,24 @@ class UpperBound(SelectionMethod):
             seconds = timer.seconds
             # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same
             # tau and tau_th and decide together; in one process these are its own values.
-            tau_step, presample, forward, backward, step = self.context.group.mean([
-                tau_step, self._presample_seconds if selection.used_importance else 0.0,
-                seconds["train_forward"], seconds["backward"], seconds["optimizer_step"],
-            ])  # fmt: skip
+            tau_step, presample, forward, backward, step = self.context.group.mean(
+                [
+                    tau_step,
+                    self._presample_seconds if selection.by_score else 0.0,
+                    seconds["train_forward"],
+                    seconds["backward"],
+                    seconds["optimizer_step"],
+                ]
+            )
             if timer.enabled and self.iterations > 0:  # the first iteration pays one-off costs: not a time
-                self._update_time_estimates(selection.used_importance, presample, forward, backward, step)
+                self._update_time_estimates(selection.by_score, presample, forward, backward, step)
             self.tau = moving_average(self.tau, tau_step, options.tau_momentum)
             self.tau_threshold, self.a = self._threshold()
         self.iterations += 1
 
-    def _update_time_estimates(self, used_importance: bool, presample: float, forward: float, backward: float,
-                               step: float) -> None:  # fmt: skip
+    def _update_time_estimates(
+        self, used_importance: bool, presample: float, forward: float, backward: float, step: float
+    ) -> None:
         ema, m = self.time_ema, self.options.tau_momentum
         if used_importance:
             ema["presample"] = moving_average(ema["presample"], presample, m)
@@ -220,12 +188,23 @@ class UpperBound(SelectionMethod):
         ema["backward"] = moving_average(ema["backward"], backward, m)
         ema["step"] = moving_average(ema["step"], step, m)
 
+    def metrics(self) -> dict[str, float]:
+        """tau and its threshold, a (presample over training-step time) and k = T / t, as measured so far."""
+        return {"tau": self.tau, "tau_threshold": self.tau_threshold, "a": self.a, "k": self.k}
+
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "iterations": self.iterations, "time_ema": dict(self.time_ema),
-                "probes": list(self._probes), "presamples_timed": self._presamples_timed}  # fmt: skip
+        return {
+            "tau": self.tau,
+            "tau_threshold": self.tau_threshold,
+            "a": self.a,
+            "iterations": self.iterations,
+            "time_ema": dict(self.time_ema),
+            "probes": list(self._probes),
+            "presamples_timed": self._presamples_timed,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
+        self.tau, self.tau_threshold, self.a = state["tau"], state["tau_threshold"], state["a"]
         self.iterations = state["iterations"]
         self.time_ema = dict(state["time_ema"])
         self._probes = deque(state["probes"], maxlen=PROBES)

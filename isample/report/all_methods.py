@@ -1,99 +1,257 @@
-"""Facts and rules of "All methods at equal time": every selection method against uniform, paired by seed,
-at one budget (no wording here; `isample.report.text` words the rules)."""
+"""Section 4, "All methods at equal time": every selection method against uniform, paired by seed, at
+one budget: its facts, its named rules and its words."""
 
 import math
 
 import pandas as pd
 
-from isample.report.facts import MIN_SEEDS, UNIFORM, Facts, confidence_interval, time_to_accuracy
+from isample.report.common import (
+    MIN_SEEDS,
+    SMOOTHING_EPOCHS,
+    TARGET_SHARES,
+    UNIFORM,
+    Facts,
+    Section,
+    figure_lines,
+    finite_or_none,
+    method_name,
+    missing_lines,
+    number,
+    paired,
+    table,
+    times_to_target,
+)
 from isample.report.records import Run
 
-TARGET_SHARES = (0.90, 0.95, 1.00)  # time to reach these shares of uniform's best (smoothed) test accuracy
-SMOOTHING_EPOCHS = 3  # accuracy is a trailing mean over this many epochs, so one lucky epoch does not count
 
-
-def smoothed_accuracy(epochs: pd.DataFrame) -> pd.Series:
-    """Test accuracy as a trailing mean over SMOOTHING_EPOCHS epochs (fewer at the start)."""
-    return epochs["test_accuracy"].rolling(SMOOTHING_EPOCHS, min_periods=1).mean()
-
-
-def time_to_reach(epochs: pd.DataFrame, target: float) -> float:
-    """Training seconds at the first epoch whose smoothed test accuracy reaches target (nan if never)."""
-    return time_to_accuracy(epochs.assign(test_accuracy=smoothed_accuracy(epochs)), target)
-
-
-def method_cost(timing: dict[str, pd.DataFrame] | None, method: str, presample: float | None) -> float:
-    """a of `method` from results/timing.xlsx: its own row (upper_bound: the row of its presample ratio)."""
-    if timing is None:
+def method_cost(per_ratio: pd.DataFrame | None, method: str, presample: float | None) -> float:
+    """a of `method` from the timing records: its own row (upper_bound: the row of its presample ratio)."""
+    if per_ratio is None:
         return math.nan
-    rows = timing["per_ratio"][timing["per_ratio"]["run"] == method]
-    if presample is not None and "presample" in rows and (rows["presample"] == presample).any():
+    rows = per_ratio[per_ratio["run"] == method]
+    if presample is not None and (rows["presample"] == presample).any():
         rows = rows[rows["presample"] == presample]
     return float(rows["a"].iloc[0]) if len(rows) else math.nan
 
 
-def compare_methods(runs: dict[str, list[Run]], timing: dict[str, pd.DataFrame] | None) -> Facts:
+def time_ratio(times: list[tuple[float, float]]) -> float:
+    """Mean over seeds of the method's time over uniform's; a method that misses on any seed: nan."""
+    ratios = [mine / reference for mine, reference in times]
+    return float(pd.Series(ratios).mean()) if ratios and not any(math.isnan(r) for r in ratios) else math.nan
+
+
+def method_row(method: str, runs: list[Run], uniform_runs: list[Run], per_ratio) -> dict:
+    healthy = [run for run in runs if not run.diverged]
+    pairs = paired(healthy, uniform_runs)
+    low, high = pairs.interval
+    presample = float(runs[0].params["presample"]) if "presample" in runs[0].params else None
+    return {
+        "method": method,
+        "seeds": len(healthy),
+        "diverged": len(runs) - len(healthy),
+        "final": float(pd.Series([r.final["test_accuracy"] for r in healthy]).mean()),
+        "best": float(pd.Series([r.epochs["test_accuracy"].max() for r in healthy]).mean()),
+        "difference": pairs.difference,
+        "ci_low": low,
+        "ci_high": high,
+        "pairs": pairs.n,
+        "a": method_cost(per_ratio, method, presample),
+        "scored_share": float(pd.Series([r.scored_share for r in healthy]).mean()),
+        **{f"time_{share:.2f}": time_ratio(times_to_target(pairs, share)) for share in TARGET_SHARES},
+    }
+
+
+def method_rule(row: pd.Series) -> str:
+    """A direction needs MIN_SEEDS paired seeds and a 95% interval that excludes zero."""
+    if row["pairs"] < MIN_SEEDS:
+        return "method_one_seed"
+    if row["ci_low"] > 0:
+        return "method_better"
+    if row["ci_high"] < 0:
+        return "method_worse"
+    return "method_within_noise"
+
+
+def overall_rule(ranked: pd.DataFrame, verdicts: dict[str, str]) -> tuple[str, dict] | None:
+    better = [method for method in ranked.index if verdicts[method] == "method_better"]
+    if better:
+        return "methods_best", {"method": better[0]}
+    if len(ranked) and (ranked["pairs"] >= MIN_SEEDS).all():
+        return "methods_none_better", {}
+    return ("methods_too_few_seeds", {}) if len(ranked) else None
+
+
+def compare_methods(runs: dict[str, list[Run]], per_ratio: pd.DataFrame | None) -> Facts:
     """Per method: final and best test accuracy, the paired difference from uniform with its 95%
     interval, the cost a, and time to 90/95/100% of uniform's best smoothed accuracy as a ratio to
     uniform's own time; then the ranking and one verdict per method."""
     facts = Facts()
-    uniform = {run.seed: run for run in runs.get(UNIFORM, [])}
-    if not uniform:
+    if not runs.get(UNIFORM):
         facts.missing.append(UNIFORM)
         return facts
-    rows = []
-    for method, method_runs in runs.items():
-        healthy = [run for run in method_runs if not run.diverged]
-        pairs = [(run, uniform[run.seed]) for run in healthy if run.seed in uniform and not uniform[run.seed].diverged]
-        differences = [r.epochs["test_accuracy"].iloc[-1] - u.epochs["test_accuracy"].iloc[-1] for r, u in pairs]
-        low, high = confidence_interval(differences)
-        presample = float(method_runs[0].params["presample"]) if "presample" in method_runs[0].params else None
-        row = {
-            "method": method,
-            "seeds": len(healthy),
-            "diverged": len(method_runs) - len(healthy),
-            "final": float(pd.Series([r.epochs["test_accuracy"].iloc[-1] for r in healthy]).mean()),
-            "best": float(pd.Series([r.epochs["test_accuracy"].max() for r in healthy]).mean()),
-            "difference": float(pd.Series(differences).mean()) if differences else math.nan,
-            "ci_low": low,
-            "ci_high": high,
-            "pairs": len(pairs),
-            "a": method_cost(timing, method, presample),
-            "selection_share": float(pd.Series([r.epochs["is_iterations"].sum() / r.epochs["iterations"].sum()
-                                                for r in healthy]).mean()),  # fmt: skip
-        }
-        for share in TARGET_SHARES:
-            ratios = []
-            for run, reference in pairs:
-                target = share * smoothed_accuracy(reference.epochs).max()
-                ratios.append(time_to_reach(run.epochs, target) / time_to_reach(reference.epochs, target))
-            reached = [r for r in ratios if not math.isnan(r)]
-            # A method that misses the target on any seed has no time for it: "not reached".
-            row[f"time_{share:.2f}"] = float(pd.Series(reached).mean()) if ratios and len(reached) == len(ratios) else math.nan
-        rows.append(row)
-    table = pd.DataFrame(rows).set_index("method")
-    facts.tables["methods"] = table
-    others = table.drop(index=UNIFORM, errors="ignore")
-    ranked = others.sort_values("difference", ascending=False)
+    table_ = pd.DataFrame([method_row(m, r, runs[UNIFORM], per_ratio) for m, r in runs.items()]).set_index("method")
+    facts.tables["methods"] = table_
+    ranked = table_.drop(index=UNIFORM).sort_values("difference", ascending=False)
     facts.numbers["ranking"] = ranked.index.tolist()
+    verdicts = {method: method_rule(row) for method, row in ranked.iterrows()}
     for method, row in ranked.iterrows():
-        # Rule: a direction needs MIN_SEEDS paired seeds and a 95% interval that excludes zero.
-        if row["pairs"] < MIN_SEEDS:
-            rule = "method_one_seed"
-        elif row["ci_low"] > 0:
-            rule = "method_better"
-        elif row["ci_high"] < 0:
-            rule = "method_worse"
-        else:
-            rule = "method_within_noise"
-        facts.conclusions[f"method_{method}"] = (rule, {"method": method, "diff": 100 * row["difference"],
-                                                        "low": 100 * row["ci_low"], "high": 100 * row["ci_high"],
-                                                        "n": int(row["pairs"])})  # fmt: skip
-    better = [m for m in ranked.index if facts.conclusions[f"method_{m}"][0] == "method_better"]
-    if better:
-        facts.conclusions["overall"] = ("methods_best", {"method": better[0]})
-    elif len(ranked) and (ranked["pairs"] >= MIN_SEEDS).all():
-        facts.conclusions["overall"] = ("methods_none_better", {})
-    elif len(ranked):
-        facts.conclusions["overall"] = ("methods_too_few_seeds", {})
+        facts.conclusions[f"method_{method}"] = (
+            verdicts[method],
+            {
+                "method": method,
+                "diff": 100 * row["difference"],
+                "low": 100 * row["ci_low"],
+                "high": 100 * row["ci_high"],
+                "n": int(row["pairs"]),
+            },
+        )
+    if overall := overall_rule(ranked, verdicts):
+        facts.conclusions["overall"] = overall
     return facts
+
+
+def _rows(words: dict, table_: pd.DataFrame, order: list[str]) -> list[list]:
+    rows = []
+    for method in order:
+        r, reference = table_.loc[method], method == UNIFORM
+        interval = (
+            "-" if reference or math.isnan(r["ci_low"]) else f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}]"
+        )
+        difference = "-" if reference or math.isnan(r["difference"]) else f"{100 * r['difference']:+.2f}"
+        times = [
+            "1.00"
+            if reference
+            else words["not_reached"]
+            if math.isnan(r[f"time_{s:.2f}"])
+            else f"{r[f'time_{s:.2f}']:.2f}"
+            for s in TARGET_SHARES
+        ]
+        rows.append(
+            [
+                method_name(words, method),
+                int(r["seeds"]),
+                number(r["final"]),
+                number(r["best"]),
+                difference,
+                interval,
+                number(r["a"], 3),
+                f"{r['scored_share']:.2f}",
+                *times,
+            ]
+        )
+    return rows
+
+
+def section(words: dict, runs: dict[str, list[Run]], per_ratio, figures: dict) -> Section:
+    facts = compare_methods(runs, per_ratio)
+    out = [words["s4"], ""] + missing_lines(words, facts)
+    if facts.missing:
+        return Section(out, missing=facts.missing)
+    table_ = facts.tables["methods"]
+    order = [UNIFORM] + facts.numbers["ranking"]
+    budget = next(run.budget_seconds for method_runs in runs.values() for run in method_runs)
+    if not math.isnan(budget):
+        out += [words["methods_budget"].format(budget=budget), ""]
+    out += [table(words["cols_methods"], _rows(words, table_, order)), "", words["methods_note"], ""]
+    out += [words["conclusion"], ""]
+    for rule, values in facts.conclusions.values():
+        out.append(f"- {words[rule].format(name=method_name(words, values.get('method', '')), **values)}")
+    out += [""] + figure_lines(words, figures, ("all_methods",))
+    metrics = {
+        method: finite_or_none({key: float(value) for key, value in table_.loc[method].items()}) for method in order
+    }
+    headline = {
+        "acc": {method: metrics[method]["final"] for method in order},
+        "diff": {
+            m: None if metrics[m]["difference"] is None else round(100 * metrics[m]["difference"], 2)
+            for m in order
+            if m != UNIFORM
+        },
+        "scored_share": {m: metrics[m]["scored_share"] for m in order if m != UNIFORM},
+        "a": {m: metrics[m]["a"] for m in order if m != UNIFORM},
+    }
+    return Section(out, {"methods": metrics}, headline=headline)
+
+
+TEXT = {
+    "en": {
+        "s4": "## 4. All methods at equal time",
+        "methods_budget": "Every method trained from the same initial weights for {budget:g} s of training time per seed "
+        "(the longest budget run), paired with the uniform run of the same seed.",
+        "cols_methods": [
+            "method",
+            "seeds",
+            "final test accuracy",
+            "best test accuracy",
+            "minus uniform (points)",
+            "95% interval",
+            "a",
+            "selected by score",
+            "time to 90%",
+            "time to 95%",
+            "time to 100%",
+        ],
+        "methods_note": "a is the method's iteration time minus the training step's, over the training step's (timing "
+        "stage; for upper_bound the notebook's a at its presample ratio: the presample's time over the "
+        "training step's). Time to X%: training time until the test accuracy, "
+        f"averaged over the last {SMOOTHING_EPOCHS} epochs, first reaches X% of uniform's best such "
+        "accuracy, as a ratio to uniform's own time (below 1: less time); `not reached` when it never does "
+        "on some seed. 'Selected by score': the share of iterations whose batch the method chose by "
+        "score (for IS, the iterations with IS on; for InfoBatch, those of epochs that pruned).",
+        "method_better": "{name} ends above uniform by {diff:+.2f} points over {n} seeds; the 95% interval [{low:+.2f}, "
+        "{high:+.2f}] excludes zero: better than uniform beyond the seed noise.",
+        "method_worse": "{name} ends below uniform by {diff:+.2f} points over {n} seeds; the 95% interval [{low:+.2f}, "
+        "{high:+.2f}] excludes zero: worse than uniform beyond the seed noise.",
+        "method_within_noise": "{name} differs from uniform by {diff:+.2f} points over {n} seeds, but the 95% interval "
+        "[{low:+.2f}, {high:+.2f}] includes zero: it cannot be told apart from uniform.",
+        "method_one_seed": "{name}: {n} paired seed(s), too few for a direction (the difference between two seeds of one "
+        "method can be as large). Run `dvc exp run -S 'train.seeds=[0,1,2]'`.",
+        "methods_best": "Ranked by the mean difference from uniform, the best method beyond noise is {name}.",
+        "methods_none_better": "No method beats uniform beyond the seed noise at this budget.",
+        "methods_too_few_seeds": "With fewer than the seeds a direction needs, the methods are listed by their mean "
+        "difference only; that order is not a ranking.",
+    },
+    "zh": {
+        "s4": "## 4. 等训练时间下的所有方法",
+        "methods_budget": "每种方法从相同的初始权重出发，每个种子训练 {budget:g} 秒（所运行的最长预算），并与同一种子的均匀采样运行配对。",
+        "cols_methods": [
+            "方法",
+            "种子数",
+            "最终测试精度",
+            "最佳测试精度",
+            "减去均匀（百分点）",
+            "95% 区间",
+            "a",
+            "按分数选择",
+            "达到 90% 的时间",
+            "达到 95% 的时间",
+            "达到 100% 的时间",
+        ],
+        "methods_note": "a 为该方法的迭代时间减去训练步时间，再除以训练步时间（timing 阶段；upper_bound 为其预采样比下笔记中的 a："
+        "预采样时间除以训练步时间）。"
+        f"达到 X% 的时间：测试精度（最近 {SMOOTHING_EPOCHS} 个 epoch 的平均）首次达到均匀采样最佳平均精度的 X% "
+        "所需的训练时间，与均匀采样自身所需时间之比（小于 1 表示用时更少）；若某个种子始终未达到，记为“未达到”。"
+        "“按分数选择”：方法按分数选择批次的迭代比例（IS 为开启的迭代，InfoBatch 为发生剪枝的 epoch 中的迭代）。",
+        "method_better": "{name} 最终比均匀采样高 {diff:+.2f} 个百分点（{n} 个种子）；95% 区间 [{low:+.2f}, {high:+.2f}] "
+        "不含零：优于均匀采样，超出种子噪声。",
+        "method_worse": "{name} 最终比均匀采样低 {diff:+.2f} 个百分点（{n} 个种子）；95% 区间 [{low:+.2f}, {high:+.2f}] "
+        "不含零：劣于均匀采样，超出种子噪声。",
+        "method_within_noise": "{name} 与均匀采样相差 {diff:+.2f} 个百分点（{n} 个种子），但 95% 区间 [{low:+.2f}, "
+        "{high:+.2f}] 包含零：无法与均匀采样区分。",
+        "method_one_seed": "{name}：仅 {n} 个配对种子，不足以判断方向（同一方法两个种子之间的差异可能同样大）。运行 "
+        "`dvc exp run -S 'train.seeds=[0,1,2]'`。",
+        "methods_best": "按与均匀采样的平均差值排序，超出噪声的最佳方法是 {name}。",
+        "methods_none_better": "在此预算下，没有方法在种子噪声之外优于均匀采样。",
+        "methods_too_few_seeds": "种子数不足以判断方向，方法仅按平均差值列出；该顺序不是排名。",
+    },
+}
+RULES = {
+    "en": [
+        f"All methods: each one's final test accuracy minus uniform's, paired by seed; better or worse needs at least "
+        f"{MIN_SEEDS} seeds and a Student-t 95% interval excluding zero, else it cannot be told apart from uniform.",
+    ],
+    "zh": [
+        f"所有方法：各方法最终测试精度减去均匀采样的，按种子配对；判断优劣需要至少 {MIN_SEEDS} 个种子且 Student-t 95% 区间不含零，"
+        "否则无法与均匀采样区分。",
+    ],
+}

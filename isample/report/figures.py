@@ -1,4 +1,6 @@
-"""The report's seaborn figures; each function returns a matplotlib Figure (the caller saves it)."""
+"""The report's seaborn figures; each function returns a matplotlib Figure (the caller saves it) and
+takes the words of its labels, `LABELS[lang]` (`labels(lang)` falls back to English on a machine
+without a font for Chinese, so no label is drawn as empty boxes)."""
 
 import matplotlib
 
@@ -8,18 +10,122 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 
 from isample.report.records import train_step_seconds  # noqa: E402
 
-METHOD_LABELS = {"upper_bound": "importance sampling", "uniform": "uniform SGD", "reuse": "score reuse",
-                 "selective_backprop": "Selective-Backprop", "infobatch": "InfoBatch"}  # fmt: skip
-PALETTE = {"importance sampling": "tab:red", "uniform SGD": "tab:blue", "score reuse": "tab:orange",
-           "Selective-Backprop": "tab:green", "InfoBatch": "tab:purple"}  # fmt: skip
+COLOURS = {
+    "upper_bound": "tab:red",
+    "uniform": "tab:blue",
+    "reuse": "tab:orange",
+    "selective_backprop": "tab:green",
+    "infobatch": "tab:purple",
+}
+LABELS = {
+    "en": {
+        "upper_bound": "importance sampling",
+        "uniform": "uniform SGD",
+        "reuse": "score reuse",
+        "selective_backprop": "Selective-Backprop",
+        "infobatch": "InfoBatch",
+        "seed": "seed",
+        "lr change": "lr change",
+        "training time (s)": "training time (s)",
+        "test accuracy": "test accuracy",
+        "test loss": "test loss",
+        "at equal training time": "{} at equal training time",
+        "all methods": "All methods at equal training time",
+        "budget axis": "budget: training time per run (s, log scale)",
+        "final test accuracy": "final test accuracy",
+        "accuracy vs budget": "Final test accuracy against budget (each budget its own schedule)",
+        "on trained batches": "on trained batches (biased for IS)",
+        "weighted": "importance-weighted (unbiased)",
+        "train loss": "train loss (cross-entropy)",
+        "two estimates": "Train loss: two estimates",
+        "IS share": "share of iterations with IS",
+        "when on": "When importance sampling was on",
+        "tau": "tau (variance reduction)",
+        "tau_th": "tau_th (threshold)",
+        "epoch mean": "epoch mean",
+        "tau against threshold": "tau against its threshold",
+        "median per iteration": "median time per iteration (ms)",
+        "where time goes": "Where an iteration's time goes",
+        "measured": "measured (median)",
+        "fit": "fit: {:.1f} ms x p {:+.1f} ms, R² = {:.3f}",
+        "presample ratio": "presample ratio p = B / b",
+        "presample time": "presample time per iteration (ms)",
+        "presample against p": "Presample time against the presample ratio",
+        "presample forward": "presample forward (ms)",
+        "training step": "training step (ms)",
+        "forward against step": "Presample forward against training step, per iteration",
+    },
+    "zh": {
+        "upper_bound": "重要性采样",
+        "uniform": "均匀 SGD",
+        "reuse": "分数复用",
+        "selective_backprop": "Selective-Backprop",
+        "infobatch": "InfoBatch",
+        "seed": "种子",
+        "lr change": "学习率变化",
+        "training time (s)": "训练时间 (s)",
+        "test accuracy": "测试准确率",
+        "test loss": "测试损失",
+        "at equal training time": "等训练时间下的{}",
+        "all methods": "等训练时间下的所有方法",
+        "budget axis": "预算：每次运行的训练时间（秒，对数坐标）",
+        "final test accuracy": "最终测试准确率",
+        "accuracy vs budget": "最终测试准确率与预算（每个预算各自的学习率计划）",
+        "on trained batches": "在训练批次上（对重要性采样有偏）",
+        "weighted": "重要性加权（无偏）",
+        "train loss": "训练损失（交叉熵）",
+        "two estimates": "训练损失：两种估计",
+        "IS share": "重要性采样迭代占比",
+        "when on": "重要性采样何时启用",
+        "tau": "tau（方差缩减）",
+        "tau_th": "tau_th（阈值）",
+        "epoch mean": "每轮平均",
+        "tau against threshold": "tau 与其阈值",
+        "median per iteration": "每次迭代的中位时间 (ms)",
+        "where time goes": "一次迭代的时间分布",
+        "measured": "实测（中位数）",
+        "fit": "拟合：{:.1f} ms x p {:+.1f} ms，R² = {:.3f}",
+        "presample ratio": "预采样比 p = B / b",
+        "presample time": "每次迭代的预采样时间 (ms)",
+        "presample against p": "预采样时间与预采样比",
+        "presample forward": "预采样前向 (ms)",
+        "training step": "训练步 (ms)",
+        "forward against step": "每次迭代的预采样前向与训练步",
+    },
+}
+CJK_FONTS = (
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "WenQuanYi Micro Hei",
+    "SimHei",
+    "Microsoft YaHei",
+    "PingFang SC",
+    "Heiti SC",
+)
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def _epochs(runs) -> pd.DataFrame:
-    frames = [run.epochs.assign(run=METHOD_LABELS.get(run.method, run.method), seed=f"seed {run.seed}") for run in runs]
+def labels(lang: str) -> dict:
+    """The figure words of `lang`; Chinese only where matplotlib has a font that draws it (then used)."""
+    if lang == "en":
+        return LABELS["en"]
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    font = next((name for name in CJK_FONTS if name in installed), None)
+    if font is None:
+        return LABELS["en"]
+    plt.rcParams["font.sans-serif"] = [font, *plt.rcParams["font.sans-serif"]]
+    return LABELS[lang]
+
+
+def _epochs(runs, words: dict) -> pd.DataFrame:
+    frames = [
+        run.epochs.assign(run=words.get(run.method, run.method), seed=f"{words['seed']} {run.seed}") for run in runs
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -32,136 +138,180 @@ def lr_changes(runs) -> list[float]:
     return epochs.loc[changed, "train_seconds"].iloc[1:].tolist()
 
 
-def _mark(axes, seconds):
+def _mark(axes, seconds, words: dict):
     for ax in np.atleast_1d(axes):
         for i, x in enumerate(seconds):
-            ax.axvline(x, color="grey", linestyle=":", linewidth=1.2, label="lr change" if i == 0 else None)
+            ax.axvline(x, color="grey", linestyle=":", linewidth=1.2, label=words["lr change"] if i == 0 else None)
 
 
-def accuracy_and_loss(runs) -> plt.Figure:
-    data = _epochs(runs)
+def _palette(runs, words: dict) -> dict:
+    """Fixed colours for the known methods, the next free ones for any other."""
+    spare = iter(c for c in sns.color_palette("tab10").as_hex() if c not in COLOURS.values())
+    methods = dict.fromkeys(run.method for run in runs)
+    return {words.get(m, m): COLOURS.get(m) or next(spare) for m in methods}
+
+
+def accuracy_and_loss(runs, words: dict) -> plt.Figure:
+    data = _epochs(runs, words)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    multiple_seeds = data["seed"].nunique() > 1
-    for ax, column, label in [(axes[0], "test_accuracy", "test accuracy"), (axes[1], "test_loss", "test loss")]:
-        sns.lineplot(data=data, x="train_seconds", y=column, hue="run", style="seed" if multiple_seeds else None,
-                     palette=PALETTE, ax=ax)  # fmt: skip
-        ax.set(xlabel="training time (s)", ylabel=label, title=f"{label.capitalize()} at equal training time")
-    _mark(axes, lr_changes(runs))
+    style = "seed" if data["seed"].nunique() > 1 else None
+    for ax, column in [(axes[0], "test_accuracy"), (axes[1], "test_loss")]:
+        label = words[column.replace("_", " ")]
+        sns.lineplot(
+            data=data, x="train_seconds", y=column, hue="run", style=style, palette=_palette(runs, words), ax=ax
+        )
+        ax.set(xlabel=words["training time (s)"], ylabel=label, title=words["at equal training time"].format(label))
+    _mark(axes, lr_changes(runs), words)
     axes[1].legend()
     fig.tight_layout()
     return fig
 
 
-def _palette(data: pd.DataFrame) -> dict:
-    """Fixed colours for the known methods, the next free ones for any other."""
-    spare = iter(c for c in sns.color_palette("tab10").as_hex() if c not in PALETTE.values())
-    return {name: PALETTE.get(name) or next(spare) for name in data["run"].unique()}
-
-
-def all_methods(runs) -> plt.Figure:
+def all_methods(runs, words: dict) -> plt.Figure:
     """Every method's test accuracy against training time: one line per method, each seed drawn thin."""
-    data = _epochs(runs)
+    data = _epochs(runs, words)
     fig, ax = plt.subplots(figsize=(9, 5))
-    sns.lineplot(data=data, x="train_seconds", y="test_accuracy", hue="run", units="seed", estimator=None,
-                 palette=_palette(data), linewidth=1.2, ax=ax)  # fmt: skip
-    _mark(ax, lr_changes(runs))
-    ax.set(xlabel="training time (s)", ylabel="test accuracy", title="All methods at equal training time")
+    sns.lineplot(
+        data=data,
+        x="train_seconds",
+        y="test_accuracy",
+        hue="run",
+        units="seed",
+        estimator=None,
+        palette=_palette(runs, words),
+        linewidth=1.2,
+        ax=ax,
+    )
+    _mark(ax, lr_changes(runs), words)
+    ax.set(xlabel=words["training time (s)"], ylabel=words["test accuracy"], title=words["all methods"])
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def accuracy_vs_budget(runs) -> plt.Figure:
+def accuracy_vs_budget(runs, words: dict) -> plt.Figure:
     """Final test accuracy against budget (log axis), the mean over seeds with their spread (sd)."""
-    data = pd.DataFrame([{"run": METHOD_LABELS.get(r.method, r.method), "budget": r.budget_seconds,
-                          "accuracy": r.epochs["test_accuracy"].iloc[-1]} for r in runs if not r.diverged])  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.lineplot(data=data, x="budget", y="accuracy", hue="run", marker="o", errorbar="sd", palette=_palette(data), ax=ax)
-    ax.set(xscale="log", xlabel="budget: training time per run (s, log scale)", ylabel="final test accuracy",
-           title="Final test accuracy against budget (each budget its own schedule)")  # fmt: skip
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def train_loss(runs) -> plt.Figure:
-    data = _epochs(runs)
-    long = data.melt(
-        id_vars=["run", "seed", "train_seconds"], value_vars=["train_loss", "train_loss_weighted"],
-        var_name="estimate", value_name="loss",
-    )  # fmt: skip
-    long["estimate"] = long["estimate"].map(
-        {"train_loss": "on trained batches (biased for IS)", "train_loss_weighted": "importance-weighted (unbiased)"}
+    healthy = [r for r in runs if not r.diverged]
+    data = pd.DataFrame(
+        [
+            {"run": words.get(r.method, r.method), "budget": r.budget_seconds, "accuracy": r.final["test_accuracy"]}
+            for r in healthy
+        ]
     )
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    sns.lineplot(data=long, x="train_seconds", y="loss", hue="run", style="estimate", palette=PALETTE, ax=ax)
-    _mark(ax, lr_changes(runs))
-    ax.set(xlabel="training time (s)", ylabel="train loss (cross-entropy)", title="Train loss: two estimates",
-           yscale="log")  # fmt: skip
+    sns.lineplot(
+        data=data,
+        x="budget",
+        y="accuracy",
+        hue="run",
+        marker="o",
+        errorbar="sd",
+        palette=_palette(healthy, words),
+        ax=ax,
+    )
+    ax.set(
+        xscale="log",
+        xlabel=words["budget axis"],
+        ylabel=words["final test accuracy"],
+        title=words["accuracy vs budget"],
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def is_activation(is_runs) -> plt.Figure:
-    data = _epochs(is_runs)
+def train_loss(runs, words: dict) -> plt.Figure:
+    data = _epochs(runs, words)
+    long = data.melt(
+        id_vars=["run", "seed", "train_seconds"],
+        value_vars=["train_loss", "train_loss_weighted"],
+        var_name="estimate",
+        value_name="loss",
+    )
+    long["estimate"] = long["estimate"].map(
+        {"train_loss": words["on trained batches"], "train_loss_weighted": words["weighted"]}
+    )
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sns.lineplot(
+        data=long, x="train_seconds", y="loss", hue="run", style="estimate", palette=_palette(runs, words), ax=ax
+    )
+    _mark(ax, lr_changes(runs), words)
+    ax.set(xlabel=words["training time (s)"], ylabel=words["train loss"], title=words["two estimates"], yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def is_activation(is_runs, words: dict) -> plt.Figure:
+    """upper_bound's share of IS iterations per epoch, and its tau against tau_th (its own metrics)."""
+    data = _epochs(is_runs, words)
     fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    sns.lineplot(data=data, x="train_seconds", y="is_iterations", hue="seed", marker="o", ax=axes[0])
-    axes[0].set(ylabel="IS iterations per epoch", title="When importance sampling was on")
-    tau = data.melt(id_vars=["seed", "train_seconds"], value_vars=["tau_mean", "tau_th_mean"],
-                    var_name="quantity", value_name="value")  # fmt: skip
-    tau["quantity"] = tau["quantity"].map({"tau_mean": "tau (variance reduction)", "tau_th_mean": "tau_th (threshold)"})
+    sns.lineplot(data=data, x="train_seconds", y="scored_share", hue="seed", marker="o", ax=axes[0])
+    axes[0].set(ylabel=words["IS share"], title=words["when on"])
+    tau = data.melt(
+        id_vars=["seed", "train_seconds"], value_vars=["tau", "tau_threshold"], var_name="quantity", value_name="value"
+    )
+    tau["quantity"] = tau["quantity"].map({"tau": words["tau"], "tau_threshold": words["tau_th"]})
     sns.lineplot(data=tau, x="train_seconds", y="value", hue="quantity", style="seed", ax=axes[1])
-    axes[1].set(xlabel="training time (s)", ylabel="epoch mean", title="tau against its threshold")
-    _mark(axes, lr_changes(is_runs))
+    axes[1].set(xlabel=words["training time (s)"], ylabel=words["epoch mean"], title=words["tau against threshold"])
+    _mark(axes, lr_changes(is_runs), words)
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def _ratio_label(row) -> str:
-    return "uniform" if row["run"] == "uniform" else f"p = {row['presample']:g}"
-
-
-def timing_phases(per_ratio: pd.DataFrame) -> plt.Figure:
+def timing_phases(per_ratio: pd.DataFrame, words: dict) -> plt.Figure:
     frame = per_ratio.copy()
     importance = frame[frame["run"] == "upper_bound"]
     if "forward_chunk" in frame and len(importance):  # one chunk size per ratio: the first measured
-        frame = frame[(frame["run"] == "uniform") | (frame["forward_chunk"] == importance["forward_chunk"].iloc[0])]
-    frame["configuration"] = frame.apply(_ratio_label, axis=1)
+        chunk = importance["forward_chunk"].iloc[0]
+        frame = frame[(frame["run"] != "upper_bound") | (frame["forward_chunk"] == chunk)]
+    frame["configuration"] = [
+        f"p = {p:g}" if run == "upper_bound" else words.get(run, run)
+        for run, p in zip(frame["run"], frame["presample"], strict=True)
+    ]
     phases = [c.removeprefix("time_") for c in frame.columns if c.startswith("time_")]  # in the record's order
     milliseconds = frame.set_index("configuration")[[f"time_{p}" for p in phases]] * 1000
     milliseconds.columns = [p.replace("_", " ") for p in phases]
     fig, ax = plt.subplots(figsize=(9, 5))
-    colours = sns.color_palette("tab10", len(phases))
-    milliseconds.plot.bar(stacked=True, ax=ax, color=colours, rot=0)
-    ax.set(xlabel="", ylabel="median time per iteration (ms)", title="Where an iteration's time goes")
+    milliseconds.plot.bar(stacked=True, ax=ax, color=sns.color_palette("tab10", len(phases)), rot=0)
+    ax.set(xlabel="", ylabel=words["median per iteration"], title=words["where time goes"])
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
     return fig
 
 
-def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: float) -> plt.Figure:
+def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: float, words: dict) -> plt.Figure:
     frame = per_ratio[per_ratio["run"] == "upper_bound"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(x=frame["presample"], y=frame["presample_seconds"] * 1000, s=70, ax=ax, label="measured (median)")
+    sns.scatterplot(x=frame["presample"], y=frame["presample_seconds"] * 1000, s=70, ax=ax, label=words["measured"])
     p = np.linspace(0, frame["presample"].max() * 1.05, 50)
-    ax.plot(p, (slope * p + intercept) * 1000, color="tab:red", label=f"fit: {slope * 1000:.1f} ms x p "
-            f"{intercept * 1000:+.1f} ms, R² = {r2:.3f}")  # fmt: skip
-    ax.set(xlabel="presample ratio p = B / b", ylabel="presample time per iteration (ms)",
-           title="Presample time against the presample ratio", xlim=(0, None), ylim=(0, None))  # fmt: skip
+    ax.plot(
+        p,
+        (slope * p + intercept) * 1000,
+        color="tab:red",
+        label=words["fit"].format(slope * 1000, intercept * 1000, r2),
+    )
+    ax.set(
+        xlabel=words["presample ratio"],
+        ylabel=words["presample time"],
+        title=words["presample against p"],
+        xlim=(0, None),
+        ylim=(0, None),
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def presample_vs_train(iterations: pd.DataFrame) -> plt.Figure:
+def presample_vs_train(iterations: pd.DataFrame, words: dict) -> plt.Figure:
     frame = iterations[iterations["run"] == "upper_bound"].copy()
-    frame["presample forward (ms)"] = frame["time_presample_forward"] * 1000
-    frame["training step (ms)"] = train_step_seconds(frame) * 1000
+    forward, step = words["presample forward"], words["training step"]
+    frame[forward] = frame["time_presample_forward"] * 1000
+    frame[step] = train_step_seconds(frame) * 1000
     frame["p"] = frame["presample"].map(lambda p: f"{p:g}")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(data=frame, x="training step (ms)", y="presample forward (ms)", hue="p", ax=ax)
-    ax.set(title="Presample forward against training step, per iteration")
+    sns.scatterplot(data=frame, x=step, y=forward, hue="p", ax=ax)
+    ax.set(title=words["forward against step"])
     fig.tight_layout()
     return fig

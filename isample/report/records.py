@@ -1,32 +1,115 @@
-"""Record files, the contract between experiment and report: .xlsx workbooks written atomically and read
-back checked, and the columns derived from them. Needs pandas, not torch."""
+"""The record contract between experiment and report, in one place: the columns of every record, its
+writer and its reader. .xlsx workbooks, written atomically and read back checked. Needs pandas, not torch.
 
+A run's record (results/<method>/<dataset>.<tag>.<budget>.<seed>.xlsx) has two sheets: `epochs`, one
+row per epoch with the EPOCH_COLUMNS every method has and then the method's own metrics (its
+`SelectionMethod.metrics`, averaged over the epoch: IS's tau, tau_threshold, a, k; InfoBatch's
+pruned_share; ...), and `params`, what shaped the run and where it ran. The timing record
+(results/timing*.xlsx) has the sheets of TIMING_COLUMNS.
+"""
+
+import math
 import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from isample.files import write_atomically
 
 
 class RecordError(Exception):
     """A record file that is missing pieces this project writes."""
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call write(temporary) for a temporary file beside `path`, then rename it over `path`: a kill
-    leaves no half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=path.suffix, dir=path.parent, prefix=f".{path.stem}.")
-    os.close(handle)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+COMPLETED = "completed"  # a run's status when it trained to the end of its budget
+PHASES = (
+    "decision",
+    "draw_presample",
+    "presample_forward",
+    "scoring",
+    "draw_batch",
+    "train_forward",
+    "backward",
+    "optimizer_step",
+    "threshold_update",
+    "callback",
+)  # isample.timing.PHASES (a test keeps them equal)
+EPOCH_COLUMNS = [
+    "epoch",
+    "iterations",
+    "total_iterations",
+    "train_seconds",
+    "lr",
+    "train_loss",
+    "train_accuracy",
+    "train_loss_weighted",
+    "train_accuracy_weighted",
+    "test_loss",
+    "test_accuracy",
+    "scored_share",  # share of the epoch's iterations whose examples were chosen by score
+    *[f"time_{phase}" for phase in PHASES],
+    "eval_seconds",
+]
+TIMING_COLUMNS = {
+    "iterations": ["run", "presample", "total_seconds", "time_presample_forward", "time_train_forward"],
+    "per_ratio": [
+        "run",
+        "presample",
+        "measured_seconds",
+        "a",
+        "k",
+        "t",
+        "predicted_seconds",
+        "prediction_error",
+        "non_model_share",
+        "non_model_share_iqr",
+    ],
+    "fit": ["metric", "value"],
+}
+PEER_TIMING_COLUMNS = {sheet: TIMING_COLUMNS[sheet] for sheet in ("iterations", "per_ratio")}
+
+
+def timing_path(results: Path, method: str | None = None) -> Path:
+    """results/timing.xlsx (uniform and upper_bound), or results/timing_<method>.xlsx (uniform and one more)."""
+    return results / ("timing.xlsx" if method is None else f"timing_{method}.xlsx")
+
+
+@dataclass
+class Run:
+    """One training run's record: its selection method, seed, epochs and parameters."""
+
+    method: str  # a name of isample.methods.METHODS: "upper_bound", "uniform", ...
+    seed: int
+    epochs: pd.DataFrame  # EPOCH_COLUMNS, then the method's own metrics
+    params: dict[str, str]
+    path: Path | None = None
+
+    @property
+    def status(self) -> str:
+        """ "completed", or "diverged at epoch E, iteration I, lr L"."""
+        return self.params.get("status", COMPLETED)
+
+    @property
+    def diverged(self) -> bool:
+        return self.status != COMPLETED
+
+    @property
+    def budget_seconds(self) -> float:
+        """The run's training-time budget (nan in a record that does not say)."""
+        return float(self.params.get("budget_seconds", "nan"))
+
+    @property
+    def scored_share(self) -> float:
+        """The share of all its iterations whose examples were chosen by score."""
+        iterations = self.epochs["iterations"].sum()
+        return (
+            float((self.epochs["scored_share"] * self.epochs["iterations"]).sum() / iterations) if iterations else 0.0
+        )
+
+    @property
+    def final(self) -> pd.Series:
+        return self.epochs.iloc[-1]
 
 
 def write_workbook(path: str | os.PathLike, sheets: dict[str, pd.DataFrame]) -> None:
@@ -60,15 +143,35 @@ def params_frame(flat: dict) -> pd.DataFrame:
     return pd.DataFrame({"parameter": list(flat), "value": [str(v) for v in flat.values()]})
 
 
-def flatten(nested: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in nested.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
+def epochs_frame(rows: list[dict]) -> pd.DataFrame:
+    """The epochs sheet from the loop's rows: EPOCH_COLUMNS first, then the method's metrics in their order."""
+    extra = [key for key in (rows[0] if rows else {}) if key not in EPOCH_COLUMNS]
+    return pd.DataFrame(rows, columns=[*EPOCH_COLUMNS, *extra])
+
+
+def write_run(path: str | os.PathLike, run: Run) -> None:
+    write_workbook(path, {"epochs": run.epochs, "params": params_frame(run.params)})
+
+
+def read_run(path: str | Path) -> Run:
+    sheets = read_workbook(path, {"epochs": EPOCH_COLUMNS, "params": ["parameter", "value"]})
+    params = dict(zip(sheets["params"]["parameter"].astype(str), sheets["params"]["value"].astype(str), strict=True))
+    epochs = sheets["epochs"]
+    if epochs.empty:
+        raise RecordError(f"{path}: sheet 'epochs' has no rows")
+    if "method" not in params:
+        raise RecordError(f"{path}: sheet 'params' does not name the selection method (parameter 'method')")
+    return Run(params["method"], int(float(params.get("seed", 0))), epochs, params, Path(path))
+
+
+def read_timing(path: str | Path, peer: bool = False) -> dict[str, pd.DataFrame]:
+    return read_workbook(path, PEER_TIMING_COLUMNS if peer else TIMING_COLUMNS)
+
+
+def fit_values(timing: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """The timing record's `fit` sheet as metric -> value."""
+    fit = timing["fit"]
+    return {str(metric): float(value) for metric, value in zip(fit["metric"], fit["value"], strict=True)}
 
 
 # Columns derived from the timing record (`time_<phase>` seconds per iteration).
@@ -82,58 +185,6 @@ def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
     return frame["time_train_forward"] + frame["time_backward"] + frame["time_optimizer_step"]
 
 
-# -- the records the experiment writes and the report reads ------------------------------------------
-
-RUN_COLUMNS = {
-    "epochs": ["epoch", "iterations", "train_seconds", "lr", "train_loss", "train_accuracy", "train_loss_weighted",
-               "train_accuracy_weighted", "test_loss", "test_accuracy", "is_iterations", "is_share", "tau_mean",
-               "tau_th_mean"],
-    "params": ["parameter", "value"],
-}  # fmt: skip
-TIMING_COLUMNS = {
-    "iterations": ["run", "presample", "total_seconds", "time_presample_forward", "time_train_forward"],
-    "per_ratio": ["run", "presample", "measured_seconds", "a", "a_per_p", "k", "t", "predicted_seconds",
-                  "prediction_error", "speedup_u", "non_model_share", "non_model_share_iqr", "tau_th"],
-    "fit": ["metric", "value"],
-}  # fmt: skip
-COMPLETED = "completed"
-
-
-@dataclass
-class Run:
-    """One training run's record: its selection method, seed, epochs and parameters."""
-
-    method: str  # a name of isample.methods.METHODS: "upper_bound", "uniform", ...
-    seed: int
-    path: Path
-    epochs: pd.DataFrame
-    params: dict[str, str]
-
-    @property
-    def status(self) -> str:
-        """"completed", or "diverged at epoch E, iteration I, lr L"."""
-        return self.params.get("status", COMPLETED)
-
-    @property
-    def diverged(self) -> bool:
-        return self.status != COMPLETED
-
-    @property
-    def budget_seconds(self) -> float:
-        """The run's training-time budget (nan in a record that does not say)."""
-        return float(self.params.get("budget_seconds", "nan"))
-
-
-def read_run(path: str | Path) -> Run:
-    sheets = read_workbook(path, RUN_COLUMNS)
-    params = dict(zip(sheets["params"]["parameter"].astype(str), sheets["params"]["value"].astype(str)))
-    epochs = sheets["epochs"]
-    if epochs.empty:
-        raise RecordError(f"{path}: sheet 'epochs' has no rows")
-    if "method" not in params:
-        raise RecordError(f"{path}: sheet 'params' does not name the selection method (parameter 'method')")
-    return Run(params["method"], int(float(params.get("seed", 0))), Path(path), epochs, params)
-
-
-def read_timing(path: str | Path) -> dict[str, pd.DataFrame]:
-    return read_workbook(path, TIMING_COLUMNS)
+def finite_or_none(value):
+    """JSON-friendly: nan and inf become None."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

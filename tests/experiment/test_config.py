@@ -1,15 +1,14 @@
-
 import pytest
 import yaml
 
 from isample.experiment.config import ConfigError, parse_duration, validate
 from isample.methods import UpperBoundOptions
-from tests.conftest import REPO, raw_params
+from tests.common import REPO, raw_params
 
 
 def test_repository_params_are_valid():
     params = validate(yaml.safe_load((REPO / "params.yaml").read_text()))
-    assert params.presample >= 1 and params.train.budget_seconds > 0
+    assert params.presample >= 1 and params.train.budget_list
 
 
 @pytest.mark.parametrize(
@@ -37,7 +36,7 @@ def test_durations(text, seconds):
         ({"report": {"lang": "fr"}}, ["report.lang", "'fr'", "zh"]),
         ({"data": {"train_subset": 100}}, ["presample * batch_size", "data.train_subset"]),
         ({"sampler": {"score_mode": "train"}}, ["sampler.score_mode", "'train'", "eval", "batch"]),
-        ({"sampler": {"smoothing": 1.0}}, ["sampler.smoothing", "1.0", "less than 1"]),
+        ({"sampler": {"smoothing": 1.0}}, ["sampler.smoothing", "1.0", "[0, 1)"]),
         ({"sampler": {"smoothing": -0.1}}, ["sampler.smoothing", "-0.1"]),
         ({"methods": {"fancy": {"x": 1}}}, ["methods.fancy", "unknown selection method", "upper_bound"]),
         ({"compare": {"methods": ["reuse", "fancy"]}}, ["compare.methods", "'fancy'", "selective_backprop"]),
@@ -78,7 +77,9 @@ def test_defaults_live_in_params_yaml_only():
     with pytest.raises(ConfigError) as caught:
         validate(raw)
     assert sorted(str(caught.value).splitlines()) == [
-        "params.yaml: sampler.score_mode: missing", "params.yaml: train.lr: missing"]
+        "params.yaml: sampler.score_mode: missing",
+        "params.yaml: train.lr: missing",
+    ]
 
 
 def test_upper_bound_options_come_from_presample_and_sampler():
@@ -86,29 +87,88 @@ def test_upper_bound_options_come_from_presample_and_sampler():
 
     params = validate(raw_params({"presample": 5, "sampler": {"score_mode": "eval", "smoothing": 0.2}}))
     options = method_options(params, "upper_bound")
-    assert options == UpperBoundOptions(presample=5.0, tau_threshold=params.sampler.tau_th, score="gnorm",
-                                        score_mode="eval", smoothing=0.2, forward_chunk=params.sampler.forward_chunk,
-                                        tau_momentum=params.sampler.tau_momentum,
-                                        presample_bf16=params.sampler.presample_bf16)  # fmt: skip
+    sampler = params.sampler
+    assert options == UpperBoundOptions(
+        presample=5.0,
+        tau_threshold=sampler["tau_th"],
+        score="gnorm",
+        score_mode="eval",
+        smoothing=0.2,
+        forward_chunk=sampler["forward_chunk"],
+        tau_momentum=sampler["tau_momentum"],
+        presample_bf16=sampler["presample_bf16"],
+    )
+
+
+def test_the_library_defaults_are_params_yaml_values():
+    """One set of defaults: every method's Options defaults equal what params.yaml holds for them."""
+    from isample.experiment.config import method_options
+    from isample.methods.catalog import CATALOG
+
+    params = validate(raw_params())
+    for name, entry in CATALOG.items():
+        assert method_options(params, name) == entry.options(), name
+
+
+def test_the_score_names_are_the_score_functions():
+    from isample.methods.catalog import SCORES
+    from isample.report.records import PHASES as RECORD_PHASES
+    from isample.scores import SCORE_FUNCTIONS
+    from isample.timing import PHASES
+
+    assert SCORES == tuple(SCORE_FUNCTIONS) and RECORD_PHASES == PHASES
 
 
 def test_a_listed_method_needs_its_params_section():
     raw = raw_params({"compare": {"methods": ["reuse", "infobatch"]}})
     del raw["methods"]["infobatch"]
-    with pytest.raises(ConfigError, match=r"^params.yaml: compare.methods lists 'infobatch' but params.yaml has no "
-                                          r"methods.infobatch section$"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"^params.yaml: compare.methods lists 'infobatch' but params.yaml has no "
+        r"methods.infobatch section$",
+    ):
         validate(raw)
 
 
 def test_one_budget_or_a_sweep_and_each_run_gets_one_budget():
-    from isample.experiment.config import with_budget
+    from isample.experiment.config import run_specs
 
     single = validate(raw_params({"train": {"budget": "90s"}}))
-    assert single.train.budget_list == ["90s"] and single.train.budget_seconds == 90
-    sweep = validate(raw_params({"train": {"budgets": ["2m", "30s", "1m"]}}))
+    assert single.train.budget_list == ["90s"]
+    sweep = validate(raw_params({"train": {"budgets": ["2m", "30s", "1m"], "seeds": [0, 1]}}))
     assert sweep.train.budget_list == ["30s", "1m", "2m"]  # shortest first
-    with pytest.raises(ValueError, match="several budgets"):
-        sweep.train.budget_seconds
-    run = with_budget(sweep, "1m")
-    assert run.train.budget_seconds == 60 and run.train.run_budget == "1m"
-    assert with_budget(single, "90s").train == with_budget(validate(raw_params({"train": {"budgets": ["90s"]}})), "90s").train
+    specs = run_specs(sweep, "uniform")
+    assert [(s.budget, s.budget_seconds, s.seed) for s in specs] == [
+        ("30s", 30, 0),
+        ("30s", 30, 1),
+        ("1m", 60, 0),
+        ("1m", 60, 1),
+        ("2m", 120, 0),
+        ("2m", 120, 1),
+    ]
+    assert specs[2].record_name == "cifar10.un.1m.0.xlsx" and specs[2].checkpoint_name == "uniform/1m.seed0.pt"
+    # A run of a sweep is the run of that one budget: same key, so a sweep resumes single-budget runs.
+    alone = run_specs(validate(raw_params({"train": {"budget": "1m", "seeds": [0, 1]}})), "uniform")[0]
+    assert alone.key("data") == specs[2].key("data") and alone.key("data") != specs[0].key("data")
+
+
+def test_what_shapes_a_run_is_its_stage_params_less_what_picks_runs():
+    from isample.experiment.config import TRAIN_OPERATIONAL, run_spec
+
+    params = validate(raw_params({"compare": {"methods": ["reuse", "infobatch"]}}))
+    shaping = dict(run_spec(params, "uniform", "200s", 0).shaping)
+    assert {"batch_size", "train.lr", "model.name", "sampler.score", "sampler.tau_momentum"} <= set(shaping)
+    assert not set(shaping) & set(TRAIN_OPERATIONAL)
+    assert not any(
+        key.startswith(("methods.", "compare.", "timing.", "report.")) or key == "presample" for key in shaping
+    )
+    key = run_spec(params, "uniform", "200s", 0).key("data")
+    for change in (
+        {"train": {"checkpoint_every": "5m"}},
+        {"train": {"seeds": [0, 3]}},
+        {"presample": 7},
+        {"compare": {"methods": ["reuse"]}},
+        {"methods": {"reuse": {"smoothing": 0.5}}},
+    ):
+        assert run_spec(validate(raw_params(change)), "uniform", "200s", 0).key("data") == key, change
+    assert run_spec(validate(raw_params({"train": {"lr": 0.05}})), "uniform", "200s", 0).key("data") != key

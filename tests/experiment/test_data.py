@@ -1,10 +1,7 @@
-import io
 import tarfile
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from isample.experiment.data import (
     BatchTransform,
@@ -15,26 +12,7 @@ from isample.experiment.data import (
     stratified_subset,
     subset,
 )
-from tests.conftest import SHARED_DATA, synthetic_data
-
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def jpeg_bytes(colour):
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((32, 32, 3), colour, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def make_archive(path, classes, per_class=(3, 2), prefix=""):
-    with tarfile.open(path, "w:gz") as archive:
-        for split, count in zip(("train", "test"), per_class):
-            for label, name in enumerate(classes):
-                for i in range(count):
-                    data = jpeg_bytes(10 * label + i)
-                    info = tarfile.TarInfo(f"{prefix}{split}/{name}/{i:04d}.png")
-                    info.size = len(data)
-                    archive.addfile(info, io.BytesIO(data))
+from tests.common import CIFAR10_CLASSES, SHARED_DATA, make_archive, synthetic_data
 
 
 def test_tiny_archive_loads_with_sorted_class_labels(tmp_path):

@@ -5,7 +5,8 @@ from isample.experiment.models import MODELS, build_model
 
 
 @pytest.mark.parametrize(
-    "name, millions", [("resnet8", 0.078), ("resnet20", 0.27), ("resnet32", 0.46), ("resnet56", 0.85), ("resnet18", 11.2)]
+    "name, millions",
+    [("resnet8", 0.078), ("resnet20", 0.27), ("resnet32", 0.46), ("resnet56", 0.85), ("resnet18", 11.2)],
 )
 def test_models_have_published_sizes_and_cifar_shapes(name, millions):
     model = build_model(name, num_classes=10)

@@ -4,19 +4,31 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.experiment.profiling import IMPORTANCE, UNIFORM, fit, least_squares, measure, summarize
+from isample.experiment.profiling import IMPORTANCE, UNIFORM, configurations, fit, least_squares, measure, summarize
+from isample.methods.catalog import UpperBoundOptions
+from isample.sampler import Sampler
 from isample.timing import PHASES
+
+
+def toy_measure(presamples, *, forward_chunks=(0,), lr=0.01, scale=1.0, others=None, warmup=1, iterations=4):
+    """measure() on a small MLP, every configuration's sampler built the one way the stage builds them."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)
+    )
+    x, y = scale * torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
+
+    def make_sampler(configuration):
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        return Sampler(configuration.run, model, optimizer, x, y, 16, options=configuration.options)
+
+    measured = configurations(UpperBoundOptions(presample_bf16=False), presamples, forward_chunks, others=others)
+    return measure(make_sampler, measured, warmup=warmup, iterations=iterations, progress=False)
 
 
 @pytest.fixture(scope="module")
 def measured():
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-    x, y = torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
-    iterations = measure(
-        model, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), x, y, 16, [1, 2, 4],
-        forward_chunks=[0, 16], warmup=1, iterations=4, progress=False, importance_options={"score_mode": "eval"},
-    )  # fmt: skip
+    iterations = toy_measure([1, 2, 4], forward_chunks=[0, 16])
     return iterations, summarize(iterations, 16)
 
 
@@ -31,8 +43,20 @@ def test_every_configuration_and_column_is_measured(measured):
     share = importance["non_model_share"]
     assert ((share > -0.5) & (share < 1)).all()
     assert len(per_ratio) == 7
-    for column in ("t", "T", "k", "a", "a_per_p", "a_predicted", "predicted_seconds", "speedup_u", "tau_th",
-                   "non_model_share", "non_model_share_iqr", "measured_seconds"):  # fmt: skip
+    for column in (
+        "t",
+        "T",
+        "k",
+        "a",
+        "a_per_p",
+        "a_predicted",
+        "predicted_seconds",
+        "speedup_u",
+        "tau_th",
+        "non_model_share",
+        "non_model_share_iqr",
+        "measured_seconds",
+    ):
         assert column in per_ratio
 
 
@@ -45,7 +69,9 @@ def test_derived_quantities_follow_the_cost_model(measured):
         assert row.speedup_u == pytest.approx(costmodel.speedup_vs_full_batch(row.presample, row.k))
         assert row.tau_th == pytest.approx(costmodel.tau_threshold(row.a))
         assert row.a_per_p == pytest.approx(row.a / row.presample)
-        group = iterations[(iterations["presample"] == row.presample) & (iterations["forward_chunk"] == row.forward_chunk)]
+        group = iterations[
+            (iterations["presample"] == row.presample) & (iterations["forward_chunk"] == row.forward_chunk)
+        ]
         assert row.t == pytest.approx(group["time_train_forward"].median() / 16)
 
 
@@ -55,14 +81,25 @@ def test_measured_model_predicts_each_ratio_from_pooled_rates(measured):
     importance = per_ratio[per_ratio["run"] == IMPORTANCE]
     t_p, t_s = importance["t_p"].median(), importance["t_s"].median()
     for row in importance.itertuples():
-        group = iterations[(iterations["presample"] == row.presample) & (iterations["forward_chunk"] == row.forward_chunk)]
+        group = iterations[
+            (iterations["presample"] == row.presample) & (iterations["forward_chunk"] == row.forward_chunk)
+        ]
         assert row.t_p == pytest.approx(group["time_presample_forward"].median() / round(16 * row.presample))
-        expected = costmodel.measured_iteration_time(row.presample, 16, t_p, t_s, uniform["t"], uniform["T"],
-                                                     uniform["time_optimizer_step"], uniform["non_model_seconds"])
+        expected = costmodel.measured_iteration_time(
+            row.presample,
+            16,
+            t_p,
+            t_s,
+            uniform["t"],
+            uniform["T"],
+            uniform["time_optimizer_step"],
+            uniform["non_model_seconds"],
+        )
         assert row.predicted_seconds_measured == pytest.approx(expected)
         assert row.prediction_error_measured == pytest.approx(expected / row.measured_seconds - 1)
-        assert row.a_measured_model == pytest.approx(costmodel.measured_ratio(row.presample, t_p, t_s, uniform["t"],
-                                                                              uniform["T"]))
+        assert row.a_measured_model == pytest.approx(
+            costmodel.measured_ratio(row.presample, t_p, t_s, uniform["t"], uniform["T"])
+        )
     # The pooled t_p is what a presample costs: predictions grow with p by b t_p per unit of p.
     slope = np.polyfit(importance["presample"], importance["predicted_seconds_measured"], 1)[0]
     assert slope == pytest.approx(16 * (t_p + t_s))
@@ -75,11 +112,20 @@ def test_fit_recovers_a_known_slope_from_synthetic_timings():
         for i in range(20):
             presample = 0.03 * p + 0.004 + rng.normal(0, 0.001)
             train = 0.1 + rng.normal(0, 0.002)
-            rows.append({"run": IMPORTANCE, "presample": p, "forward_chunk": 0, "iteration": i,
-                         "total_seconds": presample + train + 0.002, "non_model_share": 0.002 / (presample + train),
-                         **{f"time_{name}": 0.0 for name in PHASES},
-                         "time_presample_forward": presample, "time_train_forward": train / 3,
-                         "time_backward": 2 * train / 3})  # fmt: skip
+            rows.append(
+                {
+                    "run": IMPORTANCE,
+                    "presample": p,
+                    "forward_chunk": 0,
+                    "iteration": i,
+                    "total_seconds": presample + train + 0.002,
+                    "non_model_share": 0.002 / (presample + train),
+                    **{f"time_{name}": 0.0 for name in PHASES},
+                    "time_presample_forward": presample,
+                    "time_train_forward": train / 3,
+                    "time_backward": 2 * train / 3,
+                }
+            )
     iterations = pd.DataFrame(rows)
     per_ratio = summarize(iterations, 128)
     values = dict(zip(*fit(iterations, per_ratio).to_dict("list").values()))
@@ -91,20 +137,14 @@ def test_fit_recovers_a_known_slope_from_synthetic_timings():
 
 
 def test_ratio_below_one_is_refused():
-    model = torch.nn.Linear(4, 2)
     with pytest.raises(ValueError, match=">= 1"):
-        measure(model, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), torch.randn(50, 4),
-                torch.randint(2, (50,)), 8, [0.5, 2], progress=False)  # fmt: skip
+        configurations(UpperBoundOptions(), [0.5, 2], [0])
 
 
 def test_timing_goes_on_when_the_model_diverges():
     """Cost needs no finite model: at lr 1e6 the scores stop being finite, the weights are reset
     and every configuration still gets its measured iterations."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-    x, y = 100 * torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
-    iterations = measure(model, lambda m: torch.optim.SGD(m.parameters(), lr=1e6), x, y, 16, [2], warmup=1,
-                         iterations=6, progress=False)  # fmt: skip
+    iterations = toy_measure([2], lr=1e6, scale=100.0, iterations=6)
     assert len(iterations) == 2 * 6
     assert iterations["diverged_resets"].max() > 0
     per_ratio = summarize(iterations, 16)
@@ -114,19 +154,19 @@ def test_timing_goes_on_when_the_model_diverges():
 def test_other_methods_get_a_row_with_their_whole_cost_over_the_training_step():
     from isample.methods import ReuseOptions, SelectiveBackpropOptions
 
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-    x, y = torch.randn(400, 3, 8, 8), torch.randint(4, (400,))
-    iterations = measure(
-        model, lambda m: torch.optim.SGD(m.parameters(), lr=0.01), x, y, 16, [2], warmup=1, iterations=4,
-        progress=False, score="gnorm",
-        methods={"reuse": ReuseOptions(), "selective_backprop": SelectiveBackpropOptions(beta=2.0)},
-    )  # fmt: skip
+    others = {"reuse": ReuseOptions(), "selective_backprop": SelectiveBackpropOptions(beta=2.0)}
+    iterations = toy_measure([2], others=others)
     per_ratio = summarize(iterations, 16).set_index("run")
     assert {"uniform", "upper_bound", "reuse", "selective_backprop"} == set(per_ratio.index)
     for method in ("uniform", "reuse", "selective_backprop"):
         row = per_ratio.loc[method]
-        assert row["a"] == pytest.approx((row["measured_seconds"] - row["train_step_seconds"]) / row["train_step_seconds"])
+        assert row["a"] == pytest.approx(
+            (row["measured_seconds"] - row["train_step_seconds"]) / row["train_step_seconds"]
+        )
     # Selective-Backprop forwards about b / mean(P) candidates (P = F ** 2: about 3 b): dearer than reuse.
     assert per_ratio.loc["selective_backprop", "a"] > per_ratio.loc["reuse", "a"]
-    assert per_ratio.loc["selective_backprop", "time_presample_forward"] > 0 == per_ratio.loc["reuse", "time_presample_forward"]
+    assert (
+        per_ratio.loc["selective_backprop", "time_presample_forward"]
+        > 0
+        == per_ratio.loc["reuse", "time_presample_forward"]
+    )

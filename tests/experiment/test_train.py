@@ -1,4 +1,3 @@
-import itertools
 import re
 import time
 import warnings
@@ -6,50 +5,45 @@ import warnings
 import pytest
 import torch
 
+import isample.experiment.setup as training_setup
 import isample.experiment.train as train_module
-from isample.experiment.train import EPOCH_COLUMNS, BudgetClock, learning_rate, record_name, train_run
-from isample.report.records import read_workbook, write_workbook
-from tests.conftest import make_params
-
-
-def tiny_params(sampler=None, **train):
-    return make_params({
-        "presample": 2,
-        "batch_size": 32,
-        "model": {"name": "resnet8"},
-        "train": {"budget": "2s", "eval_batch_size": 200, "device": "cpu", **train},
-        "data": {"augment": True, "train_subset": 0, "test_subset": 0},
-        "sampler": sampler or {},
-    })  # fmt: skip
-
-
-class FakeClock:
-    """Advances a fixed step per reading, so budget accounting is exact and repeatable."""
-
-    def __init__(self, step=0.01):
-        self._ticks = itertools.count()
-        self.step = step
-
-    def __call__(self):
-        return next(self._ticks) * self.step
+from isample.experiment.clock import BudgetClock
+from isample.experiment.spec import LrSchedule
+from isample.experiment.train import train_run
+from isample.report.records import EPOCH_COLUMNS, read_run, write_run
+from tests.common import FakeClock, tiny_spec
 
 
 def test_record_schema_and_workbook_round_trip(tiny_data, tmp_path):
-    params = tiny_params()
-    record = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False)
-    assert list(record.epochs.columns) == EPOCH_COLUMNS
+    spec = tiny_spec("upper_bound")
+    record = train_run(spec, tiny_data, progress=False)
+    # The generic columns, then upper_bound's own metrics: no IS field in the generic part.
+    assert list(record.epochs.columns) == [*EPOCH_COLUMNS, "tau", "tau_threshold", "a", "k"]
+    assert not {"tau", "a", "k", "tau_threshold"} & set(EPOCH_COLUMNS)
     assert record.epochs["epoch"].tolist() == list(range(1, len(record.epochs) + 1))
     assert (record.epochs["iterations"] <= 320 // 32).all()
-    assert {"test_accuracy", "test_loss", "is_share", "epochs"} <= set(record.summary["metric"])
-    info = dict(zip(record.params["parameter"], record.params["value"]))
-    assert info["presample"] == "2.0" and info["torch"] == torch.__version__ and info["device"] == "cpu"
+    info = record.params
+    assert info["presample"] == "2" and info["torch"] == torch.__version__ and info["device"] == "cpu"
     assert info["method"] == "upper_bound" and info["status"] == "completed" and record.status == "completed"
-    path = tmp_path / record_name(params, "upper_bound", 0)
+    path = tmp_path / spec.record_name
     assert path.name == "cifar10.is.2s.0.xlsx"
-    write_workbook(path, record.sheets())
-    sheets = read_workbook(path, {"epochs": EPOCH_COLUMNS, "summary": ["metric", "final", "best"]})
-    assert len(sheets["epochs"]) == len(record.epochs)
+    write_run(path, record)
+    loaded = read_run(path)
+    assert len(loaded.epochs) == len(record.epochs) and loaded.params == record.params
+    assert list(loaded.epochs.columns) == list(record.epochs.columns)
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+
+
+def test_every_method_records_its_own_metrics_and_no_other(tiny_data):
+    expected = {
+        "uniform": ["tau"],
+        "reuse": ["tau"],
+        "selective_backprop": ["selected_share"],
+        "infobatch": ["pruned_share"],
+    }
+    for method, metrics in expected.items():
+        record = train_run(tiny_spec(method, budget="0.5s"), tiny_data, progress=False)
+        assert list(record.epochs.columns) == [*EPOCH_COLUMNS, *metrics], method
 
 
 def test_budget_respected_and_clock_paused_during_evaluation(tiny_data, monkeypatch):
@@ -61,7 +55,7 @@ def test_budget_respected_and_clock_paused_during_evaluation(tiny_data, monkeypa
 
     monkeypatch.setattr(train_module, "evaluate", slow_evaluate)
     started = time.perf_counter()
-    record = train_run(tiny_params(budget="1.5s"), tiny_data, method="uniform", seed=0, progress=False)
+    record = train_run(tiny_spec("uniform", budget="1.5s"), tiny_data, progress=False)
     wall = time.perf_counter() - started
     epochs = len(record.epochs)
     final = record.epochs["train_seconds"].iloc[-1]
@@ -73,36 +67,37 @@ def test_budget_respected_and_clock_paused_during_evaluation(tiny_data, monkeypa
 
 def test_same_initial_weights_for_is_and_uniform(tiny_data, monkeypatch):
     captured = []
-    real_build = train_module.build_model
+    real_build = training_setup.build_model
 
     def spy(name, classes):
         model = real_build(name, classes)
         captured.append({k: v.clone() for k, v in model.state_dict().items()})
         return model
 
-    monkeypatch.setattr(train_module, "build_model", spy)
+    monkeypatch.setattr(training_setup, "build_model", spy)
     for method in ("upper_bound", "uniform"):
-        train_run(tiny_params(budget="0.2s"), tiny_data, method=method, seed=5, progress=False)
-    train_run(tiny_params(budget="0.2s"), tiny_data, method="uniform", seed=6, progress=False)
+        train_run(tiny_spec(method, seed=5, budget="0.2s"), tiny_data, progress=False)
+    train_run(tiny_spec("uniform", seed=6, budget="0.2s"), tiny_data, progress=False)
     assert all(torch.equal(captured[0][k], captured[1][k]) for k in captured[0])
     assert not all(torch.equal(captured[0][k], captured[2][k]) for k in captured[0])
 
 
 def test_learning_rate_schedule_fractions():
-    params = tiny_params(lr=0.1, lr_gamma=0.2, lr_milestones=[0.5, 0.75])
-    assert learning_rate(params, 0.0) == pytest.approx(0.1)
-    assert learning_rate(params, 0.49) == pytest.approx(0.1)
-    assert learning_rate(params, 0.5) == pytest.approx(0.02)
-    assert learning_rate(params, 0.8) == pytest.approx(0.004)
-    scaled = tiny_params(lr=0.1, lr_scale=0.1)
-    assert learning_rate(scaled, 0.9) == pytest.approx(0.01 * 0.04)
-    constant = tiny_params(lr=0.04, lr_schedule="constant")
-    assert learning_rate(constant, 0.9) == pytest.approx(0.04)
+    schedule = tiny_spec(lr=0.1, lr_gamma=0.2, lr_milestones=[0.5, 0.75]).lr
+    assert schedule == LrSchedule(0.1, 0.2, (0.5, 0.75))
+    assert schedule(0.0) == pytest.approx(0.1)
+    assert schedule(0.49) == pytest.approx(0.1)
+    assert schedule(0.5) == pytest.approx(0.02)
+    assert schedule(0.8) == pytest.approx(0.004)
+    scaled = tiny_spec(lr=0.1, lr_scale=0.1, lr_gamma=0.2, lr_milestones=[0.5, 0.75]).lr
+    assert scaled(0.9) == pytest.approx(0.01 * 0.04)
+    constant = tiny_spec(lr=0.04, lr_schedule="constant").lr
+    assert constant(0.9) == pytest.approx(0.04)
 
 
 def test_learning_rate_drops_at_the_right_budget_fractions_in_a_run(tiny_data):
-    params = tiny_params(budget="3s", lr=0.1, lr_gamma=0.5, lr_milestones=[0.5, 0.75])
-    record = train_run(params, tiny_data, method="uniform", seed=0, progress=False, clock=FakeClock(0.02))
+    spec = tiny_spec(budget="3s", lr=0.1, lr_gamma=0.5, lr_milestones=[0.5, 0.75])
+    record = train_run(spec, tiny_data, progress=False, clock=FakeClock(0.02))
     epochs = record.epochs
     # The lr of each row was set at the row's last iteration, whose time is under train_seconds.
     last_iteration = epochs["train_seconds"] - 0.02 * 2
@@ -114,9 +109,9 @@ def test_learning_rate_drops_at_the_right_budget_fractions_in_a_run(tiny_data):
 
 def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
     # A fixed threshold: "auto" follows measured wall times, which no two runs share.
-    params = tiny_params(budget="2.5s", checkpoint_every="0.01s", sampler={"tau_th": 1.0})
+    spec = tiny_spec("upper_bound", budget="2.5s", checkpoint_every="0.01s", sampler={"tau_th": 1.0})
     # Clock steps of 2**-6 s keep every time sum exact, so both runs cross the lr milestones alike.
-    uninterrupted = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False, clock=FakeClock(2**-6))
+    uninterrupted = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6))
 
     class Killed(Exception):
         pass
@@ -127,36 +122,40 @@ def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
 
     checkpoint = tmp_path / "seed0.pt"
     with pytest.raises(Killed):
-        train_run(params, tiny_data, method="upper_bound", seed=0, progress=False, clock=FakeClock(2**-6),
-                  checkpoint_path=checkpoint, on_epoch=kill_at_epoch_3)  # fmt: skip
+        train_run(
+            spec,
+            tiny_data,
+            progress=False,
+            clock=FakeClock(2**-6),
+            checkpoint_path=checkpoint,
+            on_epoch=kill_at_epoch_3,
+        )
     assert checkpoint.is_file()
     assert len(torch.load(checkpoint, weights_only=True)["rows"]) == 2
-    resumed = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False, clock=FakeClock(2**-6),
-                        checkpoint_path=checkpoint)  # fmt: skip
+    resumed = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6), checkpoint_path=checkpoint)
     assert len(resumed.epochs) == len(uninterrupted.epochs) > 3
     assert resumed.epochs["total_iterations"].tolist() == uninterrupted.epochs["total_iterations"].tolist()
     assert resumed.epochs["test_accuracy"].tolist() == uninterrupted.epochs["test_accuracy"].tolist()
-    assert resumed.epochs["is_iterations"].tolist() == uninterrupted.epochs["is_iterations"].tolist()
-    assert 0 < resumed.epochs["is_iterations"].sum() < resumed.epochs["iterations"].sum()
+    assert resumed.epochs["scored_share"].tolist() == uninterrupted.epochs["scored_share"].tolist()
+    assert 0 < resumed.scored_share < 1
     # A checkpoint of other parameters is not resumed.
-    other = train_run(tiny_params(budget="1s", lr=0.05), tiny_data, method="upper_bound", seed=0, progress=False,
-                      clock=FakeClock(), checkpoint_path=checkpoint)  # fmt: skip
+    other_spec = tiny_spec("upper_bound", budget="1s", lr=0.05)
+    other = train_run(other_spec, tiny_data, progress=False, clock=FakeClock(), checkpoint_path=checkpoint)
     assert other.epochs["lr"].iloc[0] == 0.05
 
 
 def test_forced_low_threshold_switches_importance_sampling_on(tiny_data):
-    params = tiny_params(sampler={"tau_th": 0.5})
-    record = train_run(params, tiny_data, method="upper_bound", seed=0, progress=False)
-    assert record.epochs["is_iterations"].sum() > 0
-    assert record.epochs["is_share"].iloc[-1] > 0.5
-    assert (record.epochs["tau_th_mean"] == 0.5).all()
+    record = train_run(tiny_spec("upper_bound", sampler={"tau_th": 0.5}), tiny_data, progress=False)
+    assert record.scored_share > 0
+    assert record.epochs["scored_share"].iloc[-1] > 0.5
+    assert (record.epochs["tau_threshold"] == 0.5).all()
     assert record.epochs["time_presample_forward"].iloc[-1] > 0
     assert record.epochs["a"].iloc[-1] > 0
 
 
 def test_uniform_run_never_importance_samples(tiny_data):
-    record = train_run(tiny_params(budget="1s"), tiny_data, method="uniform", seed=0, progress=False)
-    assert record.epochs["is_iterations"].sum() == 0
+    record = train_run(tiny_spec("uniform", budget="1s"), tiny_data, progress=False)
+    assert record.scored_share == 0
     assert (record.epochs["train_loss"] == record.epochs["train_loss_weighted"]).all()
 
 
@@ -168,7 +167,7 @@ def test_budget_clock_pauses():
     budget.pause()  # t = 2
     clock()
     clock()
-    assert budget.elapsed == 2 and not budget.exhausted
+    assert budget.elapsed == 2 and budget.shared() == 2 and budget.progress() == 0.2
 
 
 def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
@@ -176,53 +175,48 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="train.device = 'cuda'"):
-        train_module.resolve_device("cuda")
-    assert train_module.resolve_device("auto").type == "cpu"
+        training_setup.resolve_device("cuda")
+    assert training_setup.resolve_device("auto").type == "cpu"
 
 
 @pytest.mark.parametrize("method", ["upper_bound", "uniform"])
 def test_divergence_ends_the_run_as_a_record(tiny_data, method, capsys):
-    params = tiny_params(lr=1000.0, lr_schedule="constant", sampler={"tau_th": 0.5})
+    spec = tiny_spec(method, lr=1000.0, lr_schedule="constant", sampler={"tau_th": 0.5})
     # A clock of fixed steps: the same iterations whatever the machine's speed (~60 before the budget ends).
-    record = train_run(params, tiny_data, method=method, seed=0, progress=False, clock=FakeClock(2**-7))
+    record = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-7))
     match = re.fullmatch(r"diverged at epoch (\d+), iteration (\d+), lr 1000", record.status)
     assert match, record.status
     epoch, iteration = int(match[1]), int(match[2])
     assert len(record.epochs) == epoch  # up to the epoch it diverged in, evaluated as it stands
     assert record.epochs["total_iterations"].iloc[-1] == iteration - 1  # the iterations that did run
-    summary = record.summary.set_index("metric")["final"]
-    assert summary["status"] == record.status
-    info = dict(zip(record.params["parameter"], record.params["value"]))
-    assert info["status"] == record.status
+    assert record.params["status"] == record.status
     out = capsys.readouterr().out.strip().splitlines()
     assert out == [f"{method} seed 0: {record.status}; the record keeps its {epoch} epoch(s)"]
 
 
 def test_a_diverged_run_stays_diverged_when_resumed(tiny_data, tmp_path):
-    params = tiny_params(lr=1000.0, lr_schedule="constant")
+    spec = tiny_spec(lr=1000.0, lr_schedule="constant")
     checkpoint = tmp_path / "seed0.pt"
-    first = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint,
-                      clock=FakeClock(2**-7))  # fmt: skip
-    again = train_run(params, tiny_data, method="uniform", seed=0, progress=False, checkpoint_path=checkpoint,
-                      clock=FakeClock(2**-7))  # fmt: skip
+    first = train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint, clock=FakeClock(2**-7))
+    again = train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint, clock=FakeClock(2**-7))
     assert again.status == first.status != "completed"
     assert again.epochs["total_iterations"].tolist() == first.epochs["total_iterations"].tolist()
 
 
 def test_resume_says_what_it_resumed_in_one_line_and_tqdm_stays_quiet(tiny_data, tmp_path, capfd):
-    params = tiny_params(budget="1s", checkpoint_every="0.01s")
+    spec = tiny_spec(seed=3, budget="1s", checkpoint_every="0.01s")
     checkpoint = tmp_path / "seed0.pt"
-    train_run(params, tiny_data, method="uniform", seed=3, progress=True, clock=FakeClock(2**-6),
-              checkpoint_path=checkpoint)  # fmt: skip
+    train_run(spec, tiny_data, progress=True, clock=FakeClock(2**-6), checkpoint_path=checkpoint)
     capfd.readouterr()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # tqdm's "clamping frac" warning would fail here
-        record = train_run(params, tiny_data, method="uniform", seed=3, progress=True, clock=FakeClock(2**-6),
-                           checkpoint_path=checkpoint)  # fmt: skip
+        record = train_run(spec, tiny_data, progress=True, clock=FakeClock(2**-6), checkpoint_path=checkpoint)
     captured = capfd.readouterr()
     lines = captured.out.strip().splitlines()
-    assert lines == [f"resumed seed 3 from {checkpoint}: epoch {len(record.epochs)}, "
-                     f"{record.epochs['train_seconds'].iloc[-1]:.1f} s of training done"]  # fmt: skip
+    assert lines == [
+        f"resumed uniform 1s seed 3 from {checkpoint}: epoch {len(record.epochs)}, "
+        f"{record.epochs['train_seconds'].iloc[-1]:.1f} s of training done"
+    ]
     assert "Bar(" not in captured.err and "Warning" not in captured.err
 
 
@@ -233,8 +227,7 @@ def test_a_damaged_or_foreign_checkpoint_is_reported_and_ignored(tiny_data, tmp_
         torch.save({"key": "x", "payload": Exploit()}, checkpoint)
     else:
         checkpoint.write_bytes(content)
-    record = train_run(tiny_params(budget="0.3s"), tiny_data, method="uniform", seed=0, progress=False,
-                       checkpoint_path=checkpoint)  # fmt: skip
+    record = train_run(tiny_spec(budget="0.3s"), tiny_data, progress=False, checkpoint_path=checkpoint)
     assert record.epochs["epoch"].iloc[0] == 1  # started fresh
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and out[0].startswith(f"ignoring checkpoint {checkpoint}: ")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from isample.methods import METHODS
-from tests.test_sampler import toy_sampler
+from tests.common import toy_sampler
 
 
 def built(method, seed=0, timing=True):

@@ -7,7 +7,7 @@ import torch
 
 from isample.methods import InfoBatchOptions
 from isample.methods.infobatch import prune
-from tests.test_sampler import toy_sampler
+from tests.common import toy_sampler
 
 
 def test_prunes_share_r_of_the_below_mean_examples_and_rescales_the_kept_ones():
@@ -31,8 +31,9 @@ def test_pruned_and_rescaled_sum_is_unbiased():
     generator = torch.Generator().manual_seed(1)
     losses = torch.rand(500, generator=generator)
     f = torch.randn(500, generator=generator) - 3 * losses  # correlated with the loss, so bias would show
-    sums = torch.stack([(weights * f[kept]).sum() for kept, weights in (prune(losses, 0.5, generator)
-                                                                         for _ in range(4000))])  # fmt: skip
+    sums = torch.stack(
+        [(weights * f[kept]).sum() for kept, weights in (prune(losses, 0.5, generator) for _ in range(4000))]
+    )
     assert abs(sums.mean() - f.sum()) < 4 * sums.std() / math.sqrt(len(sums))
     unweighted = torch.stack([f[prune(losses, 0.5, generator)[0]].sum() for _ in range(200)])
     assert abs(unweighted.mean() - f.sum()) > 10 * sums.std() / math.sqrt(len(sums))

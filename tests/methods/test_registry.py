@@ -5,11 +5,11 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from isample.experiment.config import ConfigError
-from isample.experiment.train import record_name, run_key, train_run
+from isample.experiment.config import ConfigError, run_spec
+from isample.experiment.train import train_run
 from isample.methods import METHODS, Selection, SelectionMethod, register
-from isample.methods.base import check_options, is_number
-from tests.conftest import make_params
+from isample.methods.catalog import check_options, is_number
+from tests.common import make_params
 
 
 @dataclass(frozen=True)
@@ -66,28 +66,40 @@ def test_a_registered_method_trains_through_the_stages_training_run(largest_loss
         built.append(self)
 
     monkeypatch.setattr(LargestLoss, "__init__", spy)
-    params = make_params({"batch_size": 32, "data": {"train_subset": 0, "test_subset": 0},
-                          "train": {"budget": "1s", "device": "cpu", "eval_batch_size": 200},
-                          "methods": {"largest_loss_test": {"explore": 0.25}}})  # fmt: skip
-    record = train_run(params, tiny_data, method="largest_loss_test", seed=0, progress=False)
+    params = make_params(
+        {
+            "batch_size": 32,
+            "data": {"train_subset": 0, "test_subset": 0},
+            "train": {"budget": "1s", "device": "cpu", "eval_batch_size": 200},
+            "methods": {"largest_loss_test": {"explore": 0.25}},
+        }
+    )
+    spec = run_spec(params, "largest_loss_test", "1s", 0)
+    record = train_run(spec, tiny_data, progress=False)
     method = built[0]
     assert method.options == LargestLossOptions(explore=0.25)  # its params section reached it
     assert record.epochs["iterations"].sum() >= 3
     assert method.observed == 32 * record.epochs["iterations"].sum()  # fed by every training forward
     assert torch.isfinite(method.losses).sum() > 32  # the table holds losses of trained examples
-    assert record.status == "completed" and (record.epochs["is_iterations"] == 0).all()
-    assert record_name(params, "largest_loss_test", 0) == "cifar10.largest_loss_test.1s.0.xlsx"
-    info = dict(zip(record.params["parameter"], record.params["value"]))
+    assert record.status == "completed" and (record.epochs["scored_share"] == 0).all()
+    assert spec.record_name == "cifar10.largest_loss_test.1s.0.xlsx"
+    info = record.params
     assert info["method"] == "largest_loss_test" and info["methods.largest_loss_test.explore"] == "0.25"
     assert "presample" not in info  # another method's parameters are not this run's
+
+
+def run_key(params, data, method, seed):
+    return run_spec(params, method, params.train.budget_list[0], seed).key(data.content_hash)
 
 
 def test_a_method_reruns_only_when_its_own_params_change(largest_loss, tiny_data):
     base = {"methods": {"largest_loss_test": {"explore": 0.25}}}
     key = run_key(make_params(base), tiny_data, "largest_loss_test", 0)
     assert run_key(make_params({**base, "presample": 7}), tiny_data, "largest_loss_test", 0) == key
-    assert run_key(make_params({"methods": {"largest_loss_test": {"explore": 0.5}}}), tiny_data,
-                   "largest_loss_test", 0) != key  # fmt: skip
+    assert (
+        run_key(make_params({"methods": {"largest_loss_test": {"explore": 0.5}}}), tiny_data, "largest_loss_test", 0)
+        != key
+    )
     uniform = run_key(make_params(base), tiny_data, "uniform", 0)
     assert run_key(make_params({**base, "presample": 7}), tiny_data, "uniform", 0) == uniform
     upper_bound = run_key(make_params(base), tiny_data, "upper_bound", 0)
@@ -98,7 +110,9 @@ def test_a_registered_methods_bad_params_are_one_line_naming_the_key(largest_los
     with pytest.raises(ConfigError, match=r"^params.yaml: methods.largest_loss_test.explore = 0: must be in \(0, 1\]$"):
         make_params({"methods": {"largest_loss_test": {"explore": 0}}})
     with pytest.raises(ConfigError, match=r"^params.yaml: methods.largest_loss_test.speed: unknown parameter$"):
-        make_params({"methods": {"largest_loss_test": {"speed": 2}}})
+        make_params({"methods": {"largest_loss_test": {"explore": 0.25, "speed": 2}}})
+    with pytest.raises(ConfigError, match=r"^params.yaml: methods.largest_loss_test.explore: missing$"):
+        make_params({"methods": {"largest_loss_test": {}}})
 
 
 def test_names_are_taken_once():

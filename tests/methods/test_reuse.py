@@ -5,7 +5,7 @@ import torch
 
 from isample.methods import ReuseOptions
 from isample.methods.reuse import filled_scores
-from tests.test_sampler import toy_sampler
+from tests.common import toy_sampler
 
 
 def reuse_sampler(n=200, b=50, **options):
@@ -41,7 +41,7 @@ def test_draw_frequencies_follow_the_smoothed_table_and_weights_are_bounded():
     for _ in range(400):
         selection = method.select()
         counts += torch.bincount(selection.indices, minlength=100)
-        assert selection.used_importance and selection.weights.max() <= 1 / 0.2 + 1e-6
+        assert selection.by_score and selection.weights.max() <= 1 / 0.2 + 1e-6
     share = counts / counts.sum()
     expected_high, expected_low = 0.8 / 10 + 0.2 / 100, 0.2 / 100  # (1 - eps) s / sum(s) + eps / N
     assert share[:10].mean() == pytest.approx(expected_high, rel=0.05)

@@ -25,8 +25,16 @@ def known_losses_sampler(n=1000, b=40, **options):
     x = torch.stack([margin, torch.zeros(n)], 1)
     y = torch.zeros(n, dtype=torch.int64)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    return Sampler("selective_backprop", model, optimizer, x, y, b, options=SelectiveBackpropOptions(**options),
-                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return Sampler(
+        "selective_backprop",
+        model,
+        optimizer,
+        x,
+        y,
+        b,
+        options=SelectiveBackpropOptions(**options),
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 def test_selection_frequency_follows_the_loss_percentile_to_the_power_beta():

@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from isample.report.all_methods import compare_methods, smoothed_accuracy, time_to_reach
+from isample.report.all_methods import compare_methods
+from isample.report.common import smoothed_accuracy, time_to_reach
 from isample.report.records import Run
-from isample.report.render import render
-from tests.report.test_report import epochs, timing_tables
+from tests.common.records import epochs, report, timing_tables
 
 
 def curve(method, seed, accuracy_at, n=20, seconds=100.0):
     frame = epochs(0.5, n=n)
     frame["train_seconds"] = np.linspace(seconds / n, seconds, n)
     frame["test_accuracy"] = [accuracy_at(t) for t in frame["train_seconds"]]
-    return Run(method, seed, f"results/{method}/{seed}.xlsx", frame, {"method": method, "budget_seconds": str(seconds)})
+    return Run(method, seed, frame, {"method": method, "budget_seconds": str(seconds)}, f"results/{method}/{seed}.xlsx")
 
 
 def rising(speed=1.0, offset=0.0):
@@ -41,7 +41,7 @@ def test_paired_differences_intervals_time_ratios_and_verdicts():
     }
     timing = timing_tables()
     timing["per_ratio"] = pd.concat([timing["per_ratio"], pd.DataFrame({"run": ["reuse"], "a": [0.012]})])
-    facts = compare_methods(runs, timing)
+    facts = compare_methods(runs, timing["per_ratio"])
     table = facts.tables["methods"]
     assert table.loc["reuse", "difference"] == pytest.approx(0.03 + 0.4 * (math.exp(-4) - math.exp(-8)), abs=1e-6)
     assert table.loc["reuse", "ci_low"] > 0 and table.loc["reuse", "a"] == 0.012
@@ -53,26 +53,35 @@ def test_paired_differences_intervals_time_ratios_and_verdicts():
     assert facts.conclusions["method_reuse"][0] == "method_better"
     assert facts.conclusions["method_infobatch"][0] == "method_within_noise"
     assert facts.conclusions["overall"] == ("methods_best", {"method": "reuse"})
-    markdown, metrics = render([], runs["uniform"], timing, "en", {}, peer_runs={k: v for k, v in runs.items() if k != "uniform"})
+    markdown, metrics = report(
+        [], runs["uniform"], timing, "en", {}, peer_runs={k: v for k, v in runs.items() if k != "uniform"}
+    )
     section = markdown.split("## 4.")[1].split("## 5.")[0]
     assert "score reuse ends above uniform" in section and "InfoBatch differs from uniform" in section
     assert metrics["methods"]["reuse"]["a"] == 0.012 and metrics["methods"]["infobatch"]["a"] is None
 
 
 def test_a_method_that_never_gets_there_is_not_reached_and_one_seed_gives_no_direction():
-    runs = {"uniform": [curve("uniform", 0, rising())], "selective_backprop": [curve("selective_backprop", 0, rising(offset=-0.04))]}
+    runs = {
+        "uniform": [curve("uniform", 0, rising())],
+        "selective_backprop": [curve("selective_backprop", 0, rising(offset=-0.04))],
+    }
     facts = compare_methods(runs, None)
     row = facts.tables["methods"].loc["selective_backprop"]
     assert math.isnan(row["time_1.00"]) and math.isnan(row["time_0.95"]) and not math.isnan(row["time_0.90"])
     assert facts.conclusions["method_selective_backprop"][0] == "method_one_seed"
     assert facts.conclusions["overall"] == ("methods_too_few_seeds", {})
-    markdown, _ = render([], runs["uniform"], None, "en", {}, peer_runs={"selective_backprop": runs["selective_backprop"]})
+    markdown, _ = report(
+        [], runs["uniform"], None, "en", {}, peer_runs={"selective_backprop": runs["selective_backprop"]}
+    )
     assert "not reached" in markdown.split("## 4.")[1]
 
 
 def test_worse_beyond_noise_and_nothing_better():
-    runs = {"uniform": [curve("uniform", s, rising(offset=0.002 * s)) for s in range(3)],
-            "selective_backprop": [curve("selective_backprop", s, rising(offset=-0.05 + 0.002 * s)) for s in range(3)]}
+    runs = {
+        "uniform": [curve("uniform", s, rising(offset=0.002 * s)) for s in range(3)],
+        "selective_backprop": [curve("selective_backprop", s, rising(offset=-0.05 + 0.002 * s)) for s in range(3)],
+    }
     facts = compare_methods(runs, None)
     assert facts.conclusions["method_selective_backprop"][0] == "method_worse"
     assert facts.conclusions["overall"] == ("methods_none_better", {})

@@ -1,82 +1,16 @@
-from pathlib import Path
+import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from isample.report import figures
-from isample.report.facts import compare_runs, lr_activation, time_to_accuracy, timing_facts
-from isample.report.records import RecordError, Run, read_run, read_timing, write_workbook
-from isample.report.render import render
-
-PHASES = ("decision", "draw_presample", "presample_forward", "scoring", "draw_batch", "train_forward", "backward",
-          "optimizer_step", "threshold_update", "callback")  # the timing record's phase columns  # fmt: skip
-
-
-def epochs(final_accuracy, *, train_accuracy=0.9, weighted_accuracy=None, weighted_loss=0.3,
-           is_share_by_lr=(0.0, 0.0, 0.0), n=12):
-    """A plausible record: test accuracy climbing to final_accuracy, lr dropping at 50% and 75%."""
-    seconds = np.linspace(10, 120, n)
-    lr = np.where(seconds < 60, 0.1, np.where(seconds < 90, 0.02, 0.004))
-    share = np.select([seconds < 60, seconds < 90], is_share_by_lr[:2], is_share_by_lr[2])
-    iterations = np.full(n, 30)
-    return pd.DataFrame({
-        "epoch": np.arange(1, n + 1), "iterations": iterations, "train_seconds": seconds, "lr": lr,
-        "train_loss": np.linspace(2, 0.5, n), "train_accuracy": np.linspace(0.3, train_accuracy, n),
-        "train_loss_weighted": np.linspace(2, weighted_loss, n),
-        "train_accuracy_weighted": np.linspace(0.3, weighted_accuracy or train_accuracy, n),
-        "test_loss": np.linspace(2, 1, n),
-        "test_accuracy": np.linspace(0.2, final_accuracy, n), "is_iterations": (share * iterations).round(),
-        "is_share": share, "tau_mean": np.linspace(1, 2, n), "tau_th_mean": np.full(n, 1.7),
-    })  # fmt: skip
-
-
-def run(method, seed, frame, status="completed"):
-    return Run(method, seed, Path(f"results/{method}/cifar10.{method}.2m.{seed}.xlsx"), frame,
-               {"seed": str(seed), "method": method, "status": status})  # fmt: skip
-
-
-def pairs(is_accuracies, uniform_accuracies, **is_kwargs):
-    is_kwargs.setdefault("is_share_by_lr", (0.0, 0.6, 0.6))  # IS switched on at the first lr drop
-    is_runs = [run("upper_bound", s, epochs(a, **is_kwargs)) for s, a in enumerate(is_accuracies)]
-    uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate(uniform_accuracies)]
-    return is_runs, uniform_runs
-
-
-def timing_tables(slope=0.03, intercept=0.0, non_model=0.01, noise=0.0, error=0.02, ratios=(2.0, 3.0, 5.0, 7.0),
-                  correlation=0.8, measured_error=None):
-    """A timing record as the timing stage writes it; with one ratio the fit is nan, as least_squares gives."""
-    rng = np.random.default_rng(0)
-    ratios = list(ratios)
-    presample_seconds = [slope * p + intercept + rng.normal(0, noise) for p in ratios]
-    per_ratio = pd.DataFrame({
-        "run": ["uniform"] + ["upper_bound"] * len(ratios), "presample": [np.nan] + ratios, "forward_chunk": 0,
-        "measured_seconds": [0.1] + [0.1 + s for s in presample_seconds],
-        "presample_seconds": [np.nan] + presample_seconds, "train_step_seconds": 0.1,
-        "a": [np.nan] + [s / 0.1 for s in presample_seconds], "a_per_p": [np.nan] + [s / 0.1 / p for s, p in zip(presample_seconds, ratios)],
-        "k": 2.0, "t": 3e-4, "predicted_seconds": 0.1, "prediction_error": error,
-        "speedup_u": [np.nan] + [0.8] * len(ratios),
-        "non_model_share": non_model, "non_model_share_iqr": 0.001, "tau_th": [np.nan] + [1 + s / 0.1 for s in presample_seconds],
-        **{f"time_{p}": 0.01 for p in PHASES},
-    })  # fmt: skip
-    if measured_error is not None:
-        per_ratio["prediction_error_measured"] = measured_error
-        per_ratio["predicted_seconds_measured"] = per_ratio["measured_seconds"] * (1 + measured_error)
-    if len(ratios) > 1:
-        slope_fit, intercept_fit = np.polyfit(ratios, presample_seconds, 1)
-        residual = np.array(presample_seconds) - (slope_fit * np.array(ratios) + intercept_fit)
-        r2 = 1 - (residual**2).sum() / ((np.array(presample_seconds) - np.mean(presample_seconds)) ** 2).sum()
-    else:
-        slope_fit = intercept_fit = r2 = np.nan
-    fit = pd.DataFrame({"metric": ["presample_slope_seconds_per_p", "presample_intercept_seconds", "presample_r2",
-                                   "presample_train_step_correlation"],
-                        "value": [slope_fit, intercept_fit, r2, correlation]})  # fmt: skip
-    iterations = pd.DataFrame({
-        "run": "upper_bound", "presample": np.repeat(ratios, 3), "total_seconds": 0.2, "time_presample_forward": 0.05,
-        "time_train_forward": 0.03, "time_backward": 0.06, "time_optimizer_step": 0.01,
-    })  # fmt: skip
-    return {"iterations": iterations, "per_ratio": per_ratio, "fit": fit}
+from isample.report.activation import lr_activation
+from isample.report.common import time_to_reach
+from isample.report.cost import timing_facts
+from isample.report.equal_time import compare_runs
+from isample.report.records import RecordError, read_run, read_timing, write_workbook
+from tests.common.records import epochs, pairs, report, run, timing_tables
 
 
 @pytest.mark.parametrize(
@@ -95,8 +29,9 @@ def test_accuracy_conclusion_follows_the_numbers(is_accuracies, uniform_accuraci
 
 def test_train_metric_conclusion_compares_with_the_sampling_bias_undone():
     # Plain accuracy on hard-example batches is low, the weighted one is not: nothing collapsed.
-    misleading = compare_runs(*pairs([0.6, 0.6], [0.6, 0.6], train_accuracy=0.7, weighted_accuracy=0.92,
-                                     weighted_loss=0.2))  # fmt: skip
+    misleading = compare_runs(
+        *pairs([0.6, 0.6], [0.6, 0.6], train_accuracy=0.7, weighted_accuracy=0.92, weighted_loss=0.2)
+    )
     assert misleading.conclusions["train_metrics"][0] == "train_accuracy_misleading"
     worse = compare_runs(*pairs([0.6, 0.6], [0.6, 0.6], train_accuracy=0.7, weighted_accuracy=0.8, weighted_loss=0.5))
     assert worse.conclusions["train_metrics"][0] == "train_fit_worse"
@@ -110,11 +45,11 @@ def test_a_diverged_run_gets_no_accuracy_conclusion_in_either_language():
     facts = compare_runs(is_runs, uniform_runs)
     assert "accuracy" not in facts.conclusions and "time_to_accuracy" not in facts.conclusions
     assert facts.conclusions["diverged"][0] == "runs_diverged"
-    english, metrics = render(is_runs, uniform_runs, None, "en", {})
+    english, metrics = report(is_runs, uniform_runs, None, "en", {})
     assert "seed 1: diverged at epoch 3, iteration 95, lr 1000" in english
     assert "No accuracy conclusion" in english and "lower test accuracy" not in english
     assert metrics["comparison"]["diverged"] == ["upper_bound seed 1: diverged at epoch 3, iteration 95, lr 1000"]
-    chinese, _ = render(is_runs, uniform_runs, None, "zh", {})
+    chinese, _ = report(is_runs, uniform_runs, None, "zh", {})
     assert "发散" in chinese and "diverged at epoch 3" in chinese
 
 
@@ -128,10 +63,13 @@ def test_regime_and_time_to_accuracy():
     assert same.conclusions["time_to_accuracy"][0] == "tta_same"
     off = compare_runs(*pairs([0.5, 0.55], [0.6, 0.62], is_share_by_lr=(0.0, 0.0, 0.0)))
     # No IS-vs-uniform claim; the noise level is the spread of uniform's seeds.
-    assert off.conclusions == {"regime": ("regime_off", {"gap": pytest.approx(8.5), "spread": pytest.approx(1.414, rel=1e-3)})}
+    assert off.conclusions == {
+        "regime": ("regime_off", {"gap": pytest.approx(8.5), "spread": pytest.approx(1.414, rel=1e-3)})
+    }
     one = compare_runs(*pairs([0.5], [0.6], is_share_by_lr=(0.0, 0.0, 0.0)))
     assert one.conclusions == {"regime": ("regime_off_one_seed", {"gap": pytest.approx(10.0)})}
-    assert time_to_accuracy(epochs(0.6), 0.6) == 120
+    assert time_to_reach(epochs(0.6), 0.55) == 120  # the 3-epoch mean passes 0.55 only at the last epoch
+    assert math.isnan(time_to_reach(epochs(0.6), 0.6))  # and never reaches the last epoch's own 0.6
 
 
 def test_lr_conclusion_flips_with_is_share_at_milestones():
@@ -147,16 +85,22 @@ def test_timing_conclusions_flip():
     good = timing_facts(timing_tables())
     assert good.conclusions["fit"][0] == "presample_proportional"
     assert good.conclusions["non_model"][0] == "non_model_negligible"
-    assert good.conclusions["prediction"][0] == "cost_model_accurate"
+    assert good.conclusions["prediction"][0] == "both_models_fit"
     bad = timing_facts(timing_tables(slope=0.001, noise=0.02, non_model=0.2, error=0.4))
     assert bad.conclusions["fit"][0] == "presample_not_linear"
     assert bad.conclusions["non_model"][0] == "non_model_large"
-    assert bad.conclusions["prediction"][0] == "cost_model_off"
+    assert bad.conclusions["prediction"][0] == "neither_model_fits"
     assert timing_facts(timing_tables(error=0.3, measured_error=0.04)).conclusions["prediction"] == (
-        "measured_model_fits", {"measured_error": pytest.approx(0.04)})
-    assert timing_facts(timing_tables(error=0.3, measured_error=-0.2)).conclusions["prediction"][0] == "neither_model_fits"
-    assert timing_facts(timing_tables(error=0.05, measured_error=0.04)).conclusions["prediction"][0] == "both_models_fit"
-    text, _ = render([], [], timing_tables(error=0.3, measured_error=0.04), "en", {})
+        "measured_model_fits",
+        {},
+    )
+    assert (
+        timing_facts(timing_tables(error=0.3, measured_error=-0.2)).conclusions["prediction"][0] == "neither_model_fits"
+    )
+    assert (
+        timing_facts(timing_tables(error=0.05, measured_error=0.04)).conclusions["prediction"][0] == "both_models_fit"
+    )
+    text, _ = report([], [], timing_tables(error=0.3, measured_error=0.04), "en", {})
     assert "The measured cost model fits: it predicts every ratio within 4%" in text and "| +4.0% |" in text
     offset = timing_facts(timing_tables(intercept=0.1))
     assert offset.conclusions["fit"][0] == "presample_linear_offset"
@@ -164,8 +108,8 @@ def test_timing_conclusions_flip():
 
 def test_both_languages_from_the_same_numbers():
     is_runs, uniform_runs = pairs([0.62, 0.63, 0.61], [0.60, 0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
-    english, metrics = render(is_runs, uniform_runs, timing_tables(), "en", {"accuracy": "figures/accuracy.png"})
-    chinese, _ = render(is_runs, uniform_runs, timing_tables(), "zh", {"accuracy": "figures/accuracy.png"})
+    english, metrics = report(is_runs, uniform_runs, timing_tables(), "en", {"accuracy": "figures/accuracy.png"})
+    chinese, _ = report(is_runs, uniform_runs, timing_tables(), "zh", {"accuracy": "figures/accuracy.png"})
     assert "## 1. Equal training time" in english and "larger than the seed noise" in english
     assert "## 1. 等训练时间" in chinese and "大于种子噪声" in chinese
     difference = f"{100 * metrics['comparison']['accuracy_difference']:+.2f}"
@@ -173,16 +117,16 @@ def test_both_languages_from_the_same_numbers():
     assert difference in english and difference in chinese
     assert "![accuracy](figures/accuracy.png)" in english
     assert metrics["missing"] == []
-    flipped, _ = render(*pairs([0.58, 0.57, 0.56], [0.60, 0.60, 0.59]), None, "en", {})
+    flipped, _ = report(*pairs([0.58, 0.57, 0.56], [0.60, 0.60, 0.59]), None, "en", {})
     assert "lower test accuracy than uniform" in flipped and "higher test accuracy than uniform" not in flipped
 
 
 def test_missing_inputs_are_reported_not_fatal():
     is_runs, _ = pairs([0.6], [])
-    text, metrics = render(is_runs, [], None, "en", {})
+    text, metrics = report(is_runs, [], None, "en", {})
     assert "no uniform record" in text and "no timing record" in text
     assert set(metrics["missing"]) == {"uniform", "timing"}
-    empty, metrics = render([], [], None, "zh", {})
+    empty, metrics = report([], [], None, "zh", {})
     assert "缺少" in empty and set(metrics["missing"]) == {"upper_bound", "uniform", "timing"}
 
 
@@ -206,13 +150,14 @@ def test_records_round_trip_and_foreign_files_are_named(tmp_path):
 def test_figures_are_real_png_files(tmp_path):
     is_runs, uniform_runs = pairs([0.62, 0.61], [0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
     tables = timing_tables()
+    words = figures.labels("en")
     made = {
-        "accuracy": figures.accuracy_and_loss(is_runs + uniform_runs),
-        "train_loss": figures.train_loss(is_runs + uniform_runs),
-        "activation": figures.is_activation(is_runs),
-        "phases": figures.timing_phases(tables["per_ratio"]),
-        "fit": figures.presample_fit(tables["per_ratio"], 0.03, 0.0, 0.99),
-        "scatter": figures.presample_vs_train(tables["iterations"]),
+        "accuracy": figures.accuracy_and_loss(is_runs + uniform_runs, words),
+        "train_loss": figures.train_loss(is_runs + uniform_runs, words),
+        "activation": figures.is_activation(is_runs, words),
+        "phases": figures.timing_phases(tables["per_ratio"], words),
+        "fit": figures.presample_fit(tables["per_ratio"], 0.03, 0.0, 0.99, words),
+        "scatter": figures.presample_vs_train(tables["iterations"], words),
     }
     for name, figure in made.items():
         path = tmp_path / f"{name}.png"
@@ -227,6 +172,7 @@ def test_figures_are_real_png_files(tmp_path):
 def test_the_report_loads_no_torch():
     from tests.test_package import loaded_after
 
-    modules = loaded_after("import isample.report.render, isample.report.facts, isample.report.records, "
-                           "isample.report.figures")  # fmt: skip
+    modules = loaded_after(
+        "import isample.report.render, isample.report.equal_time, isample.report.records, isample.report.figures"
+    )
     assert "pandas" in modules and "torch" not in modules

@@ -11,8 +11,7 @@ import re
 
 import pytest
 
-from isample.report.render import render
-from tests.report.test_report import epochs, run, timing_tables
+from tests.common.records import epochs, report, run, timing_tables
 
 SHARES = {"off": (0.0, 0.0, 0.0), "partial": (0.0, 0.6, 0.6), "full": (1.0, 1.0, 1.0)}
 DIRECTION = {
@@ -49,10 +48,14 @@ def test_no_conclusion_beyond_the_records(share, seeds, ratios, diverged, with_t
     is_runs = [run("upper_bound", s, epochs(a, is_share_by_lr=SHARES[share])) for s, a in enumerate(is_accuracies)]
     uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate(uniform_accuracies)]
     if diverged:
-        is_runs[0] = run("upper_bound", 0, epochs(0.1, is_share_by_lr=SHARES[share]),
-                         status="diverged at epoch 12, iteration 360, lr 1000")  # fmt: skip
+        is_runs[0] = run(
+            "upper_bound",
+            0,
+            epochs(0.1, is_share_by_lr=SHARES[share]),
+            status="diverged at epoch 12, iteration 360, lr 1000",
+        )
     timing = timing_tables(ratios=[2.0, 3.0, 5.0, 7.0][:ratios]) if with_timing else None
-    markdown, _ = render(is_runs, uniform_runs, timing, lang, {})
+    markdown, _ = report(is_runs, uniform_runs, timing, lang, {})
     found = sections(markdown, lang)
     assert len(found) == 5, list(found)
     comparison, activation, cost, all_methods, speedup = found.values()
@@ -78,10 +81,15 @@ def test_no_conclusion_beyond_the_records(share, seeds, ratios, diverged, with_t
 
 def test_the_matrix_can_fail():
     """With the evidence there, a direction is stated: the direction check is not vacuous."""
-    is_runs = [run("upper_bound", s, epochs(a, is_share_by_lr=SHARES["full"])) for s, a in enumerate([0.66, 0.65, 0.67])]
+    is_runs = [
+        run("upper_bound", s, epochs(a, is_share_by_lr=SHARES["full"])) for s, a in enumerate([0.66, 0.65, 0.67])
+    ]
     uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate([0.60, 0.61, 0.60])]
-    markdown, _ = render(is_runs, uniform_runs, timing_tables(), "en", {})
+    markdown, _ = report(is_runs, uniform_runs, timing_tables(), "en", {})
     comparison = next(iter(sections(markdown, "en").values()))
     assert any(DIRECTION["en"].search(line) for line in comparison)
-    assert any(FIT_CLAIM["en"].search(line) for line in sections(markdown, "en")["## 3. What the sampling costs (notebook experiments 6-8)"])
+    assert any(
+        FIT_CLAIM["en"].search(line)
+        for line in sections(markdown, "en")["## 3. What the sampling costs (notebook experiments 6-8)"]
+    )
     assert NOT_A_VALUE.search("Presample time = nan ms x p") and NOT_A_VALUE.search("at: never s, off: .")

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from isample.report.records import Run
-from isample.report.render import render
 from isample.report.speedup import budget_needed, speedups
-from tests.report.test_report import epochs
+from tests.common.records import epochs, report
 
 
 def test_interpolates_on_the_log_budget_axis():
     # 0.50 at 50 s, 0.60 at 200 s: 0.55 lies halfway in log(budget), at sqrt(50 * 200) = 100 s.
     assert budget_needed([50, 200], [0.50, 0.60], 0.55) == pytest.approx(100.0)
-    assert budget_needed([200, 50, 100], [0.60, 0.50, 0.56], 0.58) == pytest.approx(100 * 2 ** 0.5)
+    assert budget_needed([200, 50, 100], [0.60, 0.50, 0.56], 0.58) == pytest.approx(100 * 2**0.5)
     assert budget_needed([50, 100], [0.50, 0.56], 0.40) == 50  # reached at once: the smallest budget
     assert math.isnan(budget_needed([50, 100], [0.50, 0.56], 0.57))  # never reached
 
@@ -22,8 +21,8 @@ def test_interpolates_on_the_log_budget_axis():
 def final_only(method, budget, seed, accuracy, status="completed"):
     frame = epochs(accuracy)
     frame["train_seconds"] *= budget / frame["train_seconds"].iloc[-1]
-    return Run(method, seed, f"results/{method}/{budget}.{seed}.xlsx", frame,
-               {"budget_seconds": str(float(budget)), "status": status, "method": method})  # fmt: skip
+    params = {"budget_seconds": str(float(budget)), "status": status, "method": method}
+    return Run(method, seed, frame, params, f"results/{method}/{budget}.{seed}.xlsx")
 
 
 def sweep(method_accuracy, uniform_accuracy, budgets=(50, 100, 200), seeds=(0, 1, 2), noise=0.002):
@@ -56,9 +55,17 @@ def test_a_faster_method_over_a_wider_sweep_saves_time():
     faster = table[table["budget"] >= 50]
     assert np.allclose(faster["speedup"], 2.0)
     assert facts.conclusions["speedup_reuse"][0] == "speedup_within_noise"  # still the 25 s lower bound
-    only_reachable = speedups([r for r in sweep(log_curve(scale=2.0), log_curve(), budgets=(25, 50, 100, 200))
-                               if not (r.method == "uniform" and r.budget_seconds == 25)])  # fmt: skip
-    assert only_reachable.conclusions["speedup_reuse"] == ("speedup_saves_time", pytest.approx({"method": "reuse", "median": 2.0}))
+    only_reachable = speedups(
+        [
+            r
+            for r in sweep(log_curve(scale=2.0), log_curve(), budgets=(25, 50, 100, 200))
+            if not (r.method == "uniform" and r.budget_seconds == 25)
+        ]
+    )
+    assert only_reachable.conclusions["speedup_reuse"] == (
+        "speedup_saves_time",
+        pytest.approx({"method": "reuse", "median": 2.0}),
+    )
 
 
 def test_a_method_that_never_reaches_uniform_costs_time():
@@ -67,8 +74,14 @@ def test_a_method_that_never_reaches_uniform_costs_time():
     assert (table["not_reached"] == 3).all() and table["speedup"].isna().all()
     assert facts.conclusions["speedup_reuse"][0] == "speedup_costs_time"
     runs = sweep(log_curve(offset=-0.1), log_curve())
-    markdown, metrics = render([], [r for r in runs if r.method == "uniform"], None, "en", {},
-                               peer_runs={"reuse": [r for r in runs if r.method == "reuse"]})
+    markdown, metrics = report(
+        [],
+        [r for r in runs if r.method == "uniform"],
+        None,
+        "en",
+        {},
+        peer_runs={"reuse": [r for r in runs if r.method == "reuse"]},
+    )
     section = markdown.split("## 5.")[1]
     assert "not reached" in section and "reuse costs time" in section
     assert metrics["speedup"] == {"reuse": None}
@@ -78,8 +91,14 @@ def test_one_budget_draws_no_speedup_and_says_what_to_run():
     facts = speedups(sweep(log_curve(scale=2.0), log_curve(), budgets=(100,)))
     assert facts.conclusions == {"speedup": ("speedup_one_budget", {})} and "speedup" not in facts.tables
     runs = sweep(log_curve(scale=2.0), log_curve(), budgets=(100,))
-    markdown, _ = render([], [r for r in runs if r.method == "uniform"], None, "en", {},
-                         peer_runs={"reuse": [r for r in runs if r.method == "reuse"]})
+    markdown, _ = report(
+        [],
+        [r for r in runs if r.method == "uniform"],
+        None,
+        "en",
+        {},
+        peer_runs={"reuse": [r for r in runs if r.method == "reuse"]},
+    )
     assert "dvc exp run -S 'train.budgets=[50s,100s,200s]' -S 'train.seeds=[0,1]'" in markdown.split("## 5.")[1]
 
 
@@ -92,8 +111,9 @@ def test_diverged_runs_are_left_out_of_the_curves():
 def test_some_seeds_short_of_uniform_is_noise_not_a_cost():
     runs = sweep(log_curve(scale=2.0), log_curve())
     # Seed 2 of the method ends far lower at every budget: it never reaches uniform's accuracy there.
-    runs = [final_only(r.method, r.budget_seconds, r.seed, 0.2) if (r.method, r.seed) == ("reuse", 2) else r
-            for r in runs]  # fmt: skip
+    runs = [
+        final_only(r.method, r.budget_seconds, r.seed, 0.2) if (r.method, r.seed) == ("reuse", 2) else r for r in runs
+    ]
     facts = speedups(runs)
     assert (facts.tables["speedup"]["not_reached"] == 1).all()
     assert facts.conclusions["speedup_reuse"][0] == "speedup_within_noise"
@@ -110,6 +130,12 @@ def test_budgets_past_uniforms_peak_are_shown_but_not_concluded_from():
     assert facts.conclusions["speedup_reuse"][0] == "speedup_costs_time"  # ...that the verdict ignores
     assert facts.conclusions["past_peak"] == ("speedup_past_peak", {"budgets": "100, 200", "peak": 50.0})
     runs = sweep(slower, peaked)
-    markdown, _ = render([], [r for r in runs if r.method == "uniform"], None, "en", {},
-                         peer_runs={"reuse": [r for r in runs if r.method == "reuse"]})
+    markdown, _ = report(
+        [],
+        [r for r in runs if r.method == "uniform"],
+        None,
+        "en",
+        {},
+        peer_runs={"reuse": [r for r in runs if r.method == "reuse"]},
+    )
     assert "| 100 † |" in markdown and "highest at 50 s and lower at 100, 200 s" in markdown

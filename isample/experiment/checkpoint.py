@@ -1,0 +1,96 @@
+"""Checkpoints of a training run: written atomically, read back safely (tensors and plain containers
+only, never arbitrary objects), one file per rank under DDP, and the state a resumed run continues from."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from isample.distributed import SINGLE, Group
+from isample.files import write_atomically
+
+
+def save_atomically(obj, path: str | os.PathLike) -> None:
+    """torch.save through `isample.files.write_atomically`: a kill leaves no half file."""
+    write_atomically(path, lambda temporary: torch.save(obj, temporary))
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict | None:
+    """A checkpoint's contents, or None when there is none; a damaged or foreign file is reported
+    in one line and ignored, so training starts fresh instead of crashing or running its code."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, weights_only=True, map_location=device)
+    except Exception as error:  # pickle, zip and weights-only refusals alike
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"ignoring checkpoint {path}: not a readable checkpoint of this project ({reason[:160]}); starting fresh")
+        return None
+    if not isinstance(state, dict) or "key" not in state:
+        print(f"ignoring checkpoint {path}: not a checkpoint of this project; starting fresh")
+        return None
+    return state
+
+
+def rank_checkpoint(path: Path, rank: int) -> Path:
+    """Rank 0's checkpoint is `path` (the whole state); rank r > 0 keeps its own draws beside it."""
+    return path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+@dataclass
+class Progress:
+    """Where a run stands: its epoch rows so far, its training seconds, and how it ended (if it did)."""
+
+    rows: list[dict] = field(default_factory=list)
+    elapsed: float = 0.0
+    status: str | None = None  # None while it may go on; "completed" or "diverged at ..." once ended
+
+    @property
+    def total_iterations(self) -> int:
+        return int(self.rows[-1]["total_iterations"]) if self.rows else 0
+
+
+class Checkpoints:
+    """Saves and restores one run's state at `path` (None: no checkpoints). `key` names the run; a
+    file with another key is some other run's and is not resumed."""
+
+    def __init__(self, path: str | os.PathLike | None, key: str, group: Group = SINGLE):
+        self.path = Path(path) if path else None
+        self.key = key
+        self.group = group
+
+    def save(self, setup, progress: Progress) -> None:
+        """Every rank its sampler and augmentation draws; rank 0 also the model, optimizer and rows."""
+        if self.path is None:
+            return
+        state = {"key": self.key, "sampler": setup.sampler.state_dict(), "augment_generator": setup.augment.get_state()}
+        if self.group.is_main:
+            state.update(
+                model=setup.model.state_dict(),
+                optimizer=setup.optimizer.state_dict(),
+                torch_rng=torch.get_rng_state(),
+                rows=progress.rows,
+                elapsed=progress.elapsed,
+                status=progress.status or "",
+            )
+        save_atomically(state, rank_checkpoint(self.path, self.group.rank))
+
+    def resume(self, setup) -> Progress:
+        """The progress of a matching checkpoint, its state loaded into `setup`; else a fresh start.
+
+        Every rank loads the model, optimizer and rows from rank 0's file, so the replicas start
+        alike, and its own sampler and augmentation draws from its own file."""
+        state = load_checkpoint(self.path, setup.device) if self.path else None
+        if state is None or state.get("key") != self.key:
+            return Progress()
+        setup.model.load_state_dict(state["model"])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        group = self.group
+        own = state if group.is_main else load_checkpoint(rank_checkpoint(self.path, group.rank), setup.device)
+        if own is not None and own.get("key") == self.key:
+            setup.sampler.load_state_dict(own["sampler"])
+            setup.augment.set_state(own["augment_generator"])
+        return Progress(list(state["rows"]), float(state["elapsed"]), state.get("status") or None)

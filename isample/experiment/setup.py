@@ -1,0 +1,82 @@
+"""What a run trains with, built once from its RunSpec: device, model (the same initial weights for
+every method of a seed), optimizer, the method's sampler and the transforms. The training loop and the
+timing stage both build it here, so what is timed is what is trained."""
+
+from dataclasses import dataclass
+
+import torch
+
+from isample.distributed import SINGLE, Group
+from isample.experiment.config import ConfigError
+from isample.experiment.data import BatchTransform, PreparedData
+from isample.experiment.models import build_model
+from isample.experiment.spec import RunSpec
+from isample.sampler import Sampler
+
+RANK_SEED_STRIDE = 1_000_003  # rank r draws from seed + r * stride (rank 0: the single-process seed)
+SHARED_SEED_OFFSET = 104_729  # the draws every rank makes alike (DDP only)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("params.yaml: train.device = 'cuda': no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainingSetup:
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    model: torch.nn.Module  # the model itself (evaluated, checkpointed); the sampler trains it, DDP-wrapped under DDP
+    optimizer: torch.optim.Optimizer
+    sampler: Sampler
+    augment: torch.Generator  # the training transform's draws (checkpointed with the sampler's)
+    test_transform: BatchTransform
+
+
+def _model(spec: RunSpec, classes: int, device: torch.device, group: Group) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The model, and what trains it: itself, or its DistributedDataParallel wrapper under DDP."""
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, classes)
+    if spec.sync_bn and group.world_size > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device, memory_format=torch.channels_last if spec.channels_last else torch.contiguous_format)
+    if group.world_size == 1:
+        return model, model
+    device_ids = [device.index] if device.type == "cuda" else None
+    return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def build_setup(spec: RunSpec, data: PreparedData, group: Group = SINGLE, timing: bool = True) -> TrainingSetup:
+    """Under DDP (group of N) each rank trains b / N examples per iteration with its own generators."""
+    device = resolve_device(spec.device)
+    if device.type == "cuda" and group.world_size > 1:
+        device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by the launcher)
+    autocast_dtype = torch.bfloat16 if spec.amp else None
+    model, trained = _model(spec, len(data.classes), device, group)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=spec.lr(0.0), momentum=spec.momentum, weight_decay=spec.weight_decay
+    )
+    rank_seed = spec.seed + RANK_SEED_STRIDE * group.rank
+    augment = torch.Generator().manual_seed(rank_seed + 1)
+    sampler = Sampler(
+        spec.method,
+        trained,
+        optimizer,
+        data.train_x.to(device),
+        data.train_y.to(device),
+        spec.batch_size // group.world_size,
+        options=spec.options,
+        transform=BatchTransform(data.mean, data.std, spec.augment, spec.channels_last, augment),
+        generator=torch.Generator().manual_seed(rank_seed),
+        timing=timing,
+        autocast_dtype=autocast_dtype,
+        group=group,
+        shared_generator=torch.Generator().manual_seed(spec.seed + SHARED_SEED_OFFSET)
+        if group.world_size > 1
+        else None,
+    )
+    test_transform = BatchTransform(data.mean, data.std, False, spec.channels_last)
+    return TrainingSetup(device, autocast_dtype, model, optimizer, sampler, augment, test_transform)

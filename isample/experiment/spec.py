@@ -1,0 +1,59 @@
+"""One training run, specified once: what `isample.experiment.config` makes of params.yaml for one
+method, budget and seed, and all the training loop reads. Plain values, frozen; no params here."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LrSchedule:
+    """lr as a function of the budget's progress in [0, 1]: base, times gamma at every milestone passed."""
+
+    base: float
+    gamma: float = 1.0
+    milestones: tuple[float, ...] = ()
+
+    def __call__(self, progress: float) -> float:
+        return self.base * self.gamma ** sum(progress >= milestone for milestone in self.milestones)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything one run of one selection method needs, and what its record says about it."""
+
+    method: str
+    options: Any  # the method's Options (isample.methods.catalog)
+    seed: int
+    budget: str  # as written in params.yaml: "200s", "3h"
+    budget_seconds: float
+    lr: LrSchedule
+    momentum: float
+    weight_decay: float
+    batch_size: int  # the global b (each of N processes trains b / N)
+    model: str
+    augment: bool
+    device: str  # auto | cpu | cuda
+    amp: bool
+    channels_last: bool
+    sync_bn: bool
+    eval_batch_size: int
+    checkpoint_seconds: float
+    dataset: str
+    record_tag: str  # the tag in its record's file name (`is` and `un` for the notebook's two runs)
+    shaping: tuple[tuple[str, Any], ...]  # (params.yaml key, value) pairs that shape the run's result
+
+    def key(self, data_hash: str) -> str:
+        """What a checkpoint must match to be resumed: the shaping values, the budget, the seed, the data."""
+        text = json.dumps([dict(self.shaping), self.method, self.budget_seconds, self.seed, data_hash], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def record_name(self) -> str:
+        """The notebook's naming, <dataset>.<tag>.<budget>.<seed>.xlsx."""
+        return f"{self.dataset}.{self.record_tag}.{self.budget.replace(' ', '')}.{self.seed}.xlsx"
+
+    @property
+    def checkpoint_name(self) -> str:
+        return f"{self.method}/{self.budget.replace(' ', '')}.seed{self.seed}.pt"

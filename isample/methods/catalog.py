@@ -1,0 +1,229 @@
+"""What the family holds, without importing any method: each method's Options (its rules and its
+defaults, the one place for both), where params.yaml keeps each option, its record tag and the
+module that implements it. Plain Python (no torch), so checking params.yaml loads no method, and
+an edit to one method's module changes nothing that another method's runs depend on.
+
+Options are frozen dataclasses whose __post_init__ rejects a bad value with ValueError naming the
+field. The pipeline validates params.yaml sections through them (pydantic's TypeAdapter adds the
+types, unknown keys and missing keys); a library user gets the same rules by constructing them.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+SCORES = ("gnorm", "loss")  # the keys of isample.scores.SCORE_FUNCTIONS (a test keeps them equal)
+SCORE_MODES = ("eval", "batch")
+UNSEEN_RULES = ("max", "mean")
+Score = Literal["gnorm", "loss"]
+ScoreMode = Literal["eval", "batch"]
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def rule_problems(values: dict[str, Any], rules: dict[str, tuple[Any, str]]) -> list[str]:
+    """ "field = value: what is allowed" for every value that breaks its field's rule."""
+    return [
+        f"{name} = {values[name]!r}: {allowed}"
+        for name, (test, allowed) in rules.items()
+        if name in values and not test(values[name])
+    ]
+
+
+def check_options(options: Any, rules: dict[str, tuple[Any, str]]) -> None:
+    """ValueError naming the first field whose value breaks its rule (called from __post_init__)."""
+    problems = rule_problems({field.name: getattr(options, field.name) for field in dataclasses.fields(options)}, rules)
+    if problems:
+        raise ValueError(problems[0])
+
+
+SCORE_RULE = (lambda s: s in SCORES, f"must be one of {', '.join(SCORES)} (unknown score)")
+SCORE_MODE_RULE = (lambda m: m in SCORE_MODES, f"must be one of {', '.join(SCORE_MODES)}")
+MOMENTUM_RULE = (lambda m: is_number(m) and 0 <= m < 1, "must be in [0, 1)")
+
+
+def share_rule(low_open: bool, high_open: bool) -> tuple[Any, str]:
+    """A number in an interval of [0, 1], open or closed at each end."""
+
+    def test(value: Any) -> bool:
+        if not is_number(value):
+            return False
+        above = value > 0 if low_open else value >= 0
+        below = value < 1 if high_open else value <= 1
+        return above and below
+
+    return test, f"must be in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A method without parameters of its own."""
+
+
+@dataclass(frozen=True)
+class UniformOptions:
+    score: Score = "gnorm"  # score behind the tracked tau (uniform never uses it to choose)
+    tau_momentum: float = 0.9
+
+    RULES: ClassVar[dict] = {"score": SCORE_RULE, "tau_momentum": MOMENTUM_RULE}
+
+    def __post_init__(self):
+        check_options(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class UpperBoundOptions:
+    presample: float = 2.0  # p = B / b
+    tau_threshold: float | Literal["auto"] = "auto"  # "auto": 1 + a from measured times; or a fixed number
+    score: Score = "gnorm"
+    score_mode: ScoreMode = "eval"  # eval: BatchNorm with running statistics | batch: batch statistics
+    smoothing: float = 0.1  # eps: mix the score distribution with the uniform one; weights stay <= 1 / eps
+    forward_chunk: int = 64  # examples per presample forward in eval mode (0 = all B); batch mode uses b
+    tau_momentum: float = 0.9
+    presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
+    always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
+
+    RULES: ClassVar[dict] = {
+        "presample": (lambda p: is_number(p) and p >= 1, "must be >= 1 (B = presample * batch_size)"),
+        "tau_threshold": (lambda t: t == "auto" or (is_number(t) and t >= 0), "must be 'auto' or >= 0"),
+        "score": SCORE_RULE,
+        "score_mode": SCORE_MODE_RULE,
+        "smoothing": share_rule(low_open=False, high_open=True),
+        "forward_chunk": (
+            lambda c: isinstance(c, int) and not isinstance(c, bool) and c >= 0,
+            "must be >= 0 (0 = all B at once)",
+        ),
+        "tau_momentum": MOMENTUM_RULE,
+        "presample_bf16": (lambda v: isinstance(v, bool), "must be true or false"),
+        "always_importance": (lambda v: isinstance(v, bool), "must be true or false"),
+    }
+
+    def __post_init__(self):
+        check_options(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class ReuseOptions:
+    smoothing: float = 0.2  # eps: the uniform share of q; every weight <= 1 / eps
+    unseen: Literal["max", "mean"] = "max"  # the score of an example without a usable one
+    max_age: float = 0.0  # epochs after which a score is unusable (0: scores never expire)
+    score: Score = "gnorm"
+
+    RULES: ClassVar[dict] = {
+        "smoothing": (
+            share_rule(low_open=True, high_open=False)[0],
+            "must be in (0, 1]: eps > 0 keeps every example drawable",
+        ),
+        "unseen": (lambda u: u in UNSEEN_RULES, f"must be one of {', '.join(UNSEEN_RULES)}"),
+        "max_age": (lambda a: is_number(a) and a >= 0, "must be >= 0 epochs (0: never expire)"),
+        "score": SCORE_RULE,
+    }
+
+    def __post_init__(self):
+        check_options(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class SelectiveBackpropOptions:
+    beta: float = 1.0  # selectivity: the larger, the more only the biggest losers are kept
+    sampling_min: float = 0.05  # floor of the selection probability
+    history: int = 1024  # recent losses the percentile is taken among
+    score_mode: ScoreMode = "eval"  # BatchNorm in the candidate forward: running (eval) or batch statistics
+
+    RULES: ClassVar[dict] = {
+        "beta": (lambda v: is_number(v) and v >= 0, "must be >= 0 (0 selects every candidate)"),
+        "sampling_min": share_rule(low_open=True, high_open=False),
+        "history": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "must be >= 1"),
+        "score_mode": SCORE_MODE_RULE,
+    }
+
+    def __post_init__(self):
+        check_options(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class InfoBatchOptions:
+    prune_ratio: float = 0.5  # r: share of the well-learned examples pruned each epoch
+    delta: float = 0.875  # share of the budget with pruning; the rest anneals to full data
+
+    RULES: ClassVar[dict] = {
+        "prune_ratio": share_rule(low_open=False, high_open=True),
+        "delta": (share_rule(low_open=False, high_open=False)[0], "must be in [0, 1] (a share of the budget)"),
+    }
+
+    def __post_init__(self):
+        check_options(self, self.RULES)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One method of the family as the pipeline sees it before loading it.
+
+    keys: option field -> its params.yaml key; a method with an empty mapping keeps every option in
+    its own section `methods.<name>` (the usual case). implementation: "module:Class", or the class.
+    """
+
+    name: str
+    options: type
+    implementation: Any
+    tag: str = ""
+    keys: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def record_tag(self) -> str:
+        return self.tag or self.name
+
+    @property
+    def section(self) -> str | None:
+        """params.yaml's section of its own (`methods.<name>`), None for the two notebook methods."""
+        return None if self.keys else f"methods.{self.name}"
+
+    def option_keys(self) -> dict[str, str]:
+        """Every option field it takes from params.yaml -> the key that holds it."""
+        if self.keys:
+            return dict(self.keys)
+        return {field.name: f"methods.{self.name}.{field.name}" for field in dataclasses.fields(self.options)}
+
+    @property
+    def module_file(self) -> str | None:
+        """The file implementing it, relative to the repository (None for a method registered from outside)."""
+        if not isinstance(self.implementation, str) or not self.implementation.startswith("isample."):
+            return None
+        return self.implementation.split(":")[0].replace(".", "/") + ".py"
+
+
+_SAMPLER = ("score", "score_mode", "smoothing", "forward_chunk", "tau_momentum", "presample_bf16")
+CATALOG: dict[str, Entry] = {
+    entry.name: entry
+    for entry in (
+        Entry(
+            "uniform",
+            UniformOptions,
+            "isample.methods.uniform:Uniform",
+            tag="un",
+            keys={"score": "sampler.score", "tau_momentum": "sampler.tau_momentum"},
+        ),
+        Entry(
+            "upper_bound",
+            UpperBoundOptions,
+            "isample.methods.upper_bound:UpperBound",
+            tag="is",
+            keys={
+                "presample": "presample",
+                "tau_threshold": "sampler.tau_th",
+                **{field: f"sampler.{field}" for field in _SAMPLER},
+            },
+        ),
+        Entry("reuse", ReuseOptions, "isample.methods.reuse:Reuse"),
+        Entry("selective_backprop", SelectiveBackpropOptions, "isample.methods.selective_backprop:SelectiveBackprop"),
+        Entry("infobatch", InfoBatchOptions, "isample.methods.infobatch:InfoBatch"),
+    )
+}
+
+
+def entry(name: str) -> Entry:
+    if name not in CATALOG:
+        raise ValueError(f"unknown selection method {name!r}; known: {', '.join(CATALOG)}")
+    return CATALOG[name]

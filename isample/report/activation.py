@@ -1,0 +1,159 @@
+"""Section 2, experiments 3-5: when importance sampling switched on and off, and its share before and
+after each learning-rate change: its facts, its named rules and its words."""
+
+import math
+
+import pandas as pd
+
+from isample.report.common import IMPORTANCE, Facts, Section, conclude, figure_lines, missing_lines, table
+from isample.report.records import Run
+
+SHARP_CHANGE = 0.5  # an IS-share change at an lr milestone counts when it is over half the larger share
+MIN_SHARE = 0.05  # ...and that larger share is at least this (a few stray IS iterations are not a regime)
+
+
+def lr_segments(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Runs of epochs with one lr: its value, start, and the share of its iterations chosen by score."""
+    segment = (epochs["lr"] != epochs["lr"].shift(1)).cumsum()
+    scored = epochs["scored_share"] * epochs["iterations"]
+    segments = (
+        epochs.assign(scored=scored)
+        .groupby(segment)
+        .agg(
+            lr=("lr", "first"),
+            start=("train_seconds", "first"),
+            scored=("scored", "sum"),
+            iterations=("iterations", "sum"),
+        )
+    )
+    return segments.assign(is_share=segments["scored"] / segments["iterations"])
+
+
+def sharp_change(before: float, after: float) -> bool:
+    """The rule: a change counts when it is over SHARP_CHANGE of the larger share, that one >= MIN_SHARE."""
+    larger = max(before, after)
+    return larger >= MIN_SHARE and abs(after - before) > SHARP_CHANGE * larger
+
+
+def lr_activation(is_runs: list[Run]) -> Facts:
+    facts = Facts()
+    if not is_runs:
+        facts.missing.append(IMPORTANCE)
+        return facts
+    rows = []
+    for run in is_runs:
+        epochs = run.epochs
+        on = epochs["scored_share"] > 0
+        segments = lr_segments(epochs)
+        for (_, before), (_, after) in zip(segments.iloc[:-1].iterrows(), segments.iloc[1:].iterrows(), strict=True):
+            rows.append(
+                {
+                    "seed": run.seed,
+                    "lr_before": before["lr"],
+                    "lr_after": after["lr"],
+                    "at_seconds": after["start"],
+                    "is_share_before": before["is_share"],
+                    "is_share_after": after["is_share"],
+                    "sharp_change": sharp_change(before["is_share"], after["is_share"]),
+                }
+            )
+        facts.numbers.setdefault("first_on_seconds", []).append(
+            float(epochs.loc[on, "train_seconds"].iloc[0]) if on.any() else math.nan
+        )
+        facts.numbers.setdefault("switched_off_seconds", []).append(
+            epochs.loc[~on & on.shift(1, fill_value=False), "train_seconds"].tolist()
+        )
+    facts.tables["milestones"] = milestones = pd.DataFrame(rows)
+    if milestones.empty:
+        facts.conclusions["lr"] = ("lr_constant", {})
+    else:
+        facts.conclusions["lr"] = ("lr_affects_is" if milestones["sharp_change"].any() else "lr_no_effect", {})
+    never = all(math.isnan(t) for t in facts.numbers["first_on_seconds"])
+    facts.conclusions["activation"] = ("never_on" if never else "switched_on", {})
+    return facts
+
+
+def section(words: dict, is_runs: list[Run], figures: dict) -> Section:
+    facts = lr_activation(is_runs)
+    out = [words["s2"], ""] + missing_lines(words, facts)
+    metrics = {}
+    if not facts.missing:
+        milestones = facts.tables["milestones"]
+        if len(milestones):
+            rows = [
+                [
+                    int(r.seed),
+                    f"{r.lr_before:g}",
+                    f"{r.lr_after:g}",
+                    f"{r.at_seconds:.0f}",
+                    f"{r.is_share_before:.2f}",
+                    f"{r.is_share_after:.2f}",
+                    "✓" if r.sharp_change else "",
+                ]
+                for r in milestones.itertuples()
+            ]
+            out += [table(words["cols_milestones"], rows), ""]
+        first_on = facts.numbers["first_on_seconds"]
+        times = [
+            words["never_seed"].format(seed=run.seed)
+            if math.isnan(t)
+            else words["first_on_seed"].format(time=f"{t:.0f}", seed=run.seed)
+            for t, run in zip(first_on, is_runs, strict=True)
+        ]
+        off = "; ".join(", ".join(f"{t:.0f} s" for t in s) or "-" for s in facts.numbers["switched_off_seconds"])
+        out += [words["first_on"].format(times=", ".join(times), off=off), ""]
+        out += [words["conclusion"], ""] + conclude(words, facts, {}) + [""]
+        metrics["activation"] = {
+            "first_on_seconds": [None if math.isnan(t) else t for t in first_on],
+            "sharp_change_at_lr": facts.conclusions["lr"][0] == "lr_affects_is",
+        }
+    out += figure_lines(words, figures, ("activation",))
+    return Section(out, metrics, facts.missing)
+
+
+TEXT = {
+    "en": {
+        "s2": "## 2. Learning rate and IS activation (notebook experiments 3-5)",
+        "cols_milestones": [
+            "seed",
+            "lr before",
+            "lr after",
+            "at (s)",
+            "IS share before",
+            "IS share after",
+            "sharp change",
+        ],
+        "first_on": "IS first switched on at: {times}; switched off again at: {off}.",
+        "first_on_seed": "{time} s (seed {seed})",
+        "never_seed": "never (seed {seed})",
+        "lr_affects_is": "The IS share changed by more than half at an lr change: the learning rate affects "
+        "importance sampling (notebook, experiments 3 and 5).",
+        "lr_no_effect": "No lr change moved the IS share by more than half.",
+        "lr_constant": "No lr change falls between two recorded epochs (a constant learning rate, as in notebook "
+        "experiment 4, or too few epochs): there is none to compare across.",
+        "never_on": "IS never switched on in this run.",
+        "switched_on": "IS switched on by itself when tau exceeded tau_th.",
+    },
+    "zh": {
+        "s2": "## 2. 学习率与重要性采样的启用（笔记实验 3-5）",
+        "cols_milestones": ["种子", "变化前学习率", "变化后学习率", "时间 (s)", "变化前占比", "变化后占比", "剧烈变化"],
+        "first_on": "重要性采样首次启用于：{times}；再次关闭于：{off}。",
+        "first_on_seed": "{time} s（种子 {seed}）",
+        "never_seed": "从未（种子 {seed}）",
+        "lr_affects_is": "在某次学习率变化处，重要性采样占比的变化超过一半：学习率影响重要性采样（笔记实验 3 和 5）。",
+        "lr_no_effect": "没有哪次学习率变化使重要性采样占比变化超过一半。",
+        "lr_constant": "记录的各轮之间没有学习率变化（学习率固定，如笔记实验 4，或轮数太少）：没有可比较的变化。",
+        "never_on": "本次运行中重要性采样从未启用。",
+        "switched_on": "当 tau 超过 tau_th 时，重要性采样自动启用。",
+    },
+}
+RULES = {
+    "en": [
+        f"Learning rate: an lr change counts when the IS share moves by more than {SHARP_CHANGE:.0%} of the "
+        f"larger of the shares before and after it, that larger share being at least {MIN_SHARE:.0%}.",
+    ],
+    "zh": [
+        f"学习率：若某次学习率变化前后重要性采样占比之差超过两者中较大者的 {SHARP_CHANGE:.0%}，且较大者至少为 "
+        f"{MIN_SHARE:.0%}，则计为剧烈变化。",
+    ],
+}

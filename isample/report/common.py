@@ -1,0 +1,198 @@
+"""What every section of the report shares: the facts container, the paired comparison with uniform and
+the time to an accuracy (one definition each, used by every section that shows them), the table and
+number formatting, and the words that are no section's own. A section module holds its facts, its
+named rules and its words in English and Chinese; `isample.report.render` puts the sections together."""
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+from scipy import stats
+
+from isample.report.records import Run
+
+IMPORTANCE, UNIFORM = "upper_bound", "uniform"  # the two methods the notebook compares
+MIN_SEEDS = 2  # paired seeds needed before a difference gets a direction
+TARGET_SHARES = (0.90, 0.95, 1.00)  # time to reach these shares of uniform's best (smoothed) test accuracy
+SMOOTHING_EPOCHS = 3  # accuracy is a trailing mean over this many epochs, so one lucky epoch does not count
+SWEEP_COMMAND = "dvc exp run -S 'train.budgets=[50s,100s,200s]' -S 'train.seeds=[0,1]'"
+
+
+@dataclass
+class Facts:
+    """Numbers the conclusions are drawn from, and the conclusions as (rule, values) pairs."""
+
+    numbers: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+    conclusions: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+
+
+@dataclass
+class Section:
+    """A rendered section: its markdown lines, its numbers for reports/metrics.json, what it lacked,
+    and its share of the headline metrics.json."""
+
+    lines: list[str]
+    metrics: dict = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    headline: dict = field(default_factory=dict)
+
+
+def confidence_interval(differences: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of paired differences (nan with fewer than two)."""
+    n = len(differences)
+    if n < 2:
+        return math.nan, math.nan
+    mean = sum(differences) / n
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * pd.Series(differences).std() / math.sqrt(n)
+    return mean - half, mean + half
+
+
+@dataclass
+class Paired:
+    """A method's runs against uniform's of the same seeds (diverged runs left out)."""
+
+    pairs: list[tuple[Run, Run]]
+
+    @property
+    def differences(self) -> list[float]:
+        """Final test accuracy minus uniform's, per seed."""
+        return [run.final["test_accuracy"] - uniform.final["test_accuracy"] for run, uniform in self.pairs]
+
+    @property
+    def n(self) -> int:
+        return len(self.pairs)
+
+    @property
+    def difference(self) -> float:
+        return float(pd.Series(self.differences).mean()) if self.pairs else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return confidence_interval(self.differences)
+
+
+def paired(runs: list[Run], uniform_runs: list[Run]) -> Paired:
+    uniform = {run.seed: run for run in uniform_runs if not run.diverged}
+    return Paired([(run, uniform[run.seed]) for run in runs if not run.diverged and run.seed in uniform])
+
+
+def smoothed_accuracy(epochs: pd.DataFrame) -> pd.Series:
+    """Test accuracy as a trailing mean over SMOOTHING_EPOCHS epochs (fewer at the start)."""
+    return epochs["test_accuracy"].rolling(SMOOTHING_EPOCHS, min_periods=1).mean()
+
+
+def time_to_reach(epochs: pd.DataFrame, target: float) -> float:
+    """Training seconds at the first epoch whose smoothed test accuracy reaches target (nan if never)."""
+    reached = epochs[smoothed_accuracy(epochs) >= target]
+    return float(reached["train_seconds"].iloc[0]) if len(reached) else math.nan
+
+
+def times_to_target(pairs: Paired, share: float) -> list[tuple[float, float]]:
+    """Per seed, (the method's, uniform's) seconds to reach `share` of uniform's best smoothed accuracy."""
+    times = []
+    for run, uniform in pairs.pairs:
+        target = share * smoothed_accuracy(uniform.epochs).max()
+        times.append((time_to_reach(run.epochs, target), time_to_reach(uniform.epochs, target)))
+    return times
+
+
+# -- formatting -----------------------------------------------------------------------------------
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def number(value, digits=4) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def milliseconds(seconds) -> str:
+    return "-" if seconds is None or math.isnan(seconds) else f"{1000 * seconds:.1f}"
+
+
+def percent(value) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:+.1%}"
+
+
+def with_spread(mean: float, spread: float, seeds: int, digits: int = 4) -> str:
+    if seeds > 1 and not math.isnan(spread):
+        return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+    return number(mean, digits)
+
+
+def finite_or_none(numbers: dict) -> dict:
+    return {key: (None if isinstance(v, float) and not math.isfinite(v) else v) for key, v in numbers.items()}
+
+
+def method_name(words: dict, method: str) -> str:
+    return words.get(f"method_{method}", method)
+
+
+def conclude(words: dict, facts: Facts, values: dict) -> list[str]:
+    """One bullet per conclusion, its rule's words filled with the section's values and its own."""
+    lines = []
+    for rule, extra in facts.conclusions.values():
+        merged = {**values, **extra}
+        merged.setdefault("name", method_name(words, merged.get("method", "")))
+        lines.append(f"- {words[rule].format(**merged)}")
+    return lines
+
+
+def missing_lines(words: dict, facts: Facts) -> list[str]:
+    return [line for what in facts.missing for line in (words["missing"].format(what=words[f"missing_{what}"]), "")]
+
+
+def figure_lines(words: dict, figures: dict[str, str], names: tuple[str, ...]) -> list[str]:
+    lines = [f"![{name}]({path})" for name, path in figures.items() if name in names]
+    return [words["figures"], ""] + lines + [""] if lines else []
+
+
+WORDS = {
+    "en": {
+        "title": "# Importance sampling against uniform SGD at equal training time",
+        "generated": "Written by the `report` stage from the records under `results/`; rerun `dvc repro` to refresh.",
+        "parameters": "## Parameters",
+        "files": "## Result files",
+        "rules": "## How the conclusions are drawn",
+        "key": "### Key information",
+        "conclusion": "### Conclusion",
+        "figures": "### Figures",
+        "missing": "**Missing:** {what}. This section is incomplete until it exists (run `dvc repro`).",
+        "missing_upper_bound": "no importance-sampling record in results/upper_bound/",
+        "missing_uniform": "no uniform record in results/uniform/",
+        "missing_paired seeds": "no seed was run both with IS and uniform",
+        "missing_timing": "no timing record (results/timing.xlsx)",
+        "method_upper_bound": "importance sampling",
+        "method_uniform": "uniform SGD",
+        "method_reuse": "score reuse",
+        "method_selective_backprop": "Selective-Backprop",
+        "method_infobatch": "InfoBatch",
+        "not_reached": "not reached",
+    },
+    "zh": {
+        "title": "# 等训练时间下重要性采样与均匀 SGD 的对比",
+        "generated": "由 `report` 阶段根据 `results/` 下的记录生成；运行 `dvc repro` 以更新。",
+        "parameters": "## 参数",
+        "files": "## 结果文件",
+        "rules": "## 结论的判定规则",
+        "key": "### 关键信息",
+        "conclusion": "### 结论",
+        "figures": "### 图",
+        "missing": "**缺少：** {what}。在它存在之前本节不完整（运行 `dvc repro`）。",
+        "missing_upper_bound": "results/upper_bound/ 中没有重要性采样记录",
+        "missing_uniform": "results/uniform/ 中没有均匀采样记录",
+        "missing_paired seeds": "没有同时用重要性采样和均匀采样运行的种子",
+        "missing_timing": "没有计时记录（results/timing.xlsx）",
+        "method_upper_bound": "重要性采样",
+        "method_uniform": "均匀 SGD",
+        "method_reuse": "分数复用",
+        "method_selective_backprop": "Selective-Backprop",
+        "method_infobatch": "InfoBatch",
+        "not_reached": "未达到",
+    },
+}
