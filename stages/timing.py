@@ -6,6 +6,7 @@ by the training set-up itself (`isample.experiment.setup`), so what is timed is 
 import argparse
 import dataclasses
 import shutil
+import sys
 
 import torch
 from dvclive import Live
@@ -64,9 +65,9 @@ def main(params: Params, peer: str | None = None) -> None:
         return build_setup(spec, data).sampler
 
     timing = params.timing
-    iterations = measure(
-        make_sampler, _configurations(params, specs, peer), warmup=timing.warmup, iterations=timing.iterations
-    )
+    measured = _configurations(params, specs, peer)
+    progress = sys.stderr.isatty()  # a log gets the table below, not a frame per iteration
+    iterations = measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
     resets = int(iterations.groupby(["run", "presample", "forward_chunk"], dropna=False)["diverged_resets"].max().sum())
     if resets:
         print(

@@ -208,8 +208,9 @@ def load_prepared(path: str | os.PathLike) -> PreparedData:
         raise DataError(f"prepared data {path} is missing: run the prepare stage first (dvc repro prepare)")
     try:
         return PreparedData(**torch.load(path, weights_only=True))  # tensors, strings and lists only
-    except Exception as error:
-        raise DataError(f"prepared data {path} is damaged ({error}); delete it and rerun prepare") from error
+    except Exception as error:  # damaged, or foreign: weights_only refuses anything but tensors and plain data
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise DataError(f"prepared data {path} is damaged or foreign ({reason}); delete it and rerun prepare") from None
 
 
 class BatchTransform:

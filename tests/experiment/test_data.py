@@ -89,6 +89,27 @@ def test_load_prepared_missing_is_clear(tmp_path):
         load_prepared(tmp_path / "none.pt")
 
 
+class Exploit:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+@pytest.mark.parametrize("content", ["pickle", "garbage"])
+def test_prepared_data_is_read_safely_and_a_bad_file_is_one_line(tmp_path, capsys, content):
+    path = tmp_path / "cifar10.pt"
+    if content == "pickle":  # would run code if read with weights_only=False
+        torch.save({**synthetic_data().to_dict(), "payload": Exploit()}, path)
+    else:
+        path.write_bytes(b"not a torch file")
+    with pytest.raises(DataError) as caught:
+        load_prepared(path)
+    assert "\n" not in str(caught.value) and "damaged or foreign" in str(caught.value)
+    assert "this must never run" not in capsys.readouterr().out
+    good = tmp_path / "good.pt"
+    save_prepared(synthetic_data(), good)
+    assert load_prepared(good).classes == synthetic_data().classes  # strings, lists and tensors load
+
+
 def test_normalisation_without_augmentation():
     data = synthetic_data(n_train=400)
     x = BatchTransform(data.mean, data.std)(data.train_x)

@@ -238,3 +238,20 @@ def test_a_damaged_or_foreign_checkpoint_is_reported_and_ignored(tiny_data, tmp_
 class Exploit:
     def __reduce__(self):
         return (print, ("this must never run",))
+
+
+def test_without_a_terminal_progress_is_one_short_line_per_epoch(tiny_data, capfd):
+    """Output to a file or a pipe (CI, nohup, a queue's log): no tqdm frames, a line an epoch."""
+    record = train_run(tiny_spec(seed=2, budget="1s"), tiny_data, progress=True, clock=FakeClock(2**-6))
+    err = capfd.readouterr().err.strip().splitlines()  # pytest's capture is not a terminal
+    assert len(err) == len(record.epochs) and "\r" not in "".join(err) and "%|" not in "".join(err)
+    assert err[0] == f"train uniform 1s seed 2: epoch 1, {record.epochs['train_seconds'].iloc[0]:.0f}/1 s, " + (
+        f"test accuracy {record.epochs['test_accuracy'].iloc[0]:.4f}"
+    )
+
+
+def test_on_a_terminal_progress_is_a_tqdm_bar(tiny_data):
+    display = train_module.Display(tiny_spec(budget="1s"), 0.0, enabled=True, terminal=True)
+    assert display.bar is not None and display.bar.total == 1.0
+    display.close()
+    assert train_module.Display(tiny_spec(budget="1s"), 0.0, enabled=True, terminal=False).bar is None
