@@ -61,6 +61,8 @@ class Sampler:
     the method's own forwards through the module inside, so they need no collective), batch_size
     is this rank's share of the global batch, `generator` this rank's own and `shared_generator`
     one seeded alike on every rank; `group` defaults to torch.distributed's, when initialised.
+    `progress` tells the share of the training budget spent, in [0, 1] (methods that change late in
+    training, such as InfoBatch's annealing, read it; 0 when not given).
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class Sampler:
         callback: Callable[[Iteration], None] | None = None,
         group: Group | None = None,
         shared_generator: torch.Generator | None = None,
+        progress: Callable[[], float] | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -100,6 +103,7 @@ class Sampler:
             autocast_dtype,
             group=group or current_group(),
             shared_generator=shared_generator or generator,
+            progress=progress or (lambda: 0.0),
         )
         self.method = method_type(self.context, options)
         self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype)

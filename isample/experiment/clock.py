@@ -22,6 +22,10 @@ class BudgetClock:
         self.group = group
         self.last_shared = elapsed  # rank 0's elapsed seconds at the last `shared()`
 
+    def resume(self, elapsed: float) -> None:
+        """Continue from `elapsed` training seconds (a resumed run's); alike on every rank."""
+        self._elapsed = self.last_shared = elapsed
+
     def start(self) -> None:
         self._started = self._clock()
 

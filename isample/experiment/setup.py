@@ -2,6 +2,7 @@
 every method of a seed), optimizer, the method's sampler and the transforms. The training loop and the
 timing stage both build it here, so what is timed is what is trained."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,8 +50,15 @@ def _model(spec: RunSpec, classes: int, device: torch.device, group: Group) -> t
     return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
-def build_setup(spec: RunSpec, data: PreparedData, group: Group = SINGLE, timing: bool = True) -> TrainingSetup:
-    """Under DDP (group of N) each rank trains b / N examples per iteration with its own generators."""
+def build_setup(
+    spec: RunSpec,
+    data: PreparedData,
+    group: Group = SINGLE,
+    timing: bool = True,
+    progress: Callable[[], float] | None = None,
+) -> TrainingSetup:
+    """Under DDP (group of N) each rank trains b / N examples per iteration with its own generators.
+    progress: the share of the budget spent (the budget clock's), for the methods that read it."""
     device = resolve_device(spec.device)
     if device.type == "cuda" and group.world_size > 1:
         device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by the launcher)

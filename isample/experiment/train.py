@@ -165,9 +165,11 @@ def train_run(
     Under DDP (`group` of N processes, from `isample.distributed.current_group()`) every rank calls
     this; rank 0 keeps the clock, evaluates and returns the record that counts (other ranks' records
     have no test metrics), and each rank checkpoints its own state (rank r > 0 beside the path)."""
-    setup = build_setup(spec, data, group)
+    budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group)
+    setup = build_setup(spec, data, group, progress=budget_clock.progress)
     checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash), group)
     state = checkpoints.resume(setup)
+    budget_clock.resume(state.elapsed)
     if state.rows and group.is_main:
         print(
             f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: epoch {len(state.rows)}, "
@@ -175,8 +177,6 @@ def train_run(
         )
     for row in state.rows:
         on_epoch(row)
-    budget_clock = BudgetClock(spec.budget_seconds, state.elapsed, clock, group)
-    setup.sampler.context.progress = budget_clock.progress  # alike on every rank
     last_checkpoint = state.elapsed
     display = Display(spec, state.elapsed, progress and group.is_main)
     try:
