@@ -186,13 +186,6 @@ class Entry:
             return dict(self.keys)
         return {field.name: f"methods.{self.name}.{field.name}" for field in dataclasses.fields(self.options)}
 
-    @property
-    def module_file(self) -> str | None:
-        """The file implementing it, relative to the repository (None for a method registered from outside)."""
-        if not isinstance(self.implementation, str) or not self.implementation.startswith("isample."):
-            return None
-        return self.implementation.split(":")[0].replace(".", "/") + ".py"
-
 
 _SAMPLER = ("score", "score_mode", "smoothing", "forward_chunk", "tau_momentum", "presample_bf16")
 CATALOG: dict[str, Entry] = {

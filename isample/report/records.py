@@ -8,7 +8,6 @@ pruned_share; ...), and `params`, what shaped the run and where it ran. The timi
 (results/timing*.xlsx) has the sheets of TIMING_COLUMNS.
 """
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,8 +182,3 @@ def presample_seconds(frame: pd.DataFrame) -> pd.Series:
 def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
     """Forward, backward and optimizer step of the b trained examples."""
     return frame["time_train_forward"] + frame["time_backward"] + frame["time_optimizer_step"]
-
-
-def finite_or_none(value):
-    """JSON-friendly: nan and inf become None."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
