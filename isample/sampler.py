@@ -14,7 +14,7 @@ import torch
 
 from isample.distributed import Group, current_group
 from isample.methods import method_class
-from isample.methods.base import Context, Examples, SelectionMethod
+from isample.methods.base import Context, Examples, Reshuffling, SelectionMethod
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.step import TrainStep
 from isample.timing import PhaseTimer
@@ -92,7 +92,11 @@ class Sampler:
             generator = torch.Generator().manual_seed(int(torch.randint(2**62, ()).item()))
         device = next(model.parameters()).device
         self.timer = PhaseTimer(timing, device)
-        self.examples = Examples(inputs, targets, device, transform, generator)
+        group = group or current_group()
+        shared_generator = shared_generator or generator
+        # The epoch order is alike on every rank: seeded by the generator the ranks share.
+        stream = Reshuffling(len(inputs), shared_generator.initial_seed(), group.rank, group.world_size)
+        self.examples = Examples(inputs, targets, device, transform, generator, stream)
         method_type = method_class(method) if isinstance(method, str) else method
         inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
         self.context = Context(
@@ -101,8 +105,8 @@ class Sampler:
             batch_size,
             self.timer,
             autocast_dtype,
-            group=group or current_group(),
-            shared_generator=shared_generator or generator,
+            group=group,
+            shared_generator=shared_generator,
             progress=progress or (lambda: 0.0),
         )
         self.method = method_type(self.context, options)
@@ -147,7 +151,11 @@ class Sampler:
         return self.examples.generator
 
     def state_dict(self) -> dict:
-        state = {"method": self.method.state_dict(), "generator": self.generator.get_state()}
+        state = {
+            "method": self.method.state_dict(),
+            "generator": self.generator.get_state(),
+            "stream": self.examples.stream.state_dict(),
+        }
         if self.context.shared_generator is not self.generator:
             state["shared_generator"] = self.context.shared_generator.get_state()
         return state
@@ -155,6 +163,7 @@ class Sampler:
     def load_state_dict(self, state: dict) -> None:
         self.method.load_state_dict(state["method"])
         self.generator.set_state(state["generator"])
+        self.examples.stream.load_state_dict(state["stream"])
         if "shared_generator" in state:
             self.context.shared_generator.set_state(state["shared_generator"])
 

@@ -13,7 +13,16 @@ from dvclive import Live
 
 from isample.experiment.config import ConfigError, Params, params_values, run_spec, stage_params
 from isample.experiment.data import load_prepared
-from isample.experiment.profiling import IMPORTANCE, UNIFORM, Configuration, configurations, fit, measure, summarize
+from isample.experiment.profiling import (
+    IMPORTANCE,
+    UNIFORM,
+    Configuration,
+    configurations,
+    fit,
+    measure,
+    steady,
+    summarize,
+)
 from isample.experiment.setup import build_setup, resolve_device
 from isample.methods.catalog import CATALOG
 from isample.report.records import params_frame, timing_path, write_workbook
@@ -35,7 +44,7 @@ SHOWN = [
 
 def _configurations(params: Params, specs: dict, peer: str | None) -> list[Configuration]:
     if peer is not None:
-        return [Configuration(UNIFORM, specs[UNIFORM].options), Configuration(peer, specs[peer].options)]
+        return [Configuration(UNIFORM, specs[UNIFORM].options), Configuration(peer, steady(specs[peer].options))]
     timing = params.timing
     return configurations(specs[IMPORTANCE].options, timing.presamples, timing.forward_chunks, specs[UNIFORM].options)
 

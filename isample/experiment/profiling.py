@@ -28,6 +28,7 @@ from isample.timing import MODEL_PHASES, PHASES
 
 UNIFORM = "uniform"  # the `run` column holds the selection method's name
 IMPORTANCE = "upper_bound"
+IMPORTANCE_OFF = "upper_bound_is_off"  # upper_bound while IS is off: its bookkeeping beside uniform's
 
 
 def _synchronize(device: torch.device) -> None:
@@ -39,12 +40,17 @@ def _synchronize(device: torch.device) -> None:
 class Configuration:
     """One measured configuration: a method with its options (upper_bound: IS forced on at one ratio)."""
 
-    run: str  # the selection method's name (the `run` column)
+    run: str  # the selection method's name
     options: Any
+    label: str = ""  # the `run` column, when it is not the method's name
+
+    @property
+    def name(self) -> str:
+        return self.label or self.run
 
     @property
     def presample(self) -> float:
-        return float(self.options.presample) if self.run == IMPORTANCE else math.nan
+        return float(self.options.presample) if self.name == IMPORTANCE else math.nan
 
     @property
     def forward_chunk(self) -> int:
@@ -58,7 +64,9 @@ def configurations(
     uniform: UniformOptions | None = None,
     others: dict[str, Any] | None = None,
 ) -> list[Configuration]:
-    """uniform (the reference), upper_bound with IS on at every ratio and chunk size, then the others."""
+    """uniform (the reference), upper_bound with IS on at every ratio and chunk size, upper_bound with IS
+    off (a threshold it never reaches: what it pays beside uniform while off), then the others, each as
+    it runs after any priming (Selective-Backprop's first pass trains every example unscored)."""
     if any(not p >= 1 for p in presamples):
         raise ValueError(f"presample ratios must be >= 1, got {list(presamples)}")
     # Batch-mode scoring forwards chunks of b, whatever the chunk setting: one configuration per ratio.
@@ -68,11 +76,18 @@ def configurations(
         for p in presamples
         for chunk in chunks
     ]
+    switched_off = dataclasses.replace(importance, tau_threshold=math.inf, always_importance=False)
     return [
         Configuration(UNIFORM, uniform or UniformOptions()),
         *[Configuration(IMPORTANCE, options) for options in forced],
-        *[Configuration(name, options) for name, options in (others or {}).items()],
+        Configuration(IMPORTANCE, switched_off, label=IMPORTANCE_OFF),
+        *[Configuration(name, steady(options)) for name, options in (others or {}).items()],
     ]
+
+
+def steady(options: Any) -> Any:
+    """A method's options as it runs after its priming pass, if it has one."""
+    return dataclasses.replace(options, prime_passes=0) if hasattr(options, "prime_passes") else options
 
 
 def _timed_step(sampler: Sampler, device: torch.device) -> tuple[Iteration, float]:
@@ -86,7 +101,7 @@ def _timed_step(sampler: Sampler, device: torch.device) -> tuple[Iteration, floa
 def _row(configuration: Configuration, index: int, it: Iteration, total: float, resets: int) -> dict:
     model_seconds = sum(it.phases[p] for p in MODEL_PHASES)
     return {
-        "run": configuration.run,
+        "run": configuration.name,
         "presample": configuration.presample,
         "forward_chunk": configuration.forward_chunk,
         "iteration": index,
@@ -121,7 +136,7 @@ def measure(
         sampler = make_sampler(configuration)
         model, optimizer = sampler.train_step.model, sampler.train_step.optimizer
         initial_weights, resets, index = copy.deepcopy(model.state_dict()), 0, 0
-        bar.set_postfix(run=configuration.run, p=configuration.presample, chunk=configuration.forward_chunk)
+        bar.set_postfix(run=configuration.name, p=configuration.presample, chunk=configuration.forward_chunk)
         while index < warmup + iterations:
             try:
                 it, total = _timed_step(sampler, sampler.context.device)

@@ -82,6 +82,7 @@ def build_setup(
         timing=timing,
         autocast_dtype=autocast_dtype,
         group=group,
+        progress=progress,
         shared_generator=torch.Generator().manual_seed(spec.seed + SHARED_SEED_OFFSET)
         if group.world_size > 1
         else None,

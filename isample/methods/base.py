@@ -19,9 +19,62 @@ from isample.methods.catalog import SCORE_MODES, NoOptions
 from isample.step import StepResult, running_statistics_frozen
 from isample.timing import PhaseTimer
 
+PASS_SEED_STRIDE = 1_000_003  # pass k of seed s is permuted by seed s * stride + k
+
+
+class Reshuffling:
+    """Random reshuffling, the order `DataLoader(shuffle=True, drop_last=True)` trains in: every pass
+    over the N examples is a fresh permutation, taken in order.
+
+    `take(count)` returns the next `count` indices of this rank's share of the pass; when fewer than
+    `count` remain, they sit this pass out and the next pass starts, so a pass never repeats an
+    example and trains all of them when count x ranks divides N. Pass k's permutation depends only on
+    the seed and k, alike on every rank; rank r of R takes its positions r, r + R, ... (as
+    DistributedSampler does), so ranks that take alike partition each global batch. Its state is
+    two integers: a resumed run continues the same permutation. Cost: one randperm(N) per pass,
+    O(1) per example taken.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1):
+        if size // world_size < 1:
+            raise ValueError(f"{size} examples cannot be shared among {world_size} ranks")
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.passes = 0  # passes started before the current one
+        self.position = 0  # indices of the current pass already taken
+        self._share: torch.Tensor | None = None
+
+    def _current_share(self) -> torch.Tensor:
+        if self._share is None:
+            generator = torch.Generator().manual_seed((self.seed * PASS_SEED_STRIDE + self.passes) % 2**63)
+            order = torch.randperm(self.size, generator=generator)
+            usable = self.size // self.world_size * self.world_size  # every rank the same count
+            self._share = order[self.rank : usable : self.world_size]
+        return self._share
+
+    def pass_size(self, count: int) -> int:
+        """The examples one pass yields to this rank in takes of `count`."""
+        return self.size // self.world_size // count * count
+
+    def take(self, count: int) -> torch.Tensor:
+        share = self._current_share()
+        if count > len(share):
+            raise ValueError(f"cannot take {count} examples from a pass of {len(share)} per rank")
+        if self.position + count > len(share):  # the rest sits this pass out
+            self.passes, self.position, self._share = self.passes + 1, 0, None
+            share = self._current_share()
+        taken = share[self.position : self.position + count]
+        self.position += count
+        return taken
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "passes": self.passes, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.passes, self.position, self._share = state["seed"], state["passes"], state["position"], None
+
 
 class Examples:
-    """The training set held in memory: uniform draws, and batches gathered for the model."""
+    """The training set held in memory: the random-reshuffling stream, and batches gathered for the model."""
 
     def __init__(
         self,
@@ -30,6 +83,7 @@ class Examples:
         device: torch.device,
         transform: Callable[[torch.Tensor], torch.Tensor] | None,
         generator: torch.Generator,
+        stream: Reshuffling | None = None,
     ):
         if len(inputs) != len(targets):
             raise ValueError(f"inputs ({len(inputs)}) and targets ({len(targets)}) differ in length")
@@ -38,13 +92,14 @@ class Examples:
         self.device = device
         self.transform = transform
         self.generator = generator
+        self.stream = stream or Reshuffling(len(inputs), generator.initial_seed())
 
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def draw_uniform(self, count: int) -> torch.Tensor:
-        """count distinct data-set indices, uniformly (CPU)."""
-        return torch.randperm(len(self.inputs), generator=self.generator)[:count]
+    def take(self, count: int) -> torch.Tensor:
+        """The next `count` data-set indices of the random-reshuffling stream (CPU)."""
+        return self.stream.take(count)
 
     def gather(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The examples at `indices`, transformed (augmentation, normalisation), on the model's device."""

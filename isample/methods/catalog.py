@@ -127,16 +127,18 @@ class ReuseOptions:
 
 @dataclass(frozen=True)
 class SelectiveBackpropOptions:
-    beta: float = 1.0  # selectivity: the larger, the more only the biggest losers are kept
-    sampling_min: float = 0.05  # floor of the selection probability
+    beta: float = 3.0  # selectivity: the larger, the more only the biggest losers are kept (authors: 3)
+    sampling_min: float = 0.0  # floor of the selection probability (authors: 0)
     history: int = 1024  # recent losses the percentile is taken among
     score_mode: ScoreMode = "eval"  # BatchNorm in the candidate forward: running (eval) or batch statistics
+    prime_passes: int = 1  # passes over the data that train every example before selecting (authors: 1)
 
     RULES: ClassVar[dict] = {
         "beta": (lambda v: is_number(v) and v >= 0, "must be >= 0 (0 selects every candidate)"),
-        "sampling_min": share_rule(low_open=True, high_open=False),
+        "sampling_min": share_rule(low_open=False, high_open=False),
         "history": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "must be >= 1"),
         "score_mode": SCORE_MODE_RULE,
+        "prime_passes": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "must be >= 0"),
     }
 
     def __post_init__(self):
@@ -149,7 +151,10 @@ class InfoBatchOptions:
     delta: float = 0.875  # share of the budget with pruning; the rest anneals to full data
 
     RULES: ClassVar[dict] = {
-        "prune_ratio": share_rule(low_open=False, high_open=True),
+        "prune_ratio": (
+            lambda r: is_number(r) and 0 <= r <= 0.9,
+            "must be in [0, 0.9] (the authors' package keeps at least 10% of the well-learned examples)",
+        ),
         "delta": (share_rule(low_open=False, high_open=False)[0], "must be in [0, 1] (a share of the budget)"),
     }
 

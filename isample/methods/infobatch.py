@@ -1,12 +1,14 @@
 """infobatch: InfoBatch (Qin et al., ICLR 2024), unbiased dynamic data pruning by loss.
 
-A per-example loss table is refreshed for free from the training forward. At each epoch start,
-every example whose last loss is below the mean of the table ("well learned") is pruned with
-probability r = `prune_ratio`; the well-learned examples that are kept have their loss scaled by
-1 / (1 - r), so the expected gradient of the epoch stays that of the full data. The epoch is a
-permutation of the kept examples, trained b at a time, so it shrinks with pruning. Once `delta` of
-the training budget has passed (0.875: the last 12.5%) nothing is pruned (annealing). Examples
-never trained yet have no loss and are never pruned. It runs no forward of its own: a is near 0.
+A per-example loss table is refreshed for free from the training forward. At each epoch start, of
+the n examples whose last loss is below the mean of the table ("well learned"), exactly
+int((1 - r) n) are kept at random (r = `prune_ratio`, as the authors' `infobatch` package does); the
+kept ones have their loss scaled by 1 / (1 - r), so the expected gradient of the epoch stays that of
+the full data. The epoch is a permutation of the kept examples, trained b at a time, so it shrinks
+with pruning. Once `delta` of the training budget has passed (0.875: the last 12.5% of the training
+time) nothing is pruned (annealing; the package counts epochs, see the method card for why time
+here). Examples never trained yet have no loss and are never pruned. It runs no forward of its own:
+a is near 0.
 """
 
 import math
@@ -21,18 +23,22 @@ from isample.step import StepResult
 def prune(
     losses: torch.Tensor, prune_ratio: float, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Kept data-set indices and their loss weights for one epoch.
+    """Kept data-set indices and their loss weights for one epoch, as the authors' package prunes.
 
-    losses: the table (NaN: no loss yet, never pruned). Each example with loss < mean of the known
-    losses is dropped with probability prune_ratio; those kept get weight 1 / (1 - prune_ratio),
-    every other example weight 1."""
+    losses: the table (NaN: no loss yet, never pruned). Of the n examples with loss < mean of the
+    known losses ("well learned"), exactly int((1 - prune_ratio) n) are kept, drawn without
+    replacement, with weight 1 / (1 - prune_ratio); every other example is kept with weight 1."""
     known = ~torch.isnan(losses)
     if not known.any() or prune_ratio == 0:
         return torch.arange(len(losses)), torch.ones(len(losses))
+    keep_ratio = 1.0 - prune_ratio
     well_learned = known & (losses < losses[known].mean())
-    dropped = well_learned & (torch.rand(len(losses), generator=generator) < prune_ratio)
-    kept = torch.nonzero(~dropped).squeeze(1)
-    weights = torch.where(well_learned[kept], 1.0 / (1.0 - prune_ratio), 1.0)
+    candidates = torch.nonzero(well_learned).squeeze(1)
+    survivors = candidates[torch.randperm(len(candidates), generator=generator)[: int(keep_ratio * len(candidates))]]
+    keep = ~well_learned
+    keep[survivors] = True
+    kept = torch.nonzero(keep).squeeze(1)
+    weights = torch.where(well_learned[kept], 1.0 / keep_ratio, 1.0)
     return kept, weights
 
 

@@ -1,15 +1,18 @@
 """selective_backprop: Selective-Backprop (Jiang et al. 2019, "Accelerating deep learning by focusing
-on the biggest losers"; also in MosaicML Composer).
+on the biggest losers"), as the authors' code (angelajiang/SelectiveBackprop) runs it.
 
-Candidates are drawn uniformly b at a time and run forward without gradients. Each candidate's
-loss L is placed among the last `history` losses seen; it is selected with probability
+The first pass over the data trains every example (the authors' priming, `prime_passes`). After
+it, candidates are the next b examples of the random-reshuffling stream (each a candidate once per
+pass), augmented once and run forward without gradients (BatchNorm with running statistics: the
+authors' eval-mode forward). Each candidate's loss L is placed among the last `history` losses seen, its own batch's
+included; it is selected with probability
 
-    P(L) = max(F(L) ** beta, sampling_min),       F(L) = share of the history losses <= L,
+    P(L) = max(F(L) ** beta, sampling_min),       F(L) = share of the history losses < L,
 
-and selected examples are collected until b are ready; only those are backpropagated (unweighted:
-the method is biased towards high losses by design, as published). Selected examples beyond b wait
-for the next iteration. Expected candidate forwards per iteration: b / mean(P), so its cost a
-grows as beta sharpens the selection.
+and the selected examples, as the very augmented views that were scored, wait until b are ready;
+those b are backpropagated unweighted (biased towards high losses by design, as published). The
+defaults are the authors': beta = 3, sampling_min = 0, history 1024. Expected candidate forwards
+per iteration: b / mean(P), 4 b at beta = 3, so its cost a grows as beta sharpens the selection.
 """
 
 import math
@@ -18,15 +21,18 @@ import torch
 
 from isample.methods.base import Selection, SelectionMethod, scoring_mode
 from isample.methods.catalog import SelectiveBackpropOptions
+from isample.sampling import NonFiniteScores
 from isample.scores import per_example_loss
 from isample.step import autocast
 
+IDLE_ROUNDS = 1000  # candidate batches in a row that select nothing before the method gives up
+
 
 def loss_percentiles(losses: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-    """F(L): for each loss, the share of the history losses that are <= it (in (0, 1] when the
-    losses are part of the history)."""
+    """F(L): for each loss, the share of the history losses strictly below it (the authors'
+    percentile_of_score), in [0, 1)."""
     ordered = torch.sort(history).values
-    return torch.searchsorted(ordered, losses, right=True).float() / len(ordered)
+    return torch.searchsorted(ordered, losses, right=False).float() / len(ordered)
 
 
 def selection_probabilities(percentiles: torch.Tensor, beta: float, sampling_min: float) -> torch.Tensor:
@@ -41,7 +47,12 @@ class SelectiveBackprop(SelectionMethod):
     def __init__(self, context, options: SelectiveBackpropOptions | None = None):
         super().__init__(context, options)
         self.history = torch.empty(0)
-        self.waiting = torch.empty(0, dtype=torch.int64)  # selected, not yet trained
+        # Selected, not yet trained: indices, and the augmented views that were scored (model's device).
+        self.waiting = torch.empty(0, dtype=torch.int64)
+        self.waiting_inputs: torch.Tensor | None = None
+        self.waiting_targets: torch.Tensor | None = None
+        # Examples still to train unscored: the first prime_passes passes.
+        self.priming = self.options.prime_passes * context.examples.stream.pass_size(context.batch_size)
         self.candidates_seen = 0
         self.candidates_selected = 0
 
@@ -52,43 +63,81 @@ class SelectiveBackprop(SelectionMethod):
                 with autocast(context.device, context.autocast_dtype):
                     logits = context.model(x)
             with timer.phase("scoring"):
-                return per_example_loss(logits, y).float().cpu()
+                losses = per_example_loss(logits, y).float().cpu()
+        if not torch.isfinite(losses).all():
+            raise NonFiniteScores("selective_backprop: candidate losses are NaN or infinite")
+        return losses
+
+    def _wait(self, indices: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.waiting = torch.cat([self.waiting, indices])
+        if self.waiting_inputs is None:
+            self.waiting_inputs, self.waiting_targets = x, y
+        else:
+            self.waiting_inputs = torch.cat([self.waiting_inputs, x])
+            self.waiting_targets = torch.cat([self.waiting_targets, y])
+
+    def _select_candidates(self) -> None:
+        """One batch of b candidates: scored, and the selected ones queued with their views."""
+        context, timer, options = self.context, self.context.timer, self.options
+        with timer.phase("draw_presample"):
+            candidates = context.examples.take(context.batch_size)
+            x, y = context.examples.gather(candidates)
+        losses = self._candidate_losses(x, y)
+        with timer.phase("draw_batch"):
+            self.history = torch.cat([self.history, losses])[-options.history :]
+            chance = selection_probabilities(loss_percentiles(losses, self.history), options.beta, options.sampling_min)
+            chosen = torch.rand(len(losses), generator=context.generator) < chance
+            device_chosen = chosen.to(x.device)
+            self._wait(candidates[chosen], x[device_chosen], y[device_chosen])
+            self.candidates_seen += len(candidates)
+            self.candidates_selected += int(chosen.sum())
 
     def select(self) -> Selection:
-        context, examples, timer, options = self.context, self.context.examples, self.context.timer, self.options
-        b = context.batch_size
+        context, b = self.context, self.context.batch_size
+        if self.priming > 0:  # the authors train the whole first pass before selecting
+            with context.timer.phase("draw_batch"):
+                indices = context.examples.take(b)
+                x, y = context.examples.gather(indices)
+            self.priming -= b
+            self.candidates_seen += b
+            self.candidates_selected += b
+            return Selection(indices, None, x, y)
+        idle = 0
         while len(self.waiting) < b:
-            with timer.phase("draw_presample"):
-                candidates = examples.draw_uniform(b)
-                x, y = examples.gather(candidates)
-            losses = self._candidate_losses(x, y)
-            with timer.phase("draw_batch"):
-                self.history = torch.cat([self.history, losses])[-options.history :]
-                chance = selection_probabilities(
-                    loss_percentiles(losses, self.history), options.beta, options.sampling_min
+            queued = len(self.waiting)
+            self._select_candidates()
+            idle = idle + 1 if len(self.waiting) == queued else 0
+            if idle >= IDLE_ROUNDS:
+                raise RuntimeError(
+                    f"selective_backprop selected none of {IDLE_ROUNDS * b} candidates in a row (all losses alike "
+                    f"and sampling_min = {self.options.sampling_min}): set methods.selective_backprop.sampling_min > 0"
                 )
-                chosen = torch.rand(len(losses), generator=context.generator) < chance
-                self.waiting = torch.cat([self.waiting, candidates[chosen]])
-                self.candidates_seen += len(candidates)
-                self.candidates_selected += int(chosen.sum())
-        with timer.phase("draw_batch"):
+        with context.timer.phase("draw_batch"):
             indices, self.waiting = self.waiting[:b], self.waiting[b:]
-            x, y = examples.gather(indices)
+            x, self.waiting_inputs = self.waiting_inputs[:b], self.waiting_inputs[b:]
+            y, self.waiting_targets = self.waiting_targets[:b], self.waiting_targets[b:]
         return Selection(indices, None, x, y, by_score=True)
 
     def metrics(self) -> dict[str, float]:
-        """The share of the candidates it selected so far (mean P over the candidates)."""
+        """The share of the examples run forward that were trained (the priming pass: all), as the
+        authors log backprops over forwards."""
         return {"selected_share": self.candidates_selected / self.candidates_seen if self.candidates_seen else math.nan}
 
     def state_dict(self) -> dict:
         return {
             "candidates_selected": self.candidates_selected,
+            "candidates_seen": self.candidates_seen,
+            "priming": self.priming,
             "history": self.history.clone(),
             "waiting": self.waiting.clone(),
-            "candidates_seen": self.candidates_seen,
+            "waiting_inputs": None if self.waiting_inputs is None else self.waiting_inputs.cpu().clone(),
+            "waiting_targets": None if self.waiting_targets is None else self.waiting_targets.cpu().clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.candidates_selected = state["candidates_selected"]
+        self.candidates_selected, self.candidates_seen = state["candidates_selected"], state["candidates_seen"]
+        self.priming = state["priming"]
         self.history, self.waiting = state["history"].clone(), state["waiting"].clone()
-        self.candidates_seen = state["candidates_seen"]
+        device = self.context.device
+        self.waiting_inputs = None if state["waiting_inputs"] is None else state["waiting_inputs"].to(device)
+        self.waiting_targets = None if state["waiting_targets"] is None else state["waiting_targets"].to(device)

@@ -1,4 +1,4 @@
-"""uniform: plain SGD on b examples drawn uniformly without replacement (the baseline)."""
+"""uniform: plain SGD on random-reshuffling epochs, b examples at a time (the baseline people train with)."""
 
 from isample.methods.base import Selection, SelectionMethod, moving_average
 from isample.methods.catalog import UniformOptions
@@ -8,8 +8,9 @@ from isample.step import StepResult
 
 
 class Uniform(SelectionMethod):
-    """Draws b examples uniformly; still tracks tau from the training forward's scores, for the records
-    (what importance sampling would have seen)."""
+    """Trains the next b examples of the random-reshuffling stream (a fresh permutation per pass); still
+    tracks tau from the training forward's scores, for the records (what importance sampling would
+    have seen)."""
 
     name = "uniform"
     Options = UniformOptions
@@ -21,7 +22,7 @@ class Uniform(SelectionMethod):
     def select(self) -> Selection:
         examples = self.context.examples
         with self.context.timer.phase("draw_batch"):
-            indices = examples.draw_uniform(self.context.batch_size)
+            indices = examples.take(self.context.batch_size)
             x, y = examples.gather(indices)
         return Selection(indices, None, x, y)
 

@@ -1,11 +1,14 @@
 """upper_bound: importance sampling by the gradient-norm upper bound (Katharopoulos & Fleuret, ICML 2018).
 
-Each iteration decides whether to importance-sample (tau > tau_th). If so it draws B = p b
-examples uniformly, scores each by ||softmax(z) - onehot(y)||_2 in a forward without gradients,
-draws b of them with probability q_i = (1 - eps) g_i + eps / B (g_i = s_i / sum(s)) and weights
-each by 1 / (B q_i); otherwise it draws b examples uniformly. tau is a moving average of
-sqrt(n sum g_i^2) over scores of one mode in both branches; tau_th = 1 + a (`auto`), a being the
-measured presample time over the training-step time.
+Each iteration decides whether to importance-sample (tau > tau_th). If so it takes the next B = p b
+examples of the random-reshuffling stream, scores each by ||softmax(z) - onehot(y)||_2 in a forward
+without gradients, draws b of them with probability q_i = (1 - eps) g_i + eps / B (g_i = s_i / sum(s))
+and weights each by 1 / (B q_i); otherwise it trains the next b examples of the same stream, so while
+IS is off the run is the uniform run itself. tau is a moving average of sqrt(n sum g_i^2): over the
+presample's scores with IS on, over the training forward's (free) with IS off, as the 2018 code does.
+tau_th = 1 + a (`auto`), a being the measured presample time over the training-step time; while IS is
+off, a comes from a probe (one chunk's scoring forward every PROBE_EVERY iterations, on the batch just
+trained, so it draws nothing and the stream and augmentation stay the uniform run's).
 """
 
 import math
@@ -72,17 +75,19 @@ class UpperBound(SelectionMethod):
             return torch.cat(scores)
 
     def _due_for_probe(self) -> bool:
-        """While IS is off, `auto` prices it from probes: at the second iteration (the first one pays
-        one-off costs), then every PROBE_EVERY iterations until a real presample has been timed."""
+        """While IS is off, `auto` prices it from probes: after the second iteration (the first one
+        pays one-off costs), then every PROBE_EVERY iterations until a real presample has been timed."""
         if not self.context.timer.enabled or self.fixed_threshold is not None or self._presamples_timed:
             return False
         return self.iterations == 1 or (self.iterations > 1 and self.iterations % PROBE_EVERY == 0)
 
-    def _probe_presample_cost(self) -> None:
-        """Time one chunk's scoring forward and scale it to B. The estimate is the median of the last
-        PROBES probes, so one probe hit by other load on the machine cannot price IS out for good."""
+    def _probe_presample_cost(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Time one chunk's scoring forward, on the examples just trained (repeated up to a chunk),
+        and scale it to B. The estimate is the median of the last PROBES probes, so one probe hit by
+        other load on the machine cannot price IS out for good."""
         chunk = math.ceil(self.presample_size / self.chunks)
-        x, y = self.context.examples.gather(torch.arange(chunk))
+        repeats = math.ceil(chunk / len(inputs))
+        x, y = torch.cat([inputs] * repeats)[:chunk], torch.cat([targets] * repeats)[:chunk]
         seconds = self.context.timer.seconds
         per_chunk_before = seconds["presample_forward"] + seconds["scoring"]
         started = time.perf_counter()
@@ -122,17 +127,15 @@ class UpperBound(SelectionMethod):
     def select(self) -> Selection:
         context, timer, examples = self.context, self.context.timer, self.context.examples
         b = context.batch_size
-        if self._due_for_probe():
-            self._probe_presample_cost()
         with timer.phase("decision"):
             use_importance = self.options.always_importance or self.tau > self.tau_threshold
         if not use_importance:
             with timer.phase("draw_batch"):
-                indices = examples.draw_uniform(b)
+                indices = examples.take(b)
                 x, y = examples.gather(indices)
             return Selection(indices, None, x, y)
         with timer.phase("draw_presample"):
-            presample_indices = examples.draw_uniform(self.presample_size)
+            presample_indices = examples.take(self.presample_size)
             x_all, y_all = examples.gather(presample_indices)
         before = timer.seconds["presample_forward"] + timer.seconds["scoring"]
         scores = self.presample_scores(x_all, y_all)
@@ -150,14 +153,11 @@ class UpperBound(SelectionMethod):
         timer, options = self.context.timer, self.options
         if selection.by_score:
             tau_step = self._tau_step
-        else:  # tau from scores of the same mode as the presample's
-            if options.score_mode == "batch":
-                with timer.phase("scoring"):
-                    scores = self.score_function(result.logits, selection.targets)
-            else:
-                scores = self.presample_scores(selection.inputs, selection.targets, chunks=1)
+        else:  # IS off: tau from the training forward's scores, which cost nothing
             with timer.phase("scoring"):
-                tau_step = variance_reduction(scores)
+                tau_step = variance_reduction(self.score_function(result.logits, selection.targets))
+            if self._due_for_probe():
+                self._probe_presample_cost(selection.inputs, selection.targets)
         with timer.phase("threshold_update"):
             seconds = timer.seconds
             # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same

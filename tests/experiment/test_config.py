@@ -43,7 +43,11 @@ def test_durations(text, seconds):
         ({"compare": {"methods": ["uniform"]}}, ["compare.methods", "always runs"]),
         ({"methods": {"reuse": {"smoothing": 0}}}, ["methods.reuse.smoothing = 0", "(0, 1]"]),
         ({"methods": {"selective_backprop": {"beta": -1}}}, ["methods.selective_backprop.beta = -1", ">= 0"]),
-        ({"methods": {"infobatch": {"prune_ratio": 1.0}}}, ["methods.infobatch.prune_ratio = 1.0", "[0, 1)"]),
+        ({"methods": {"infobatch": {"prune_ratio": 1.0}}}, ["methods.infobatch.prune_ratio = 1.0", "[0, 0.9]"]),
+        (
+            {"methods": {"selective_backprop": {"sampling_min": 1.5}}},
+            ["methods.selective_backprop.sampling_min = 1.5", "[0, 1]"],
+        ),
         ({"methods": {"infobatch": {"ratio": 0.3}}}, ["methods.infobatch.ratio", "unknown parameter"]),
         ({"train": {"budgets": ["1m", "later"]}}, ["train.budgets", "'later'", "duration"]),
         ({"train": {"budgets": ["60s", "1m"]}}, ["train.budgets", "repeat"]),

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.experiment.profiling import IMPORTANCE, UNIFORM, configurations, fit, least_squares, measure, summarize
+from isample.experiment.profiling import (
+    IMPORTANCE,
+    IMPORTANCE_OFF,
+    UNIFORM,
+    configurations,
+    fit,
+    least_squares,
+    measure,
+    summarize,
+)
 from isample.methods.catalog import UpperBoundOptions
 from isample.sampler import Sampler
 from isample.timing import PHASES
@@ -34,7 +43,7 @@ def measured():
 
 def test_every_configuration_and_column_is_measured(measured):
     iterations, per_ratio = measured
-    assert len(iterations) == (1 + 3 * 2) * 4
+    assert len(iterations) == (2 + 3 * 2) * 4  # uniform, IS on at 3 ratios x 2 chunk sizes, IS off
     assert {f"time_{p}" for p in PHASES} <= set(iterations.columns)
     assert (iterations["total_seconds"] > 0).all()
     importance = iterations[iterations["run"] == IMPORTANCE]
@@ -42,7 +51,9 @@ def test_every_configuration_and_column_is_measured(measured):
     assert (iterations.loc[iterations["run"] == UNIFORM, "time_presample_forward"] == 0).all()
     share = importance["non_model_share"]
     assert ((share > -0.5) & (share < 1)).all()
-    assert len(per_ratio) == 7
+    assert len(per_ratio) == 8
+    switched_off = iterations[iterations["run"] == IMPORTANCE_OFF]
+    assert (switched_off["time_presample_forward"] == 0).all()  # IS off: no scoring forward at all
     for column in (
         "t",
         "T",
@@ -145,7 +156,7 @@ def test_timing_goes_on_when_the_model_diverges():
     """Cost needs no finite model: at lr 1e6 the scores stop being finite, the weights are reset
     and every configuration still gets its measured iterations."""
     iterations = toy_measure([2], lr=1e6, scale=100.0, iterations=6)
-    assert len(iterations) == 2 * 6
+    assert len(iterations) == 3 * 6  # uniform, IS on, IS off
     assert iterations["diverged_resets"].max() > 0
     per_ratio = summarize(iterations, 16)
     assert (per_ratio["diverged_resets"] > 0).any() and per_ratio["measured_seconds"].notna().all()
@@ -154,16 +165,17 @@ def test_timing_goes_on_when_the_model_diverges():
 def test_other_methods_get_a_row_with_their_whole_cost_over_the_training_step():
     from isample.methods import ReuseOptions, SelectiveBackpropOptions
 
-    others = {"reuse": ReuseOptions(), "selective_backprop": SelectiveBackpropOptions(beta=2.0)}
+    others = {"reuse": ReuseOptions(), "selective_backprop": SelectiveBackpropOptions()}  # the authors' beta 3
     iterations = toy_measure([2], others=others)
     per_ratio = summarize(iterations, 16).set_index("run")
-    assert {"uniform", "upper_bound", "reuse", "selective_backprop"} == set(per_ratio.index)
-    for method in ("uniform", "reuse", "selective_backprop"):
+    assert {"uniform", "upper_bound", IMPORTANCE_OFF, "reuse", "selective_backprop"} == set(per_ratio.index)
+    for method in ("uniform", IMPORTANCE_OFF, "reuse", "selective_backprop"):
         row = per_ratio.loc[method]
         assert row["a"] == pytest.approx(
             (row["measured_seconds"] - row["train_step_seconds"]) / row["train_step_seconds"]
         )
-    # Selective-Backprop forwards about b / mean(P) candidates (P = F ** 2: about 3 b): dearer than reuse.
+    # Selective-Backprop (timed after its priming pass) forwards about b / mean(P) candidates (P = F ** 3:
+    # about 4 b): dearer than reuse.
     assert per_ratio.loc["selective_backprop", "a"] > per_ratio.loc["reuse", "a"]
     assert (
         per_ratio.loc["selective_backprop", "time_presample_forward"]

@@ -10,21 +10,24 @@ from isample.methods.infobatch import prune
 from tests.common import toy_sampler
 
 
-def test_prunes_share_r_of_the_below_mean_examples_and_rescales_the_kept_ones():
+@pytest.mark.parametrize("prune_ratio", [0.3, 0.5, 0.9])
+def test_prunes_the_authors_exact_count_of_below_mean_examples_and_rescales_the_kept_ones(prune_ratio):
     generator = torch.Generator().manual_seed(0)
-    losses = torch.rand(20000, generator=generator)
+    losses = torch.rand(20001, generator=generator)
     losses[:100] = math.nan  # never trained: never pruned
     known = losses[100:]
     below = ~torch.isnan(losses) & (losses < known.mean())
-    kept, weights = prune(losses, 0.3, generator)
-    kept_mask = torch.zeros(20000, dtype=torch.bool)
-    kept_mask[kept] = True
-    pruned_share = 1 - kept_mask[below].float().mean().item()
-    n_below = below.sum().item()
-    assert abs(pruned_share - 0.3) < 4 * math.sqrt(0.3 * 0.7 / n_below)
-    assert kept_mask[~below].all()  # above the mean, or no loss yet: always kept
-    assert torch.allclose(weights[below[kept]], torch.tensor(1 / 0.7))
-    assert (weights[~below[kept]] == 1).all()
+    n_below = int(below.sum())
+    keep_ratio = 1 - prune_ratio
+    for _ in range(3):  # exactly int(keep_ratio * n), every time (the package's np.random.choice count)
+        kept, weights = prune(losses, prune_ratio, generator)
+        kept_mask = torch.zeros(20001, dtype=torch.bool)
+        kept_mask[kept] = True
+        assert int(kept_mask[below].sum()) == int(keep_ratio * n_below)
+        assert kept_mask[~below].all()  # above the mean, or no loss yet: always kept
+        assert len(kept.unique()) == len(kept)
+        assert torch.allclose(weights[below[kept]], torch.tensor(1 / keep_ratio))
+        assert (weights[~below[kept]] == 1).all()
 
 
 def test_pruned_and_rescaled_sum_is_unbiased():
@@ -71,7 +74,7 @@ def test_annealing_turns_pruning_off_for_the_last_part_of_the_budget():
 
 
 def test_bad_options_name_the_key():
-    with pytest.raises(ValueError, match="prune_ratio = 1"):
-        InfoBatchOptions(prune_ratio=1)
+    with pytest.raises(ValueError, match=r"prune_ratio = 0.95: must be in \[0, 0.9\]"):
+        InfoBatchOptions(prune_ratio=0.95)
     with pytest.raises(ValueError, match="delta = 1.5"):
         InfoBatchOptions(delta=1.5)

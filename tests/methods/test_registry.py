@@ -38,7 +38,7 @@ class LargestLoss(SelectionMethod):
         examples, b = self.context.examples, self.context.batch_size
         with self.context.timer.phase("draw_batch"):
             explore = max(1, round(self.options.explore * b))
-            uniform = examples.draw_uniform(explore)
+            uniform = examples.take(explore)
             ranked = torch.argsort(self.losses, descending=True)
             largest = ranked[~torch.isin(ranked, uniform)][: b - explore]
             indices = torch.cat([uniform, largest])
