@@ -10,6 +10,8 @@ The budget is counted in CPU seconds of this process (`--cpu-budget`, 400 = abou
 time on 2 cores), so that other load on the machine shifts no run against another.
 Usage: python -m benchmarks.switch_on [--seeds 0 1 2] [--cpu-budget 400]
        [--variants eval:0 eval:0.1 batch:0 batch:0.1]   (about 4 minutes per run on 2 CPU cores)
+       python -m benchmarks.switch_on --records results   (the same facts from the pipeline's own
+       upper_bound and uniform records, paired by seed and budget: no training)
 """
 
 import argparse
@@ -23,6 +25,7 @@ import yaml
 from isample.experiment.config import run_spec, validate
 from isample.experiment.data import load_dataset, load_prepared, subset
 from isample.experiment.train import train_run
+from isample.report.records import read_run
 
 AFTER, BEFORE = 8, 3
 
@@ -68,6 +71,23 @@ def switch_on_facts(is_epochs: pd.DataFrame, uniform_epochs: pd.DataFrame) -> di
     }
 
 
+def from_records(results: Path) -> pd.DataFrame:
+    """One row per (budget, seed) the pipeline trained with both upper_bound and uniform."""
+    uniform = {(run.budget_seconds, run.seed): run for run in map(read_run, (results / "uniform").glob("*.xlsx"))}
+    rows = []
+    for run in sorted(
+        map(read_run, (results / "upper_bound").glob("*.xlsx")), key=lambda r: (r.budget_seconds, r.seed)
+    ):
+        reference = uniform.get((run.budget_seconds, run.seed))
+        if reference is not None:
+            facts = switch_on_facts(run.epochs, reference.epochs)
+            facts.update(final_is=run.final_accuracy, final_uniform=reference.final_accuracy)
+            rows.append(
+                {"variant": f"records {run.budget_seconds:g}s", "seed": run.seed, "status": run.status, **facts}
+            )
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -80,7 +100,13 @@ def main() -> None:
     )
     parser.add_argument("--out", default="benchmarks/switch_on.csv")
     parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
+    parser.add_argument("--records", type=Path, default=None, help="read the pipeline's records there instead")
     args = parser.parse_args()
+    if args.records is not None:
+        table = from_records(args.records)
+        print("per run:\n" + table.to_string(index=False, float_format="%.3f"))
+        print("\nmeans over seeds:\n" + summarize(table).to_string(float_format="%.3f"))
+        return
     raw = yaml.safe_load(Path("params.yaml").read_text())
     raw["train"].pop("budgets", None)
     raw["train"].update(budget=f"{args.cpu_budget:g}s", lr=0.1, lr_milestones=[0.5, 0.75], seeds=args.seeds)
@@ -110,6 +136,8 @@ def main() -> None:
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
     """Per variant, over the seeds where IS switched on (a seed where it never did has nothing to judge)."""
     on = table[table["switch_on_s"].notna()].copy()
+    if on.empty:
+        return pd.DataFrame({"note": ["IS never switched on in these runs: nothing to judge"]})
     on["loss_not_higher"] = on["weighted_loss_after"] <= on["weighted_loss_before"]
     summary = on.groupby("variant", sort=False).agg(
         seeds_on=("seed", "count"),

@@ -43,16 +43,28 @@ class PreparedData:
     mean: torch.Tensor = field(default=None)  # per-channel, of the training images, on the 0-1 scale
     std: torch.Tensor = field(default=None)
     content_hash: str = ""
+    # Test indices evaluated after every epoch (the curves); the final accuracy uses the whole test set.
+    curve_test: torch.Tensor = field(default=None)
 
     def __post_init__(self):
         if self.mean is None or self.std is None:
             pixels = self.train_x.float().div_(255).transpose(0, 1).reshape(3, -1)
             self.mean, self.std = pixels.mean(1), pixels.std(1)
+        if self.curve_test is None:
+            self.curve_test = torch.arange(len(self.test_x))
         if not self.content_hash:
             digest = hashlib.sha256()
-            for tensor in (self.train_x, self.train_y, self.test_x, self.test_y):
+            for tensor in (self.train_x, self.train_y, self.test_x, self.test_y, self.curve_test):
                 digest.update(tensor.contiguous().numpy().tobytes())
             self.content_hash = digest.hexdigest()
+
+    @property
+    def curve_x(self) -> torch.Tensor:
+        return self.test_x[self.curve_test]
+
+    @property
+    def curve_y(self) -> torch.Tensor:
+        return self.test_y[self.curve_test]
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -190,11 +202,18 @@ def stratified_subset(labels: torch.Tensor, size: int, seed: int = 0) -> torch.T
 
 
 def subset(data: PreparedData, train_size: int = 0, test_size: int = 0, seed: int = 0) -> PreparedData:
-    """Class-stratified subsets for quick runs (0 = keep all); mean and std are recomputed."""
+    """A class-stratified training subset for quick runs (0 = keep all; mean and std are recomputed), and
+    the class-stratified test subset evaluated after every epoch; the whole test set is kept, for the
+    final accuracy."""
     train = stratified_subset(data.train_y, train_size, seed)
-    test = stratified_subset(data.test_y, test_size, seed)
     return PreparedData(
-        data.train_x[train], data.train_y[train], data.test_x[test], data.test_y[test], data.classes, data.source
+        data.train_x[train],
+        data.train_y[train],
+        data.test_x,
+        data.test_y,
+        data.classes,
+        data.source,
+        curve_test=stratified_subset(data.test_y, test_size, seed),
     )
 
 

@@ -129,7 +129,7 @@ def epoch_row(
     eval_started = time.perf_counter()
     test_loss = test_accuracy = math.nan
     if group.is_main:
-        test_x, test_y = data.test_x.to(setup.device), data.test_y.to(setup.device)
+        test_x, test_y = data.curve_x.to(setup.device), data.curve_y.to(setup.device)
         test_loss, test_accuracy = evaluate(
             setup.model, test_x, test_y, setup.test_transform, spec.eval_batch_size, setup.device, setup.autocast_dtype
         )
@@ -216,6 +216,17 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
     if state.status != COMPLETED and group.is_main:
         print(f"{spec.method} seed {spec.seed}: {state.status}; the record keeps its {len(state.rows)} epoch(s)")
     device = setup.device
+    final_loss = final_accuracy = math.nan
+    if group.is_main:  # the final accuracy on the whole test set (the curves use the per-epoch subset)
+        final_loss, final_accuracy = evaluate(
+            setup.model,
+            data.test_x.to(device),
+            data.test_y.to(device),
+            setup.test_transform,
+            spec.eval_batch_size,
+            device,
+            setup.autocast_dtype,
+        )
     info = {
         **dict(spec.shaping),
         "method": spec.method,
@@ -231,6 +242,9 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
         "data_hash": data.content_hash,
         "train_examples": len(data.train_x),
         "test_examples": len(data.test_x),
+        "curve_test_examples": len(data.curve_test),
+        "final_test_loss": final_loss,
+        "final_test_accuracy": final_accuracy,
         "processes": group.world_size,  # DDP ranks the run was spread over (1: one process)
         "backend": torch.distributed.get_backend() if group.world_size > 1 else "none",
     }

@@ -18,6 +18,8 @@ from isample.report.common import (
     missing_lines,
     number,
     paired,
+    queue_command,
+    seeds_to_resolve,
     table,
     times_to_target,
 )
@@ -49,12 +51,14 @@ def method_row(method: str, runs: list[Run], uniform_runs: list[Run], per_ratio)
         "method": method,
         "seeds": len(healthy),
         "diverged": len(runs) - len(healthy),
-        "final": float(pd.Series([r.final["test_accuracy"] for r in healthy]).mean()),
+        "final": float(pd.Series([r.final_accuracy for r in healthy]).mean()),
         "best": float(pd.Series([r.epochs["test_accuracy"].max() for r in healthy]).mean()),
         "difference": pairs.difference,
         "ci_low": low,
         "ci_high": high,
         "pairs": pairs.n,
+        "resolution": pairs.resolution,
+        "seeds_for_1_point": seeds_to_resolve(pairs.spread),
         "a": method_cost(per_ratio, method, presample),
         "scored_share": float(pd.Series([r.scored_share for r in healthy]).mean()),
         **{f"time_{share:.2f}": time_ratio(times_to_target(pairs, share)) for share in TARGET_SHARES},
@@ -142,6 +146,21 @@ def _rows(words: dict, table_: pd.DataFrame, order: list[str]) -> list[list]:
     return rows
 
 
+def resolution_line(words: dict, method: str, row: pd.Series) -> str:
+    """What this method's seeds can resolve, and how many seeds would resolve one point."""
+    name, n = method_name(words, method), int(row["pairs"])
+    if n < MIN_SEEDS:
+        return words["resolution_one_seed"].format(name=name, n=n, command=queue_command(3))
+    half, seeds = 100 * row["resolution"], row["seeds_for_1_point"]
+    if seeds <= n:
+        return words["resolution_met"].format(name=name, n=n, half=half)
+    if math.isinf(seeds):
+        return words["resolution_far"].format(name=name, n=n, half=half)
+    return words["resolution"].format(
+        name=name, n=n, half=half, seeds=f"{seeds:.0f}", command=queue_command(int(seeds))
+    )
+
+
 def section(words: dict, runs: dict[str, list[Run]], per_ratio, figures: dict) -> Section:
     facts = compare_methods(runs, per_ratio)
     out = [words["s4"], ""] + missing_lines(words, facts)
@@ -153,6 +172,8 @@ def section(words: dict, runs: dict[str, list[Run]], per_ratio, figures: dict) -
     if not math.isnan(budget):
         out += [words["methods_budget"].format(budget=budget), ""]
     out += [table(words["cols_methods"], _rows(words, table_, order)), "", words["methods_note"], ""]
+    out += [words["resolution_title"], ""]
+    out += [f"- {resolution_line(words, method, table_.loc[method])}" for method in facts.numbers["ranking"]] + [""]
     out += [words["conclusion"], ""]
     for rule, values in facts.conclusions.values():
         out.append(f"- {words[rule].format(name=method_name(words, values.get('method', '')), **values)}")
@@ -181,8 +202,8 @@ TEXT = {
         "cols_methods": [
             "method",
             "seeds",
-            "final test accuracy",
-            "best test accuracy",
+            "final test accuracy (whole test set)",
+            "best test accuracy (per-epoch subset)",
             "minus uniform (points)",
             "95% interval",
             "a",
@@ -206,6 +227,17 @@ TEXT = {
         "[{low:+.2f}, {high:+.2f}] includes zero: it cannot be told apart from uniform.",
         "method_one_seed": "{name}: {n} paired seed(s), too few for a direction (the difference between two seeds of one "
         "method can be as large). Run `dvc exp run -S 'train.seeds=[0,1,2]'`.",
+        "resolution_title": "Resolution: the smallest difference from uniform the seeds can tell from zero (the 95% "
+        "interval's half-width), and the seeds that would resolve 1 point at the measured spread of the paired "
+        "differences (the literature's effects are 1-2 points):",
+        "resolution": "{name}: with {n} seeds, a difference smaller than +-{half:.2f} points cannot be told from zero; "
+        "{seeds} seeds would resolve 1 point: `{command}`.",
+        "resolution_met": "{name}: with {n} seeds, differences beyond +-{half:.2f} points are resolved, 1 point among "
+        "them.",
+        "resolution_one_seed": "{name}: {n} paired seed(s) have no spread, so no resolution can be stated; 3 seeds give "
+        "one: `{command}`.",
+        "resolution_far": "{name}: with {n} seeds, a difference smaller than +-{half:.2f} points cannot be told from "
+        "zero; more than 1000 seeds would be needed to resolve 1 point.",
         "methods_best": "Ranked by the mean difference from uniform, the best method beyond noise is {name}.",
         "methods_none_better": "No method beats uniform beyond the seed noise at this budget.",
         "methods_too_few_seeds": "With fewer than the seeds a direction needs, the methods are listed by their mean "
@@ -217,8 +249,8 @@ TEXT = {
         "cols_methods": [
             "方法",
             "种子数",
-            "最终测试精度",
-            "最佳测试精度",
+            "最终测试精度（全部测试集）",
+            "最佳测试精度（每轮子集）",
             "减去均匀（百分点）",
             "95% 区间",
             "a",
@@ -240,6 +272,13 @@ TEXT = {
         "{high:+.2f}] 包含零：无法与均匀采样区分。",
         "method_one_seed": "{name}：仅 {n} 个配对种子，不足以判断方向（同一方法两个种子之间的差异可能同样大）。运行 "
         "`dvc exp run -S 'train.seeds=[0,1,2]'`。",
+        "resolution_title": "分辨率：这些种子能与零区分的与均匀采样的最小差值（95% 区间的半宽），以及按配对差值的实测离散度"
+        "分辨 1 个百分点所需的种子数（文献报告的效应为 1-2 个百分点）：",
+        "resolution": "{name}：{n} 个种子下，小于 +-{half:.2f} 个百分点的差值无法与零区分；{seeds} 个种子可分辨 1 个百分点："
+        "`{command}`。",
+        "resolution_met": "{name}：{n} 个种子下，超过 +-{half:.2f} 个百分点的差值可以分辨，包括 1 个百分点。",
+        "resolution_one_seed": "{name}：{n} 个配对种子没有离散度，无法给出分辨率；3 个种子即可给出：`{command}`。",
+        "resolution_far": "{name}：{n} 个种子下，小于 +-{half:.2f} 个百分点的差值无法与零区分；分辨 1 个百分点需要超过 1000 个种子。",
         "methods_best": "按与均匀采样的平均差值排序，超出噪声的最佳方法是 {name}。",
         "methods_none_better": "在此预算下，没有方法在种子噪声之外优于均匀采样。",
         "methods_too_few_seeds": "种子数不足以判断方向，方法仅按平均差值列出；该顺序不是排名。",

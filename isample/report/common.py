@@ -49,6 +49,24 @@ def confidence_interval(differences: list[float], level: float = 0.95) -> tuple[
     return mean - half, mean + half
 
 
+def seeds_to_resolve(spread: float, difference: float = 0.01, level: float = 0.95, most: int = 1000) -> float:
+    """The fewest paired seeds n whose Student-t interval half-width t(n - 1) spread / sqrt(n) is at most
+    `difference`, given the standard deviation of the paired differences; nan without a spread, inf
+    beyond `most`."""
+    if math.isnan(spread):
+        return math.nan
+    for n in range(2, most + 1):
+        if stats.t.ppf(0.5 + level / 2, n - 1) * spread / math.sqrt(n) <= difference:
+            return float(n)
+    return math.inf
+
+
+def queue_command(seeds: int) -> str:
+    """The dvc commands that queue and run one experiment with `seeds` seeds."""
+    listed = ",".join(str(seed) for seed in range(seeds))
+    return f"dvc exp run --queue -S 'train.seeds=[{listed}]' && dvc queue start"
+
+
 @dataclass
 class Paired:
     """A method's runs against uniform's of the same seeds (diverged runs left out)."""
@@ -57,8 +75,8 @@ class Paired:
 
     @property
     def differences(self) -> list[float]:
-        """Final test accuracy minus uniform's, per seed."""
-        return [run.final["test_accuracy"] - uniform.final["test_accuracy"] for run, uniform in self.pairs]
+        """Final test accuracy (the whole test set) minus uniform's, per seed."""
+        return [run.final_accuracy - uniform.final_accuracy for run, uniform in self.pairs]
 
     @property
     def n(self) -> int:
@@ -71,6 +89,17 @@ class Paired:
     @property
     def interval(self) -> tuple[float, float]:
         return confidence_interval(self.differences)
+
+    @property
+    def resolution(self) -> float:
+        """The interval's half-width: the smallest difference these seeds can tell from zero."""
+        low, high = self.interval
+        return (high - low) / 2
+
+    @property
+    def spread(self) -> float:
+        """The standard deviation of the paired differences (nan with fewer than two)."""
+        return float(pd.Series(self.differences).std()) if self.n >= 2 else math.nan
 
 
 def paired(runs: list[Run], uniform_runs: list[Run]) -> Paired:

@@ -194,7 +194,7 @@ def accuracy_vs_budget(runs, words: dict) -> plt.Figure:
     healthy = [r for r in runs if not r.diverged]
     data = pd.DataFrame(
         [
-            {"run": words.get(r.method, r.method), "budget": r.budget_seconds, "accuracy": r.final["test_accuracy"]}
+            {"run": words.get(r.method, r.method), "budget": r.budget_seconds, "accuracy": r.final_accuracy}
             for r in healthy
         ]
     )

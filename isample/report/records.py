@@ -8,6 +8,7 @@ pruned_share; ...), and `params`, what shaped the run and where it ran. The timi
 (results/timing*.xlsx) has the sheets of TIMING_COLUMNS.
 """
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,20 @@ class Run:
     @property
     def final(self) -> pd.Series:
         return self.epochs.iloc[-1]
+
+    def _final_test(self, metric: str) -> float:
+        """`metric` (accuracy, loss) at the end on the whole test set; a record without it: the last
+        epoch's, on the per-epoch test subset."""
+        value = float(self.params.get(f"final_test_{metric}", "nan"))
+        return value if not math.isnan(value) else float(self.final[f"test_{metric}"])
+
+    @property
+    def final_accuracy(self) -> float:
+        return self._final_test("accuracy")
+
+    @property
+    def final_loss(self) -> float:
+        return self._final_test("loss")
 
 
 def write_workbook(path: str | os.PathLike, sheets: dict[str, pd.DataFrame]) -> None:

@@ -76,11 +76,16 @@ def test_stratified_subset_is_balanced_and_deterministic():
 
 
 def test_subset_recomputes_statistics_and_round_trips(tmp_path):
-    data = subset(synthetic_data(), 40, 20)
-    assert len(data.train_x) == 40 and len(data.test_x) == 20
+    whole = synthetic_data()
+    data = subset(whole, 40, 20)
+    # The whole test set is kept for the final accuracy; 20 of it, stratified, for the per-epoch curves.
+    assert len(data.train_x) == 40 and torch.equal(data.test_x, whole.test_x) and len(data.curve_x) == 20
+    assert torch.equal(torch.bincount(data.curve_y), torch.full((4,), 5))
+    assert subset(whole, 40, 30).content_hash != data.content_hash  # the curve subset is part of the data
     save_prepared(data, tmp_path / "p.pt")
     loaded = load_prepared(tmp_path / "p.pt")
     assert torch.equal(loaded.train_x, data.train_x) and loaded.content_hash == data.content_hash
+    assert torch.equal(loaded.curve_test, data.curve_test)
     torch.testing.assert_close(loaded.mean, data.train_x.float().div(255).mean((0, 2, 3)))
 
 

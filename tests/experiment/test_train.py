@@ -257,3 +257,22 @@ def test_on_a_terminal_progress_is_a_tqdm_bar(tiny_data):
     assert display.bar is not None and display.bar.total == 1.0
     display.close()
     assert train_module.Display(tiny_spec(budget="1s"), 0.0, enabled=True, terminal=False).bar is None
+
+
+def test_the_final_accuracy_is_measured_on_the_whole_test_set(tiny_data, monkeypatch):
+    """Every epoch evaluates the curve subset; the record's final accuracy, the whole test set."""
+    from isample.experiment.data import subset
+
+    data = subset(tiny_data, 0, 40)
+    sizes, evaluate = [], train_module.evaluate
+
+    def recording(model, x, *rest, **keywords):
+        sizes.append(len(x))
+        return evaluate(model, x, *rest, **keywords)
+
+    monkeypatch.setattr(train_module, "evaluate", recording)
+    record = train_run(tiny_spec("uniform"), data, progress=False, clock=FakeClock(2**-7))
+    assert sizes == [40] * len(record.epochs) + [len(data.test_x)] and len(data.test_x) == 120
+    assert record.params["test_examples"] == "120" and record.params["curve_test_examples"] == "40"
+    assert record.final_accuracy == float(record.params["final_test_accuracy"])
+    assert 120 * record.final_accuracy == pytest.approx(round(120 * record.final_accuracy))

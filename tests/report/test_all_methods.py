@@ -5,9 +5,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from isample.report.all_methods import compare_methods
-from isample.report.common import smoothed_accuracy, time_to_reach
+from isample.report.common import confidence_interval, seeds_to_resolve, smoothed_accuracy, time_to_reach
 from isample.report.records import Run
 from tests.common.records import epochs, report, timing_tables
 
@@ -85,3 +86,48 @@ def test_worse_beyond_noise_and_nothing_better():
     facts = compare_methods(runs, None)
     assert facts.conclusions["method_selective_backprop"][0] == "method_worse"
     assert facts.conclusions["overall"] == ("methods_none_better", {})
+
+
+def test_the_resolution_is_the_interval_half_width_and_seeds_to_resolve_one_point_follow():
+    offsets = [0.02, -0.01, 0.005]  # the paired differences: spread 1.53 points
+    runs = {
+        "uniform": [curve("uniform", s, rising()) for s in range(3)],
+        "reuse": [curve("reuse", s, rising(offset=offsets[s])) for s in range(3)],
+    }
+    row = compare_methods(runs, None).tables["methods"].loc["reuse"]
+    assert row["resolution"] == pytest.approx((row["ci_high"] - row["ci_low"]) / 2)
+    spread = float(np.std(offsets, ddof=1))
+    seeds = int(row["seeds_for_1_point"])
+    half_width = lambda n: stats.t.ppf(0.975, n - 1) * spread / math.sqrt(n)  # noqa: E731
+    assert half_width(seeds) <= 0.01 < half_width(seeds - 1)
+    markdown, _ = report([], runs["uniform"], None, "en", {}, peer_runs={"reuse": runs["reuse"]})
+    section = markdown.split("## 4.")[1]
+    listed = ",".join(str(s) for s in range(seeds))
+    assert f"+-{100 * row['resolution']:.2f} points cannot be told from zero; {seeds} seeds" in section
+    assert f"dvc exp run --queue -S 'train.seeds=[{listed}]' && dvc queue start" in section
+
+
+def test_the_seeds_to_resolve_a_point_give_such_intervals_in_simulation():
+    """Monte Carlo: with seeds_to_resolve(sigma) seeds of differences of spread sigma, the interval's
+    half-width is at most 1 point about half the time or more (the sample spread varies around sigma)."""
+    sigma = 0.02
+    n = int(seeds_to_resolve(sigma))
+    rng = np.random.default_rng(0)
+    halves = [(lambda d: (d[1] - d[0]) / 2)(confidence_interval(list(rng.normal(0.0, sigma, n)))) for _ in range(2000)]
+    assert 0.45 < float(np.mean(np.array(halves) <= 0.01)) < 0.75
+    assert seeds_to_resolve(math.nan) != seeds_to_resolve(math.nan)  # nan: no spread, no count
+    assert seeds_to_resolve(1.0) == math.inf
+
+
+def test_one_seed_states_no_resolution_and_says_how_to_get_one():
+    runs = {"uniform": [curve("uniform", 0, rising())], "reuse": [curve("reuse", 0, rising(offset=0.01))]}
+    markdown, _ = report([], runs["uniform"], None, "en", {}, peer_runs={"reuse": runs["reuse"]})
+    assert "score reuse: 1 paired seed(s) have no spread, so no resolution can be stated" in markdown
+    assert "dvc exp run --queue -S 'train.seeds=[0,1,2]' && dvc queue start" in markdown
+
+
+def test_the_final_accuracy_is_the_whole_test_sets_when_the_record_has_it():
+    run = curve("uniform", 0, rising())
+    assert run.final_accuracy == run.final["test_accuracy"]  # an older record: the last epoch's
+    run.params["final_test_accuracy"] = "0.61234"
+    assert run.final_accuracy == 0.61234
