@@ -77,10 +77,10 @@ def configurations(
         for chunk in chunks
     ]
     switched_off = dataclasses.replace(importance, tau_threshold=math.inf, always_importance=False)
-    return [
+    return [  # IS off right after uniform: the pair to compare, measured back to back
         Configuration(UNIFORM, uniform or UniformOptions()),
-        *[Configuration(IMPORTANCE, options) for options in forced],
         Configuration(IMPORTANCE, switched_off, label=IMPORTANCE_OFF),
+        *[Configuration(IMPORTANCE, options) for options in forced],
         *[Configuration(name, steady(options)) for name, options in (others or {}).items()],
     ]
 
