@@ -4,9 +4,13 @@ A single process is a `Group` of one, and every collective is then the identity,
 runs with and without torch.distributed. Collectives carry small float vectors: reduced means (tau
 and the measured times, so every rank decides to importance-sample together), rank 0's values
 (the budget clock) and gathered (index, score) pairs (score tables held alike on every rank).
+Over several nodes each node's first process (`is_local_main`) writes that node's copy of the
+outputs, so the Python objects it needs (epoch rows, checkpoint states) travel as pickled objects.
 """
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -17,10 +21,21 @@ class Group:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")  # where collective tensors live (cuda for NCCL)
+    local_rank: int = 0  # this process's place among the processes of its node
+    local_world_size: int = 1  # processes per node
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    @property
+    def is_local_main(self) -> bool:
+        """The first process of its node: the one that writes the node's files."""
+        return self.local_rank == 0
+
+    @property
+    def nodes(self) -> int:
+        return self.world_size // self.local_world_size
 
     def mean(self, values: list[float]) -> list[float]:
         """The mean over ranks of each value (every rank passes the same number of them)."""
@@ -55,13 +70,33 @@ class Group:
         dist.all_gather(parts, local)
         return torch.cat(parts).to(tensor.device)
 
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's object (picklable), in rank order, on every rank."""
+        if self.world_size == 1:
+            return [obj]
+        objects = [None] * self.world_size
+        dist.all_gather_object(objects, obj)
+        return objects
+
+    def object_from(self, obj: Any, source: int = 0) -> Any:
+        """Rank `source`'s object (picklable), on every rank."""
+        if self.world_size == 1:
+            return obj
+        holder = [obj if self.rank == source else None]
+        dist.broadcast_object_list(holder, src=source)
+        return holder[0]
+
 
 SINGLE = Group()
 
 
 def current_group() -> Group:
-    """The default process group when torch.distributed is initialised (NCCL: this rank's GPU), else SINGLE."""
+    """The default process group when torch.distributed is initialised (NCCL: this rank's GPU), else SINGLE.
+    Its node layout comes from torchrun's LOCAL_RANK and LOCAL_WORLD_SIZE (one node when they are unset)."""
     if not (dist.is_available() and dist.is_initialized()):
         return SINGLE
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    return Group(dist.get_rank(), dist.get_world_size(), device)
+    world_size = dist.get_world_size()
+    local_rank = int(os.environ.get("LOCAL_RANK", dist.get_rank()))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    return Group(dist.get_rank(), world_size, device, local_rank, local_world_size)

@@ -42,23 +42,24 @@ CURVE_COLUMNS = (
 
 def _launch_processes(params: Params, method: str) -> None:
     device = launch.check_processes(params)  # before any process starts
-    code = launch.launch("stages.train", ["--method", method], params.train.processes, device)
+    code = launch.launch("stages.train", ["--method", method], params.train, device)
     if code:
+        where = " or another node went away" if params.train.nodes > 1 else ""
         raise StageError(
-            f"a training process of {method} failed (torchrun exit code {code}; its report above names the rank); "
-            "rerun the stage to resume from the last checkpoint"
+            f"a training process of {method} failed{where} (torchrun exit code {code}; its report above names "
+            "the rank); rerun the stage (on every node) to resume from the last checkpoint"
         )
 
 
 def main(params: Params, method: str) -> None:
-    if params.train.processes > 1 and not launch.under_torchrun():
+    if params.train.world_size > 1 and not launch.under_torchrun():
         return _launch_processes(params, method)
     group = launch.join(launch.check_processes(params)) if launch.under_torchrun() else SINGLE
     data = load_prepared(prepared_path(params))
     specs = run_specs(params, method)
     sweep = len(params.train.budget_list) > 1
     staging = RESULTS_DIR / f".{method}.staging"
-    if group.is_main:  # only rank 0 writes records, dvclive files and the results folder
+    if group.is_local_main:  # each node's first process writes its copy of the records (rank 0's rows)
         shutil.rmtree(staging, ignore_errors=True)
         live = Live(dir=str(staging / "live"), save_dvc_exp=False, dvcyaml=False)
     for spec in specs:
@@ -66,7 +67,7 @@ def main(params: Params, method: str) -> None:
         prefix = f"{spec.budget}/seed{spec.seed}" if sweep else f"seed{spec.seed}"
 
         def log_epoch(row: dict, prefix=prefix) -> None:
-            if group.is_main:
+            if group.is_local_main:
                 live.step = int(row["epoch"])
                 for name in [*LOGGED, *(key for key in row if key not in EPOCH_COLUMNS)]:
                     live.log_metric(f"{prefix}/{name}", float(row[name]))
@@ -75,7 +76,7 @@ def main(params: Params, method: str) -> None:
         run = train_run(
             spec, data, checkpoint_path=CHECKPOINT_DIR / spec.checkpoint_name, on_epoch=log_epoch, group=group
         )
-        if not group.is_main:
+        if not group.is_local_main:
             continue
         write_run(staging / spec.record_name, run)
         if spec is specs[len(specs) - len(params.train.seeds)]:  # dvc plots: the longest budget's first seed
@@ -84,7 +85,7 @@ def main(params: Params, method: str) -> None:
             f"{method} {spec.budget} seed {spec.seed}: {run.status}, {len(run.epochs)} epochs, test accuracy "
             f"{run.final['test_accuracy']:.4f}, chosen by score {run.scored_share:.2f}"
         )
-    if group.is_main:
+    if group.is_local_main:
         live.end()
         replace_directory(staging, RESULTS_DIR / method)
 

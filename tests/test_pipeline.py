@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -195,12 +196,18 @@ def test_bad_values_fail_fast_with_one_line(project):
     assert "git checkout params.yaml" in result.stdout + result.stderr
     run("git", "checkout", "--", "params.yaml")
     # Any stage says it in one line before any work (straight from the stage's module: what dvc runs).
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["train"]["budgets"] = ["soon"]
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    stage = run(sys.executable, "-m", "stages.train", "--method", "uniform", check=False)
-    assert stage.returncode == 2 and "error: params.yaml: train.budgets = ['soon']" in stage.stderr, stage.stderr
-    run("git", "checkout", "--", "params.yaml")
+    for bad, said in [
+        ({"budgets": ["soon"]}, "error: params.yaml: train.budgets = ['soon']"),
+        ({"nodes": 2}, "error: params.yaml: train: train.nodes = 2 needs train.rdzv_endpoint"),
+        ({"nodes": 2, "rdzv_endpoint": "node0"}, "error: params.yaml: train.rdzv_endpoint = 'node0': 'node0' is not"),
+    ]:
+        params = yaml.safe_load((clone / "params.yaml").read_text())
+        params["train"].update(bad)
+        (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        stage = run(sys.executable, "-m", "stages.train", "--method", "uniform", check=False)
+        assert stage.returncode == 2 and said in stage.stderr, stage.stderr
+        assert "torch.distributed" not in stage.stderr + stage.stdout  # no process was started
+        run("git", "checkout", "--", "params.yaml")
 
 
 def test_divergence_ends_as_a_result_not_a_traceback(project):
@@ -283,4 +290,72 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
             stage.kill()
     assert stage.returncode == 2, stderr[-2000:]
     assert "error: a training process of uniform failed" in stderr, stderr[-2000:]
+    run("git", "checkout", "--", ".")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path):
+    """Two torchrun agents on 127.0.0.1 (one process each, gloo) meet at a c10d rendezvous as two nodes,
+    each from its own copy of the repository as on two machines. Killing one node's processes ends the
+    other's stage with one line; rerunning both resumes from the checkpoint and both write the record."""
+    clone, run = project
+    import pandas as pd
+    import psutil
+
+    run("git", "checkout", "--", ".")
+    if not (clone / "data" / "prepared" / "cifar10.pt").is_file():
+        run(sys.executable, "-m", "stages.prepare")
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    endpoint = f"127.0.0.1:{free_port()}"
+    params["train"].update(budgets=["8s"], nodes=2, rdzv_endpoint=endpoint, checkpoint_every="1s")
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    other = tmp_path / "node1"
+    shutil.copytree(clone, other, symlinks=True, ignore=shutil.ignore_patterns("results", "checkpoints"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+    def start(where: Path) -> subprocess.Popen:
+        command = [sys.executable, "-m", "stages.train", "--method", "uniform"]
+        return subprocess.Popen(command, cwd=where, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    survivor, victim = start(clone), start(other)
+    try:
+        checkpoint = clone / "checkpoints" / "uniform" / "8s.seed0.pt"
+        for _ in range(1200):  # until the first checkpoint, a second of training in
+            if checkpoint.is_file() or survivor.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert checkpoint.is_file(), survivor.communicate()
+        node = psutil.Process(victim.pid)
+        for process in [node, *node.children(recursive=True)]:  # the whole node goes down
+            process.kill()
+        _, stderr = survivor.communicate(timeout=120)
+    finally:
+        for process in (survivor, victim):
+            if process.poll() is None:
+                process.kill()
+    assert survivor.returncode == 2, stderr[-2000:]
+    assert (
+        stderr.rstrip()
+        .splitlines()[-1]
+        .startswith("error: a training process of uniform failed or another node went away")
+    ), stderr[-2000:]
+
+    nodes = [start(clone), start(other)]
+    outputs = [process.communicate(timeout=300) for process in nodes]
+    for process, (stdout, stderr) in zip(nodes, outputs):
+        assert process.returncode == 0, stderr[-2000:]
+        assert "resumed uniform 8s seed 0 from checkpoints/uniform/8s.seed0.pt" in stdout, stdout
+    records = [where / "results" / "uniform" / "cifar10.un.8s.0.xlsx" for where in (clone, other)]
+    params = [dict(pd.read_excel(path, sheet_name="params").astype(str).values) for path in records]
+    assert params[0]["nodes"] == "2" and params[0]["processes_per_node"] == "1" and params[0]["processes"] == "2"
+    assert params[0]["status"] == "completed" and params[0]["backend"] == "gloo"
+    epochs = [pd.read_excel(path, sheet_name="epochs") for path in records]
+    pd.testing.assert_frame_equal(epochs[0], epochs[1])  # every node writes rank 0's record
+    assert params[0]["final_test_accuracy"] == params[1]["final_test_accuracy"]
+    assert epochs[0]["test_accuracy"].notna().all() and epochs[0]["train_seconds"].iloc[-1] < 9
     run("git", "checkout", "--", ".")

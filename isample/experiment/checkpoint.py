@@ -1,5 +1,9 @@
 """Checkpoints of a training run: written atomically, read back safely (tensors and plain containers
-only, never arbitrary objects), one file per rank under DDP, and the state a resumed run continues from."""
+only, never arbitrary objects), and the state a resumed run continues from.
+
+Under DDP one file holds the whole run: the model, optimizer and rows (alike on every rank) and every
+rank's own draws. The first process of each node writes it, so each node keeps a full copy whether or
+not the nodes share a file system; on resume the most advanced copy any node holds is sent to all."""
 
 import os
 from dataclasses import dataclass, field
@@ -34,11 +38,6 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     return state
 
 
-def rank_checkpoint(path: Path, rank: int) -> Path:
-    """Rank 0's checkpoint is `path` (the whole state); rank r > 0 keeps its own draws beside it."""
-    return path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
-
-
 @dataclass
 class Progress:
     """Where a run stands: its epoch rows so far, its training seconds, and how it ended (if it did)."""
@@ -62,35 +61,52 @@ class Checkpoints:
         self.group = group
 
     def save(self, setup, progress: Progress) -> None:
-        """Every rank its sampler and augmentation draws; rank 0 also the model, optimizer and rows."""
+        """Gathers every rank's draws (a collective: every rank calls it); each node's first process writes."""
         if self.path is None:
             return
-        state = {"key": self.key, "sampler": setup.sampler.state_dict(), "augment_generator": setup.augment.get_state()}
-        if self.group.is_main:
-            state.update(
-                model=setup.model.state_dict(),
-                optimizer=setup.optimizer.state_dict(),
-                torch_rng=torch.get_rng_state(),
-                rows=progress.rows,
-                elapsed=progress.elapsed,
-                status=progress.status or "",
-            )
-        save_atomically(state, rank_checkpoint(self.path, self.group.rank))
+        group = self.group
+        ranks = group.gather_objects(
+            {"sampler": setup.sampler.state_dict(), "augment_generator": setup.augment.get_state()}
+        )
+        if not group.is_local_main:
+            return
+        state = {
+            "key": self.key,
+            **ranks[group.rank],
+            "model": setup.model.state_dict(),
+            "optimizer": setup.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "rows": progress.rows,
+            "elapsed": progress.elapsed,
+            "status": progress.status or "",
+        }
+        if group.world_size > 1:
+            state["ranks"] = ranks
+        save_atomically(state, self.path)
+
+    def _most_advanced(self) -> dict | None:
+        """The matching checkpoint with the most training done among the copies the nodes hold, on every rank."""
+        group = self.group
+        state = load_checkpoint(self.path, "cpu") if group.is_local_main else None
+        if state is not None and state.get("key") != self.key:
+            state = None
+        if group.world_size == 1:
+            return state
+        elapsed = group.gather_objects(float(state["elapsed"]) if state else -1.0)
+        if max(elapsed) < 0:
+            return None
+        return group.object_from(state, source=elapsed.index(max(elapsed)))
 
     def resume(self, setup) -> Progress:
         """The progress of a matching checkpoint, its state loaded into `setup`; else a fresh start.
-
-        Every rank loads the model, optimizer and rows from rank 0's file, so the replicas start
-        alike, and its own sampler and augmentation draws from its own file."""
-        state = load_checkpoint(self.path, setup.device) if self.path else None
-        if state is None or state.get("key") != self.key:
+        Every rank loads the same model, optimizer and rows, and its own draws."""
+        state = self._most_advanced() if self.path else None
+        if state is None:
             return Progress()
         setup.model.load_state_dict(state["model"])
         setup.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-        group = self.group
-        own = state if group.is_main else load_checkpoint(rank_checkpoint(self.path, group.rank), setup.device)
-        if own is not None and own.get("key") == self.key:
-            setup.sampler.load_state_dict(own["sampler"])
-            setup.augment.set_state(own["augment_generator"])
+        own = state["ranks"][self.group.rank] if "ranks" in state else state
+        setup.sampler.load_state_dict(own["sampler"])
+        setup.augment.set_state(own["augment_generator"])
         return Progress(list(state["rows"]), float(state["elapsed"]), state.get("status") or None)

@@ -78,6 +78,32 @@ class TrainConfig(_Section):
     checkpoint_every: str
     processes: int = Field(ge=1)  # DDP processes (GPUs) one run is spread over; 1 = a single process
     sync_bn: bool  # under DDP: BatchNorm statistics over every rank's batch (SyncBatchNorm, CUDA only)
+    nodes: int = Field(ge=1)  # machines one run is spread over, `processes` each (torchrun's --nnodes)
+    rdzv_endpoint: str  # host:port of the c10d rendezvous every node joins (nodes > 1); '' with one node
+    rdzv_id: str = Field(min_length=1)  # the run's rendezvous id, alike on every node
+
+    @field_validator("rdzv_endpoint")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{value!r} is not host:port (for instance node0.cluster:29400)")
+        return value
+
+    @model_validator(mode="after")
+    def _nodes_meet(self):
+        if self.nodes > 1 and not self.rdzv_endpoint:
+            raise ValueError(
+                f"train.nodes = {self.nodes} needs train.rdzv_endpoint, the host:port every node meets at "
+                "(one node's address and a free port)"
+            )
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Processes over all nodes: the ranks one run is split over."""
+        return self.nodes * self.processes
 
     @field_validator("budget", "checkpoint_every")
     @classmethod
@@ -184,9 +210,9 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _batches_split_over_processes(self):
-        if self.batch_size % self.train.processes:
+        if self.batch_size % self.train.world_size:
             raise ValueError(
-                f"batch_size = {self.batch_size} is not divisible by train.processes = {self.train.processes} "
+                f"batch_size = {self.batch_size} is not divisible by {_ranks(self.train)} "
                 "(b is the global batch; each process trains b / N examples)"
             )
         if self.train.sync_bn and self.train.device == "cpu":
@@ -282,13 +308,20 @@ def _sections_problems(raw: dict) -> list[str]:
     return problems
 
 
+def _ranks(train: TrainConfig) -> str:
+    """How the processes of a run are counted, as the user set them."""
+    if train.nodes == 1:
+        return f"train.processes = {train.processes}"
+    return f"train.nodes x train.processes = {train.nodes} x {train.processes} = {train.world_size}"
+
+
 def _across_problems(params: Params) -> list[str]:
     """Rules across sections that need the methods' options."""
     importance = method_options(params, "upper_bound")
     presample, subset, n = (
         round(importance.presample * params.batch_size),
         params.data.train_subset,
-        params.train.processes,
+        params.train.world_size,
     )
     problems = []
     if subset and presample > subset:
@@ -297,7 +330,7 @@ def _across_problems(params: Params) -> list[str]:
         problems.append(f"batch_size = {params.batch_size} exceeds data.train_subset = {subset}")
     if presample % n:
         problems.append(
-            f"the presample B = presample * batch_size = {presample} is not divisible by train.processes = {n} "
+            f"the presample B = presample * batch_size = {presample} is not divisible by {_ranks(params.train)} "
             f"(each process scores B / N examples)"
         )
     modes = [importance.score_mode] + [
@@ -348,7 +381,15 @@ def validate(raw: dict | None) -> Params:
 # -- what each stage reads, and what shapes a run ----------------------------------------------------
 
 # Training keys that decide which runs happen and how they are kept, not what a run computes.
-TRAIN_OPERATIONAL = ("train.budget", "train.budgets", "train.seeds", "train.checkpoint_every", "train.eval_batch_size")
+TRAIN_OPERATIONAL = (
+    "train.budget",
+    "train.budgets",
+    "train.seeds",
+    "train.checkpoint_every",
+    "train.eval_batch_size",
+    "train.rdzv_endpoint",
+    "train.rdzv_id",
+)
 _TRAINING = ("batch_size", "data.name", "data.augment", "model", "train")
 _TIMED = (
     "batch_size",

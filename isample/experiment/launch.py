@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from isample.distributed import Group, current_group
-from isample.experiment.config import ConfigError, Params
+from isample.experiment.config import ConfigError, Params, TrainConfig
 from isample.experiment.setup import resolve_device
 
 # How long a collective may wait (rank 0 evaluating while the others wait for its clock counts).
@@ -35,13 +35,21 @@ def check_processes(params: Params) -> torch.device:
     return device
 
 
-def torchrun_command(module: str, arguments: list[str], processes: int) -> list[str]:
-    """`torchrun --standalone --nproc_per_node N -m module ...` with this interpreter's torch."""
+def torchrun_command(
+    module: str, arguments: list[str], processes: int, nodes: int = 1, rdzv_endpoint: str = "", rdzv_id: str = ""
+) -> list[str]:
+    """torchrun with this interpreter's torch: `--standalone` on one node; over several, every node's
+    agent meets at the c10d rendezvous `rdzv_endpoint`, which assigns the node ranks."""
+    if nodes == 1:
+        placement = ["--standalone"]
+    else:
+        placement = ["--rdzv_backend=c10d", f"--rdzv_endpoint={rdzv_endpoint}", f"--rdzv_id={rdzv_id}"]
     return [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
+        f"--nnodes={nodes}",
+        *placement,
         f"--nproc_per_node={processes}",
         "-m",
         module,
@@ -49,13 +57,15 @@ def torchrun_command(module: str, arguments: list[str], processes: int) -> list[
     ]
 
 
-def launch(module: str, arguments: list[str], processes: int, device: torch.device) -> int:
-    """Run `module` in N processes and wait; the exit code is torchrun's (non-zero when any process
-    failed: torchrun then stops the others and reports which rank failed and how)."""
+def launch(module: str, arguments: list[str], train: TrainConfig, device: torch.device) -> int:
+    """Run `module` in `train.processes` processes on this node (joining the other nodes' when
+    `train.nodes` > 1) and wait; the exit code is torchrun's (non-zero when any process failed or
+    another node went away: torchrun then stops this node's processes and says which rank failed and how)."""
     env = dict(os.environ)
     if device.type == "cpu":  # the cores split between the processes, not each of them spinning on all
-        env["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // processes))
-    return subprocess.run(torchrun_command(module, arguments, processes), env=env).returncode
+        env["OMP_NUM_THREADS"] = str(max(1, torch.get_num_threads() // train.processes))
+    command = torchrun_command(module, arguments, train.processes, train.nodes, train.rdzv_endpoint, train.rdzv_id)
+    return subprocess.run(command, env=env).returncode
 
 
 def join(device: torch.device) -> Group:

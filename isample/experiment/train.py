@@ -123,8 +123,8 @@ def epoch_row(
     data: PreparedData,
     group: Group,
 ) -> dict:
-    """The epoch's record row: its train totals, and the test metrics rank 0 measures (the other ranks
-    wait for it at their next collective)."""
+    """The epoch's record row: its train totals, and the test metrics rank 0 measures; every rank gets
+    rank 0's row (the other ranks wait for it), so each node can write the record."""
     train = totals.row(group, spec.batch_size)
     eval_started = time.perf_counter()
     test_loss = test_accuracy = math.nan
@@ -133,7 +133,7 @@ def epoch_row(
         test_loss, test_accuracy = evaluate(
             setup.model, test_x, test_y, setup.test_transform, spec.eval_batch_size, setup.device, setup.autocast_dtype
         )
-    return {
+    row = {
         "epoch": len(progress.rows) + 1,
         "total_iterations": progress.total_iterations + totals.iterations,
         "train_seconds": clock.elapsed,
@@ -143,6 +143,7 @@ def epoch_row(
         "test_accuracy": test_accuracy,
         "eval_seconds": time.perf_counter() - eval_started,
     }
+    return group.object_from(row)
 
 
 def diverged_status(progress: Progress, totals: EpochTotals, lr: float) -> str:
@@ -163,14 +164,14 @@ def train_run(
     """Train `spec.method` for `spec.budget_seconds` of training time and return its record.
 
     Under DDP (`group` of N processes, from `isample.distributed.current_group()`) every rank calls
-    this; rank 0 keeps the clock, evaluates and returns the record that counts (other ranks' records
-    have no test metrics), and each rank checkpoints its own state (rank r > 0 beside the path)."""
+    this; rank 0 keeps the clock and evaluates, every rank returns rank 0's record, and the first
+    process of each node writes the checkpoint (every rank's state) at the path on its node."""
     budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group)
     setup = build_setup(spec, data, group, progress=budget_clock.progress)
     checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash), group)
     state = checkpoints.resume(setup)
     budget_clock.resume(state.elapsed)
-    if state.rows and group.is_main:
+    if state.rows and group.is_local_main:
         print(
             f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: epoch {len(state.rows)}, "
             f"{state.elapsed:.1f} s of training done"
@@ -178,7 +179,7 @@ def train_run(
     for row in state.rows:
         on_epoch(row)
     last_checkpoint = state.elapsed
-    display = Display(spec, state.elapsed, progress and group.is_main)
+    display = Display(spec, state.elapsed, progress and group.is_local_main)
     try:
         while state.status is None:
             # Stop at the budget's end; the clock is rank 0's, so every rank stops at the same epoch.
@@ -213,7 +214,7 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
         raise RuntimeError(
             "the budget ended before a single iteration ran" if state.status == COMPLETED else state.status
         )
-    if state.status != COMPLETED and group.is_main:
+    if state.status != COMPLETED and group.is_local_main:
         print(f"{spec.method} seed {spec.seed}: {state.status}; the record keeps its {len(state.rows)} epoch(s)")
     device = setup.device
     final_loss = final_accuracy = math.nan
@@ -227,6 +228,7 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
             device,
             setup.autocast_dtype,
         )
+    final_loss, final_accuracy = group.from_main([final_loss, final_accuracy])
     info = {
         **dict(spec.shaping),
         "method": spec.method,
@@ -246,6 +248,8 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
         "final_test_loss": final_loss,
         "final_test_accuracy": final_accuracy,
         "processes": group.world_size,  # DDP ranks the run was spread over (1: one process)
+        "nodes": group.nodes,  # machines they ran on, group.local_world_size processes each
+        "processes_per_node": group.local_world_size,
         "backend": torch.distributed.get_backend() if group.world_size > 1 else "none",
     }
     return Run(spec.method, spec.seed, epochs_frame(state.rows), {k: str(v) for k, v in info.items()})

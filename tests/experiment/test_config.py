@@ -53,6 +53,16 @@ def test_durations(text, seconds):
         ({"train": {"budgets": ["60s", "1m"]}}, ["train.budgets", "repeat"]),
         ({"train": {"budgets": ["1m"], "budget": "2m"}}, ["train:", "exactly one"]),
         ({"batch_size": 500, "presample": 1, "data": {"train_subset": 400}}, ["batch_size = 500", "train_subset"]),
+        ({"train": {"nodes": 2}}, ["train.nodes = 2", "needs train.rdzv_endpoint", "host:port"]),
+        ({"train": {"nodes": 0}}, ["train.nodes = 0", "greater than or equal to 1"]),
+        ({"train": {"rdzv_endpoint": "node0"}}, ["train.rdzv_endpoint", "'node0'", "not host:port"]),
+        ({"train": {"rdzv_endpoint": "node0:http"}}, ["train.rdzv_endpoint", "'node0:http'", "not host:port"]),
+        ({"train": {"rdzv_endpoint": ":29400"}}, ["train.rdzv_endpoint", "not host:port"]),
+        ({"train": {"rdzv_endpoint": "node0:70000"}}, ["train.rdzv_endpoint", "not host:port"]),
+        (
+            {"batch_size": 36, "train": {"nodes": 4, "processes": 2, "rdzv_endpoint": "node0:29400"}},
+            ["batch_size = 36", "train.nodes x train.processes = 4 x 2 = 8"],
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_key_value_and_rule(raw, pieces):
