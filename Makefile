@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_sampler.py \
 	tests/test_timing.py tests/test_costmodel.py tests/test_readme.py
 
-.PHONY: install data run rerun test test-core lock bench
+.PHONY: install data run rerun test test-core lock bench gpu-wheels
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -52,3 +52,12 @@ bench: install data
 	$(BIN)/python -m benchmarks.presample_forward
 	$(BIN)/python -m benchmarks.train_throughput
 	$(BIN)/python -m benchmarks.ddp_scaling
+
+# Wheels for benchmarks/gpu_check.sh on a GPU machine with no package index (Python 3.12, x86-64 Linux):
+# pydantic and what it needs, at the lock's versions. make gpu-wheels GPU_PYTHON=3.11 for another Python.
+GPU_PYTHON ?= 3.12
+GPU_WHEELS := pydantic pydantic_core annotated-types typing-inspection
+gpu-wheels: install
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+		$(foreach name,$(GPU_WHEELS),$$(grep -i '^$(name)==' requirements.lock))

@@ -4,26 +4,16 @@ more method, measured side by side in one process -> results/timing_<method>.xls
 by the training set-up itself (`isample.experiment.setup`), so what is timed is what trains."""
 
 import argparse
-import dataclasses
 import shutil
 import sys
 
 import torch
 from dvclive import Live
 
-from isample.experiment.config import ConfigError, Params, params_values, run_spec, stage_params
+from isample.experiment.config import ConfigError, Params, params_values, stage_params
 from isample.experiment.data import load_prepared
-from isample.experiment.profiling import (
-    IMPORTANCE,
-    UNIFORM,
-    Configuration,
-    configurations,
-    fit,
-    measure,
-    steady,
-    summarize,
-)
-from isample.experiment.setup import build_setup, resolve_device
+from isample.experiment.profiling import IMPORTANCE, UNIFORM, fit, measure_params, summarize
+from isample.experiment.setup import resolve_device
 from isample.methods.catalog import CATALOG
 from isample.report.records import params_frame, timing_path, write_workbook
 from stages.common import RESULTS_DIR, prepared_path, replace_directory, run_stage
@@ -40,13 +30,6 @@ SHOWN = [
     "prediction_error",
     "prediction_error_measured",
 ]
-
-
-def _configurations(params: Params, specs: dict, peer: str | None) -> list[Configuration]:
-    if peer is not None:
-        return [Configuration(UNIFORM, specs[UNIFORM].options), Configuration(peer, steady(specs[peer].options))]
-    timing = params.timing
-    return configurations(specs[IMPORTANCE].options, timing.presamples, timing.forward_chunks, specs[UNIFORM].options)
 
 
 def _write_live(fitted) -> None:
@@ -66,17 +49,8 @@ def main(params: Params, peer: str | None = None) -> None:
         raise ConfigError(
             f"params.yaml: timing.presamples: B = {largest} exceeds the {len(data.train_x)} prepared images"
         )
-    budget = params.train.budget_list[0]  # the budget does not change what an iteration costs
-    specs = {name: run_spec(params, name, budget, seed=0) for name in (UNIFORM, peer or IMPORTANCE)}
-
-    def make_sampler(configuration: Configuration):
-        spec = dataclasses.replace(specs[configuration.run], options=configuration.options)
-        return build_setup(spec, data).sampler
-
-    timing = params.timing
-    measured = _configurations(params, specs, peer)
     progress = sys.stderr.isatty()  # a log gets the table below, not a frame per iteration
-    iterations = measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
+    iterations = measure_params(params, data, peer, progress=progress)
     resets = int(iterations.groupby(["run", "presample", "forward_chunk"], dropna=False)["diverged_resets"].max().sum())
     if resets:
         print(

@@ -20,6 +20,9 @@ import torch
 from tqdm import tqdm
 
 from isample import costmodel
+from isample.experiment.config import Params, run_spec
+from isample.experiment.data import PreparedData
+from isample.experiment.setup import build_setup
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.report.records import presample_seconds, train_step_seconds
 from isample.sampler import Iteration, Sampler
@@ -153,6 +156,27 @@ def measure(
                 rows.append(_row(configuration, index - warmup, it, total, resets))
     bar.close()
     return pd.DataFrame(rows)
+
+
+def measure_params(params: Params, data: PreparedData, peer: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """`measure` as params.yaml specifies it: uniform and upper_bound at every ratio of timing.presamples
+    (the timing stage), or uniform beside `peer`; every sampler built by the training set-up itself,
+    so what is timed is what trains."""
+    budget = params.train.budget_list[0]  # the budget does not change what an iteration costs
+    specs = {name: run_spec(params, name, budget, seed=0) for name in (UNIFORM, peer or IMPORTANCE)}
+    timing = params.timing
+    if peer is None:
+        measured = configurations(
+            specs[IMPORTANCE].options, timing.presamples, timing.forward_chunks, specs[UNIFORM].options
+        )
+    else:
+        measured = [Configuration(UNIFORM, specs[UNIFORM].options), Configuration(peer, steady(specs[peer].options))]
+
+    def make_sampler(configuration: Configuration) -> Sampler:
+        spec = dataclasses.replace(specs[configuration.run], options=configuration.options)
+        return build_setup(spec, data).sampler
+
+    return measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
 
 
 def _iqr(series: pd.Series) -> float:

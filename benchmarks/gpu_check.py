@@ -1,0 +1,179 @@
+"""One-shot GPU check: the CUDA-only tests, then notebook experiment 1 in minutes with the README's GPU
+recipe, then the cost at several presample ratios, as one table.
+
+    bash benchmarks/gpu_check.sh                     # on a machine with one NVIDIA GPU: about 6-8 minutes
+    python -m benchmarks.gpu_check --device cpu --model resnet8 --budget 5s --train-subset 500 \\
+        --presamples 2 3 --timing-iterations 3       # the script itself, end to end, on a CPU
+
+Steps: (1) `pytest tests/test_cuda.py` (skipped without CUDA); (2) the data set from `--data-root`
+(torchvision's files or an ImageFolder archive, as `prepare` finds them), decoded in memory; (3)
+upper_bound and uniform, each for `--budget` of training time from the same initial weights, with
+params.yaml's settings and the recipe (ResNet-18, all of CIFAR-10, augmentation, bf16 autocast,
+channels-last, `sampler.forward_chunk: 0`, lr drops at 50% and 75%); (4) the timing stage's
+measurement at every ratio of `--presamples`. It needs torch, torchvision, numpy, pandas, pyyaml,
+pillow, tqdm and pydantic, not DVC: `benchmarks/gpu_check.sh` installs pydantic from wheels in `.whl/`
+(`make gpu-wheels`) where it is missing. Everything it measured goes to `--out` (default gpu_check/):
+`summary.md` (the table), `summary.json`, `<method>.epochs.csv`, `timing.iterations.csv`,
+`timing.per_ratio.csv`, `tests.log`.
+"""
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from isample.experiment.config import ConfigError, run_spec, validate
+from isample.experiment.data import DataError, load_dataset, subset
+from isample.experiment.profiling import IMPORTANCE, UNIFORM, measure_params, summarize
+from isample.experiment.setup import resolve_device
+from isample.experiment.train import train_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def recipe(args: argparse.Namespace, cuda: bool) -> dict:
+    """params.yaml overridden by the README's GPU recipe and this check's arguments."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"].update(
+        name=args.dataset,
+        root=args.data_root,
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
+        augment=True,
+    )
+    raw["model"]["name"] = args.model
+    raw["train"].update(
+        budgets=[args.budget],
+        seeds=[args.seed],
+        device=args.device,
+        amp=cuda,  # bf16 autocast and channels-last are the GPU recipe; a CPU run keeps fp32
+        channels_last=cuda,
+        lr_milestones=[0.5, 0.75],
+        processes=1,
+        nodes=1,
+    )
+    raw["sampler"]["forward_chunk"] = 0
+    raw["timing"].update(presamples=args.presamples, iterations=args.timing_iterations, forward_chunks=[0])
+    return raw
+
+
+def run_tests(out: Path) -> str:
+    """The CUDA-only tests; their pytest summary line."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    (out / "tests.log").write_text(result.stdout + result.stderr)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return lines[-1].strip("= ") if lines else f"pytest exited {result.returncode} with no output"
+
+
+def train_both(params, data, out: Path) -> dict:
+    """upper_bound and uniform for the budget from the same initial weights; what each reached."""
+    trained = {}
+    for method in (IMPORTANCE, UNIFORM):
+        spec = run_spec(params, method, params.train.budget_list[0], params.train.seeds[0])
+        run = train_run(spec, data, progress=sys.stderr.isatty())
+        run.epochs.to_csv(out / f"{method}.epochs.csv", index=False)
+        last = run.epochs.iloc[-1]
+        trained[method] = {
+            "status": run.status,
+            "epochs": int(last["epoch"]),
+            "iterations": int(last["total_iterations"]),
+            "train_seconds": float(last["train_seconds"]),
+            "images_per_second": int(last["total_iterations"]) * params.batch_size / float(last["train_seconds"]),
+            "final_test_accuracy": run.final_accuracy,
+            "scored_share": float(run.scored_share),
+        }
+    return trained
+
+
+def table(device_name: str, tests: str, trained: dict, per_ratio, args, batch_size: int) -> str:
+    """The check's one table, as markdown."""
+    lines = [
+        f"GPU check on {device_name}, torch {torch.__version__}: {args.model}, {args.dataset}, "
+        f"budget {args.budget} each",
+        f"CUDA tests: {tests}",
+        "",
+        "| run | images/s | final test accuracy | epochs | IS share | a | a / p | non-model share | cost-model error |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, facts in trained.items():
+        lines.append(
+            f"| {method} (trained) | {facts['images_per_second']:.0f} | {facts['final_test_accuracy']:.4f} | "
+            f"{facts['epochs']} | {facts['scored_share']:.2f} | | | | |"
+        )
+    for row in per_ratio.itertuples():
+        label = f"{row.run} p={row.presample:g}" if not math.isnan(row.presample) else row.run
+        images = batch_size / row.measured_seconds  # trained images per second of a whole iteration
+        lines.append(
+            f"| {label} (timed) | {images:.0f} | | | | {row.a:.3f} | {_cell(row, 'a_per_p')} | "
+            f"{row.non_model_share:.3f} | {_cell(row, 'prediction_error')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(row, name: str) -> str:
+    value = getattr(row, name, math.nan)
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=REPO / "gpu_check", help="folder for what it measured")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu", "auto"])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--data-root", default="data/raw")
+    parser.add_argument("--train-subset", type=int, default=0, help="0: all training images")
+    parser.add_argument("--test-subset", type=int, default=0, help="test images per epoch's curve, 0: all")
+    parser.add_argument("--budget", default="2m", help="training time of each method")
+    parser.add_argument("--presamples", type=float, nargs="+", default=[2, 3, 5, 7])
+    parser.add_argument("--timing-iterations", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-tests", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    started = time.perf_counter()
+    try:
+        device = resolve_device(args.device)
+        params = validate(recipe(args, device.type == "cuda"))
+        data = subset(load_dataset(args.dataset, args.data_root), params.data.train_subset, params.data.test_subset)
+    except (ConfigError, DataError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    tests = "not run (--skip-tests)" if args.skip_tests else run_tests(out)
+    print(f"CUDA tests: {tests}", flush=True)
+    trained = train_both(params, data, out)
+    iterations = measure_params(params, data, progress=sys.stderr.isatty())
+    per_ratio = summarize(iterations, params.batch_size)
+    iterations.to_csv(out / "timing.iterations.csv", index=False)
+    per_ratio.to_csv(out / "timing.per_ratio.csv", index=False)
+    summary = table(device_name, tests, trained, per_ratio, args, params.batch_size)
+    (out / "summary.md").write_text(summary)
+    facts = {
+        "device": device_name,
+        "torch": torch.__version__,
+        "arguments": {key: str(value) for key, value in vars(args).items()},
+        "tests": tests,
+        "trained": trained,
+        "per_ratio": json.loads(per_ratio.to_json(orient="records")),
+        "seconds": time.perf_counter() - started,
+    }
+    (out / "summary.json").write_text(json.dumps(facts, indent=2))
+    print(summary + f"\nwrote {out} in {facts['seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
