@@ -1,4 +1,14 @@
-"""Drawing a batch in proportion to importance scores, and the variance-reduction estimate."""
+"""Drawing a batch in proportion to importance scores, the variance-reduction estimate, and trees of
+partial sums (or maxima) over N values, so that selection over a whole data set costs the same at any N.
+
+In a tree, each level holds the sums of groups of `FANOUT` entries of the level below, up to one root. Changing b
+values changes b ancestors per level, and a draw in proportion to the values walks down one path, so
+both cost O(b log N) whatever N is (a sum tree, as prioritized experience replay uses; a wide fan-out
+keeps the levels few: 5 at N = 10 M). A sum tree adds each change's difference to the ancestors,
+a handful of tensor operations per level, in float64; so that rounding cannot pile up, it recomputes
+every level from the leaves after as many leaf changes as it has leaves (O(1) per change, amortised).
+A max tree recomputes the changed ancestors from their children instead (a maximum has no difference).
+"""
 
 import math
 
@@ -62,3 +72,107 @@ def variance_reduction(scores: torch.Tensor) -> float:
         return 1.0
     g = scores / total
     return math.sqrt(scores.numel() * float((g * g).sum()))
+
+
+# -- trees over the whole data set ---------------------------------------------------------------------
+
+FANOUT = 64
+
+
+def _padded(level: torch.Tensor) -> torch.Tensor:
+    """A level (channels x entries) padded with zeros to a whole number of groups."""
+    return torch.cat([level, level.new_zeros(len(level), -level.shape[1] % FANOUT)], 1)
+
+
+class SumTree:
+    """`size` leaves of `channels` non-negative values each, all starting at `initial`; every channel
+    is summed on its own. Stored channel by channel, so a group's children are adjacent in memory."""
+
+    reduction = "sum"
+
+    def __init__(self, size: int, channels: int = 1, initial: float = 0.0):
+        if size < 1:
+            raise ValueError(f"a tree needs at least one leaf, got {size}")
+        self.size, self.channels = size, channels
+        leaves = _padded(torch.full((channels, size), float(initial), dtype=torch.float64))
+        self.levels = [leaves]  # leaves first, the root's level (one entry) last
+        self.rebuild()
+
+    def _reduce(self, groups: torch.Tensor) -> torch.Tensor:
+        """channels x groups x fanout -> channels x groups."""
+        return groups.sum(2)
+
+    def rebuild(self) -> None:
+        """Every level above the leaves, recomputed from them (O(N))."""
+        del self.levels[1:]
+        while self.levels[-1].shape[1] > 1:
+            above = self._reduce(self.levels[-1].view(self.channels, -1, FANOUT))
+            self.levels.append(_padded(above) if above.shape[1] > 1 else above)
+        self._changes = 0
+
+    def total(self) -> torch.Tensor:
+        """The sum (a max tree: the maximum) of every leaf, per channel."""
+        return self.levels[-1][:, 0]
+
+    def values(self, positions: torch.Tensor) -> torch.Tensor:
+        """The leaves at `positions`, one row (of `channels` values) each."""
+        return self.levels[0][:, positions].T
+
+    def set(self, positions: torch.Tensor, values: torch.Tensor) -> None:
+        """Leaves at `positions`, which must be distinct, become `values` (one row each, or one number
+        each in a tree of one channel)."""
+        if len(positions) == 0:
+            return
+        new = values.to(torch.float64).reshape(len(positions), self.channels).T
+        difference = new - self.levels[0][:, positions]
+        self.levels[0][:, positions] = new
+        for above in self.levels[1:]:
+            positions = positions // FANOUT
+            above.index_add_(1, positions, difference)
+        self._changes += len(positions)
+        if self._changes >= self.size:
+            self.rebuild()
+
+    def find(self, targets: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        """For each target t in [0, total), the leaf i whose span [prefix(i), prefix(i) + value(i)) holds
+        it, in `channel`: a draw in proportion to the values when t is uniform. A leaf of value 0 is
+        never returned: a target pushed past either end of a group by rounding is kept inside it."""
+        remaining = targets.to(torch.float64).unsqueeze(1)
+        node = torch.zeros(len(targets), dtype=torch.int64)
+        for level in reversed(self.levels[:-1]):
+            children = level[channel].view(-1, FANOUT).index_select(0, node)  # b x fanout
+            bounds = children.cumsum(1)
+            # Inside [0, the group's total): right-searching then skips children of value 0.
+            remaining = torch.minimum(remaining.clamp(min=0), bounds[:, -1:] * (1 - 2**-40))
+            choice = torch.searchsorted(bounds, remaining, right=True)
+            remaining = remaining - (bounds.gather(1, choice) - children.gather(1, choice))
+            node = torch.add(choice.squeeze(1), node, alpha=FANOUT)
+        return node
+
+    def sample(self, count: int, generator: torch.Generator | None = None, channel: int = 0) -> torch.Tensor:
+        """`count` leaves drawn with replacement in proportion to their values in `channel` (total > 0)."""
+        total = float(self.total()[channel])
+        if not total > 0:
+            raise ValueError("cannot draw from a tree whose values are all 0")
+        return self.find(torch.rand(count, generator=generator, dtype=torch.float64) * total, channel)
+
+
+class MaxTree(SumTree):
+    """The same tree of maxima: `total()` is the largest leaf. No draws."""
+
+    reduction = "max"
+
+    def _reduce(self, groups: torch.Tensor) -> torch.Tensor:
+        return groups.amax(2)
+
+    def set(self, positions: torch.Tensor, values: torch.Tensor) -> None:
+        if len(positions) == 0:
+            return
+        self.levels[0][:, positions] = values.to(torch.float64).reshape(len(positions), self.channels).T
+        changed = torch.sort(positions).values
+        for below, above in zip(self.levels, self.levels[1:]):
+            changed = torch.unique_consecutive(changed // FANOUT)  # sorted: each parent once
+            above[:, changed] = self._reduce(below.view(self.channels, -1, FANOUT)[:, changed])
+
+    def find(self, targets: torch.Tensor, channel: int = 0) -> torch.Tensor:
+        raise ValueError("a max tree holds no prefix sums to draw from")

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from isample.sampling import importance_draw, variance_reduction
+from isample.sampling import FANOUT, MaxTree, SumTree, importance_draw, variance_reduction
 from isample.scores import gnorm_upper_bound
 
 
@@ -138,3 +138,83 @@ def test_variance_reduction_extremes():
     dominant[7] = 2.0
     assert variance_reduction(dominant) == pytest.approx(7.0)
     assert 1.0 < variance_reduction(torch.tensor([1.0, 2.0, 3.0])) < math.sqrt(3)
+
+
+# -- the trees: totals and maxima after changes, prefix search against a cumulative sum, draws in
+# proportion to the values (Monte Carlo)
+
+
+@pytest.mark.parametrize("size", [1, 5, FANOUT, FANOUT + 1, FANOUT**2 + 3, 10_000])
+def test_totals_and_maxima_follow_every_change(size):
+    generator = torch.Generator().manual_seed(size)
+    values = torch.rand(size, 2, generator=generator, dtype=torch.float64)
+    sums, maxima = SumTree(size, channels=2), MaxTree(size, channels=2)
+    sums.set(torch.arange(size), values)
+    maxima.set(torch.arange(size), values)
+    for _ in range(20):
+        changed = torch.randperm(size, generator=generator)[: min(size, 37)]
+        values[changed] = torch.rand(len(changed), 2, generator=generator, dtype=torch.float64) * 3
+        sums.set(changed, values[changed])
+        maxima.set(changed, values[changed])
+        torch.testing.assert_close(sums.total(), values.sum(0), rtol=1e-12, atol=1e-12)
+        assert torch.equal(maxima.total(), values.max(0).values)
+    torch.testing.assert_close(sums.values(torch.arange(size)), values)
+
+
+def test_find_is_the_cumulative_sums_search_and_never_returns_a_zero():
+    size = 5000
+    generator = torch.Generator().manual_seed(0)
+    values = torch.rand(size, generator=generator, dtype=torch.float64)
+    values[torch.rand(size, generator=generator) < 0.5] = 0.0  # half of them zero, in runs
+    values[:100] = 0.0
+    values[-100:] = 0.0
+    tree = SumTree(size)
+    tree.set(torch.arange(size), values)
+    targets = torch.rand(20_000, generator=generator, dtype=torch.float64) * values.sum()
+    targets = torch.cat([targets, torch.tensor([0.0, values.sum().item(), values.sum().item() * (1 + 1e-9)])])
+    found = tree.find(targets)
+    reference = torch.searchsorted(values.cumsum(0), targets[:-3], right=True)
+    assert torch.equal(found[:-3], reference)
+    assert (values[found] > 0).all()  # the ends, pushed by rounding, land on positive leaves too
+
+
+def test_draws_follow_the_values():
+    size = 300
+    generator = torch.Generator().manual_seed(2)
+    values = torch.rand(size, generator=generator, dtype=torch.float64) ** 3
+    tree = SumTree(size, channels=2)
+    tree.set(torch.arange(size), torch.stack([values, torch.ones(size, dtype=torch.float64)], 1))
+    counts = torch.bincount(tree.sample(300_000, generator), minlength=size).double()
+    expected = values / values.sum() * counts.sum()
+    chi_square = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi_square < size + 5 * (2 * size) ** 0.5, chi_square  # about size - 1 when the draw follows the values
+    uniform = torch.bincount(tree.sample(30_000, generator, channel=1), minlength=size)
+    assert uniform.min() > 50 and uniform.max() < 150  # channel 1: all ones, a uniform draw
+
+
+def test_bad_use_is_refused():
+    with pytest.raises(ValueError, match="at least one leaf"):
+        SumTree(0)
+    with pytest.raises(ValueError, match="all 0"):
+        SumTree(10).sample(3)
+    with pytest.raises(ValueError, match="no prefix sums"):
+        MaxTree(10).find(torch.zeros(2))
+
+
+def test_rounding_cannot_pile_up_over_many_changes():
+    """Changes add their differences to the ancestors; after as many changes as leaves every level is
+    recomputed from the leaves, so the sums stay within rounding of the exact ones however long it runs."""
+    size = 1000
+    generator = torch.Generator().manual_seed(3)
+    tree = SumTree(size)
+    values = torch.zeros(size, dtype=torch.float64)
+    for step in range(3000):
+        changed = torch.randperm(size, generator=generator)[:50]
+        values[changed] = torch.rand(50, generator=generator, dtype=torch.float64) * 10 ** (step % 7 - 3)
+        tree.set(changed, values[changed])
+    assert tree._changes < size  # rebuilt along the way
+    assert tree.total().item() == pytest.approx(values.sum().item(), rel=1e-12)
+    for below, above in zip(tree.levels, tree.levels[1:]):
+        torch.testing.assert_close(
+            above[:, : below.shape[1] // FANOUT], below.view(1, -1, FANOUT).sum(2), rtol=1e-9, atol=1e-12
+        )

@@ -57,27 +57,19 @@ class SelectiveBackprop(SelectionMethod):
         self.candidates_selected = 0
 
     def _candidate_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The candidates' losses (the model in scoring mode, set by `_queue_until`)."""
         context, timer = self.context, self.context.timer
-        with scoring_mode(context.model, self.options.score_mode), torch.inference_mode():
-            with timer.phase("presample_forward"):
-                with autocast(context.device, context.autocast_dtype):
-                    logits = context.model(x)
-            with timer.phase("scoring"):
-                losses = per_example_loss(logits, y).float().cpu()
-        if not torch.isfinite(losses).all():
+        with timer.phase("presample_forward"):
+            with autocast(context.device, context.autocast_dtype):
+                logits = context.model(x)
+        with timer.phase("scoring"):
+            losses = per_example_loss(logits, y).float().cpu()
+        if not math.isfinite(float(losses.sum())):  # a NaN or infinite loss makes the sum so
             raise NonFiniteScores("selective_backprop: candidate losses are NaN or infinite")
         return losses
 
-    def _wait(self, indices: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.waiting = torch.cat([self.waiting, indices])
-        if self.waiting_inputs is None:
-            self.waiting_inputs, self.waiting_targets = x, y
-        else:
-            self.waiting_inputs = torch.cat([self.waiting_inputs, x])
-            self.waiting_targets = torch.cat([self.waiting_targets, y])
-
-    def _select_candidates(self) -> None:
-        """One batch of b candidates: scored, and the selected ones queued with their views."""
+    def _select_candidates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batch of b candidates scored: the selected ones' indices and the views that were scored."""
         context, timer, options = self.context, self.context.timer, self.options
         with timer.phase("draw_presample"):
             candidates = context.examples.take(context.batch_size)
@@ -86,11 +78,33 @@ class SelectiveBackprop(SelectionMethod):
         with timer.phase("draw_batch"):
             self.history = torch.cat([self.history, losses])[-options.history :]
             chance = selection_probabilities(loss_percentiles(losses, self.history), options.beta, options.sampling_min)
-            chosen = torch.rand(len(losses), generator=context.generator) < chance
-            device_chosen = chosen.to(x.device)
-            self._wait(candidates[chosen], x[device_chosen], y[device_chosen])
+            chosen = torch.nonzero(torch.rand(len(losses), generator=context.generator) < chance).squeeze(1)
             self.candidates_seen += len(candidates)
-            self.candidates_selected += int(chosen.sum())
+            self.candidates_selected += len(chosen)
+            on_device = chosen.to(x.device)
+            return candidates[chosen], x[on_device], y[on_device]
+
+    def _queue_until(self, b: int) -> None:
+        """Score candidate batches until b selected examples wait (their views joined once, at the end)."""
+        parts = [] if self.waiting_inputs is None else [(self.waiting, self.waiting_inputs, self.waiting_targets)]
+        queued, idle = len(self.waiting), 0
+        with scoring_mode(self.context.model, self.options.score_mode), torch.inference_mode():
+            while queued < b:
+                parts.append(self._select_candidates())
+                queued += len(parts[-1][0])
+                idle = 0 if len(parts[-1][0]) else idle + 1
+                if idle >= IDLE_ROUNDS:
+                    raise RuntimeError(
+                        f"selective_backprop selected none of {IDLE_ROUNDS * b} candidates in a row (all losses "
+                        f"alike and sampling_min = {self.options.sampling_min}): set "
+                        "methods.selective_backprop.sampling_min > 0"
+                    )
+        indices, inputs, targets = zip(*parts)
+        self.waiting, self.waiting_inputs, self.waiting_targets = (
+            torch.cat(indices),
+            torch.cat(inputs),
+            torch.cat(targets),
+        )
 
     def select(self) -> Selection:
         context, b = self.context, self.context.batch_size
@@ -102,16 +116,8 @@ class SelectiveBackprop(SelectionMethod):
             self.candidates_seen += b
             self.candidates_selected += b
             return Selection(indices, None, x, y)
-        idle = 0
-        while len(self.waiting) < b:
-            queued = len(self.waiting)
-            self._select_candidates()
-            idle = idle + 1 if len(self.waiting) == queued else 0
-            if idle >= IDLE_ROUNDS:
-                raise RuntimeError(
-                    f"selective_backprop selected none of {IDLE_ROUNDS * b} candidates in a row (all losses alike "
-                    f"and sampling_min = {self.options.sampling_min}): set methods.selective_backprop.sampling_min > 0"
-                )
+        if len(self.waiting) < b:
+            self._queue_until(b)
         with context.timer.phase("draw_batch"):
             indices, self.waiting = self.waiting[:b], self.waiting[b:]
             x, self.waiting_inputs = self.waiting_inputs[:b], self.waiting_inputs[b:]

@@ -12,13 +12,27 @@ def reuse_sampler(n=200, b=50, **options):
     return toy_sampler("reuse", ReuseOptions(**options), n=n, batch_size=b, seed=3)
 
 
+def set_table(method, scores, scored_at=None, iterations=0):
+    """The method's table as if trained so far (through its resume path, which rebuilds the trees)."""
+    scored_at = torch.zeros(len(scores), dtype=torch.int64) if scored_at is None else scored_at
+    method.load_state_dict({"tau": 0.0, "scores": scores, "scored_at": scored_at, "iterations": iterations})
+
+
+def dense_q(method, eps):
+    """q over all N from the O(N) reference table: (1 - eps) s / sum(s) + eps / N."""
+    n = len(method.scores)
+    table = filled_scores(
+        method.scores, method.scored_at, method.iterations, method.max_age_iterations, method.options.unseen
+    )
+    return (1 - eps) * table / table.sum() + eps / n
+
+
 def test_weighted_draws_are_unbiased_for_the_whole_data_sets_mean():
     sampler = reuse_sampler(smoothing=0.1)
     method = sampler.method
     n = len(method.scores)
     generator = torch.Generator().manual_seed(0)
-    method.scores = torch.rand(n, generator=generator) ** 3  # skewed, some scores near 0
-    method.scored_at[:] = 0
+    set_table(method, torch.rand(n, generator=generator) ** 3)  # skewed, some scores near 0
     f = torch.randn(n, generator=generator) + 5 * method.scores  # correlated with the score: bias shows
     weighted, plain = [], []
     for _ in range(3000):  # 150,000 draws in all
@@ -34,9 +48,9 @@ def test_weighted_draws_are_unbiased_for_the_whole_data_sets_mean():
 def test_draw_frequencies_follow_the_smoothed_table_and_weights_are_bounded():
     sampler = reuse_sampler(n=100, b=100, smoothing=0.2)
     method = sampler.method
-    method.scores = torch.zeros(100)
-    method.scores[:10] = 1.0  # ten examples hold all the score
-    method.scored_at[:] = 0
+    scores = torch.zeros(100)
+    scores[:10] = 1.0  # ten examples hold all the score
+    set_table(method, scores)
     counts = torch.zeros(100)
     for _ in range(400):
         selection = method.select()
@@ -74,3 +88,58 @@ def test_bad_options_name_the_key():
         ReuseOptions(smoothing=0)
     with pytest.raises(ValueError, match="unseen = 'min'"):
         ReuseOptions(unseen="min")
+
+
+@pytest.mark.parametrize("unseen, max_age", [("max", 0), ("mean", 0), ("max", 1), ("mean", 1)])
+def test_the_tree_draws_exactly_the_dense_tables_q_with_unseen_and_expired_scores(unseen, max_age):
+    """Monte Carlo: frequencies over a table with unseen, expired, zero and skewed scores follow the
+    O(N) reference q; every weight is exactly 1 / (N q) of it; tau is the reference table's."""
+    from isample.sampling import variance_reduction
+
+    n, b, eps = 300, 100, 0.1
+    sampler = reuse_sampler(n=n, b=b, smoothing=eps, unseen=unseen, max_age=max_age)
+    method = sampler.method
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.rand(n, generator=generator) ** 2
+    scores[:20] = 0.0
+    scored_at = torch.randint(-1, 9, (n,), generator=generator)  # -1: never; with max_age 1 (3 iterations), < 5 expired
+    set_table(method, scores, scored_at, iterations=8)
+    method._expire()
+    q = dense_q(method, eps)
+    counts = torch.zeros(n)
+    for _ in range(1500):
+        indices, weights = method.draw()
+        torch.testing.assert_close(weights, 1 / (n * q[indices]), rtol=1e-5, atol=0)
+        counts += torch.bincount(indices, minlength=n)
+    table = filled_scores(method.scores, method.scored_at, 8, method.max_age_iterations, unseen)
+    assert method.tau == pytest.approx(variance_reduction(table), rel=1e-6)
+    expected = q * counts.sum()
+    chi_square = ((counts - expected) ** 2 / expected).sum().item()
+    assert chi_square < n + 5 * (2 * n) ** 0.5, chi_square  # about n - 1 when the draw follows q
+
+
+def test_training_keeps_the_tree_equal_to_the_reference_table_and_resume_draws_alike():
+    sampler = reuse_sampler(n=300, b=50, smoothing=0.2, max_age=1)  # scores expire after 6 iterations
+    for _ in range(20):
+        sampler.step()
+    method = sampler.method
+    method._expire()
+    q = dense_q(method, 0.2)
+    positions = torch.arange(300)
+    usable = method.table.values(positions)[:, 2] == 0
+    reference = (method.scored_at >= 0) & (method.iterations - method.scored_at <= method.max_age_iterations)
+    assert torch.equal(usable, reference) and 0 < usable.sum() < 300
+    indices, weights = method.draw()
+    torch.testing.assert_close(weights, 1 / (300 * q[indices]), rtol=1e-5, atol=0)
+    resumed = reuse_sampler(n=300, b=50, smoothing=0.2, max_age=1)
+    resumed.load_state_dict(sampler.state_dict())  # the trees are rebuilt from the table
+    for _ in range(3):
+        (mine, my_weights), (theirs, their_weights) = method.draw(), resumed.method.draw()
+        assert torch.equal(mine, theirs) and torch.equal(my_weights, their_weights)
+
+
+def test_a_batch_holding_an_example_twice_keeps_its_later_score():
+    from isample.methods.reuse import last_of_each
+
+    indices, values = last_of_each(torch.tensor([4, 1, 4, 2]), torch.tensor([0.1, 0.2, 0.3, 0.4]))
+    assert indices.tolist() == [1, 2, 4] and values.tolist() == pytest.approx([0.2, 0.4, 0.3])

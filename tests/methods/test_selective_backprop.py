@@ -115,8 +115,7 @@ def test_selected_examples_beyond_b_wait_for_the_next_iteration():
     sampler = known_losses_sampler(beta=0.0)
     prime(sampler)
     method = sampler.method
-    method._select_candidates()
-    method._select_candidates()  # 80 selected: 40 trained now, 40 wait
+    method._queue_until(80)  # two candidate batches, all selected: 40 trained now, 40 wait
     waiting = method.waiting.clone()
     seen = method.candidates_seen
     second = method.select()
