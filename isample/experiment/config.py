@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from isample.experiment.data import DATASETS
-from isample.experiment.models import MODELS
+from isample.experiment.models import check_model_name
 from isample.experiment.spec import LrSchedule, RunSpec
 from isample.methods.catalog import CATALOG, entry, rule_problems
 
@@ -56,7 +56,12 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: Literal[tuple(MODELS)]  # type: ignore[valid-type]
+    name: str  # a CIFAR ResNet of isample.experiment.models, or torchvision:<name>
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return check_model_name(value)
 
 
 class TrainConfig(_Section):

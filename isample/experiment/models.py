@@ -1,4 +1,6 @@
-"""CIFAR ResNets: He et al. (2016)'s small ones for CPUs and the CIFAR ResNet-18 for GPUs."""
+"""CIFAR ResNets: He et al. (2016)'s small ones for CPUs and the CIFAR ResNet-18 for GPUs; and any
+classification model of torchvision as `torchvision:<name>`, randomly initialised (no weights are
+downloaded)."""
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +69,37 @@ MODELS = {
 }
 
 
+TORCHVISION = "torchvision:"
+# Models whose training forward returns auxiliary outputs unless told not to (and which warn unless
+# told how to initialise).
+_TORCHVISION_KEYWORDS = {
+    "googlenet": {"aux_logits": False, "init_weights": True},
+    "inception_v3": {"aux_logits": False, "init_weights": True},
+}
+LIST_HINT = "python -c 'import torchvision; print(torchvision.models.list_models(module=torchvision.models))'"
+
+
+def torchvision_classifiers() -> list[str]:
+    """The classification models torchvision builds by name (not detection, segmentation, video...)."""
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def check_model_name(name: str) -> str:
+    """The name itself when it is a model this project builds; ValueError saying what is, otherwise."""
+    if name in MODELS:
+        return name
+    if name.startswith(TORCHVISION):
+        if name.removeprefix(TORCHVISION) in torchvision_classifiers():
+            return name
+        raise ValueError(f"{name!r} is not a torchvision classification model; {LIST_HINT} lists them")
+    raise ValueError(f"{name!r} is not a model here: {', '.join(MODELS)}, or torchvision:<name> ({LIST_HINT})")
+
+
 def build_model(name: str, num_classes: int) -> nn.Module:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    check_model_name(name)
+    if name.startswith(TORCHVISION):
+        name = name.removeprefix(TORCHVISION)
+        return torchvision.models.get_model(
+            name, weights=None, num_classes=num_classes, **_TORCHVISION_KEYWORDS.get(name, {})
+        )
     return MODELS[name](num_classes)

@@ -37,10 +37,28 @@ class TrainingSetup:
     test_transform: BatchTransform
 
 
-def _model(spec: RunSpec, classes: int, device: torch.device, group: Group) -> tuple[torch.nn.Module, torch.nn.Module]:
+def check_model_fits(model: torch.nn.Module, name: str, image_shape: tuple[int, ...]) -> None:
+    """ConfigError (one line) when the model cannot classify images of this shape (say a ViT built for
+    224 x 224 given 32 x 32 ones): one example through it in eval mode, before any training."""
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *image_shape))
+    except (RuntimeError, ValueError, AssertionError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        size = "x".join(map(str, image_shape))
+        raise ConfigError(f"params.yaml: model.name = {name!r} cannot classify {size} images: {reason}") from None
+    finally:
+        model.train(was_training)
+
+
+def _model(
+    spec: RunSpec, classes: int, image_shape: tuple[int, ...], device: torch.device, group: Group
+) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The model, and what trains it: itself, or its DistributedDataParallel wrapper under DDP."""
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, classes)
+    check_model_fits(model, spec.model, image_shape)
     if spec.sync_bn and group.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device, memory_format=torch.channels_last if spec.channels_last else torch.contiguous_format)
@@ -63,7 +81,7 @@ def build_setup(
     if device.type == "cuda" and group.world_size > 1:
         device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by the launcher)
     autocast_dtype = torch.bfloat16 if spec.amp else None
-    model, trained = _model(spec, len(data.classes), device, group)
+    model, trained = _model(spec, len(data.classes), tuple(data.train_x.shape[1:]), device, group)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=spec.lr(0.0), momentum=spec.momentum, weight_decay=spec.weight_decay
     )
