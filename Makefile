@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 
-CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_sampler.py \
+CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_sampler.py tests/test_loop.py \
 	tests/test_timing.py tests/test_costmodel.py tests/test_readme.py
 
 .PHONY: install data run rerun test test-core lock bench gpu-wheels

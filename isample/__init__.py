@@ -9,6 +9,7 @@ does not load torch.
 import importlib
 
 _EXPORTS = {
+    "BatchSelector": "isample.loop",
     "ImportanceSampler": "isample.sampler",
     "Iteration": "isample.sampler",
     "Sampler": "isample.sampler",

@@ -267,3 +267,29 @@ def _resume_worker(rank, tmp_path):
 
 def test_a_killed_two_process_run_resumes(tmp_path):
     spawn(_resume_worker, tmp_path)
+
+
+def _selector_worker(rank, tmp_path):
+    from isample.loop import BatchSelector
+
+    group = current_group()
+    n, b = 400, 20
+    uniform = BatchSelector("uniform", n, b, seed=5)  # b per rank: global batches of 40
+    mine = torch.cat(list(map(torch.tensor, uniform)))
+    both = group.gather(mine.unsqueeze(0))
+    assert not set(both[0].tolist()) & set(both[1].tolist())  # the ranks split each pass
+    assert sorted(both.flatten().tolist()) == list(range(n))
+    reuse = BatchSelector("reuse", n, b, seed=5)
+    batches = iter(reuse)
+    for _ in range(5):
+        next(batches)
+        weights = reuse.weights()
+        logits = torch.randn(b, 5, generator=torch.Generator().manual_seed(rank))  # the ranks see different batches
+        reuse.observe(torch.rand(b), logits, torch.randint(5, (b,)))
+        assert weights.isfinite().all()
+    tables = group.gather(reuse.method.scores.unsqueeze(0))
+    assert torch.equal(tables[0], tables[1]) and (reuse.method.scored_at >= 0).sum() > b  # both ranks' scores
+
+
+def test_the_user_loop_selector_splits_batches_and_shares_tables_over_ranks(tmp_path):
+    spawn(_selector_worker, tmp_path)

@@ -1,0 +1,175 @@
+"""Every selection method in the user's own training loop: their model, optimizer, AMP, clipping,
+scheduler and DataLoader stay theirs.
+
+    selector = BatchSelector("reuse", len(dataset), batch_size=128)
+    loader = DataLoader(dataset, batch_sampler=selector, num_workers=4)
+    for x, y in loader:
+        logits = model(x)
+        losses = F.cross_entropy(logits, y, reduction="none")
+        (selector.weights() * losses).mean().backward()         # the batch's loss weights
+        optimizer.step(); optimizer.zero_grad()
+        selector.observe(losses.detach(), logits.detach(), y)   # what the forward computed, for free
+
+`BatchSelector` is the DataLoader's batch sampler: each batch it hands out is the method's selection,
+the indices to load; `weights()` gives the loss weights of the batch the loader delivered next (the
+loader keeps the order in which it asked for batches), all 1 for a method that draws uniformly, so
+the weighted mean is unbiased for the full-data loss wherever the method is; `observe` takes back the
+training forward's per-example losses and logits. A DataLoader with workers asks for batches a few
+ahead, so a method decides with what it had observed a few batches before: draws and their weights
+stay consistent (each batch's weights are those of the distribution it was drawn from), so unbiased
+methods stay unbiased.
+
+upper_bound and selective_backprop run forwards of their own over candidate examples: they take
+`model` and `dataset` (indexable, `dataset[i]` = (input, target) as the model takes them) and fetch
+their presample in this process. They train on what the DataLoader loads for the chosen indices (a
+fresh augmentation), where the pipeline trains on the very views they scored. Their cost-aware
+threshold needs the step's times, which a user's loop keeps to itself, so `tau_threshold="auto"`
+keeps the 2018 default (B + 3b) / 3b; pass a number to set it.
+
+Iterating the selector starts an epoch (`start_epoch`: InfoBatch prunes there) of `len(selector)`
+batches. Under DDP give each rank `group` (torch.distributed's by default) and the same `seed`: each
+rank then selects its share of every global batch of b x ranks, as DistributedSampler splits one.
+"""
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from isample.distributed import Group, current_group
+from isample.methods import method_class
+from isample.methods.base import Context, Reshuffling, Selection, SelectionMethod
+from isample.step import StepResult
+from isample.timing import PhaseTimer
+
+NEEDS_DATA = ("upper_bound", "selective_backprop")  # methods that run forwards of their own
+
+
+class _Indexed:
+    """The examples as a method sees them in a user's loop: the random-reshuffling stream over N, and
+    for the methods that run forwards of their own, examples fetched from the dataset by index."""
+
+    def __init__(self, size: int, stream: Reshuffling, generator: torch.Generator, dataset, device: torch.device):
+        self.size, self.stream, self.generator, self.dataset, self.device = size, stream, generator, dataset, device
+        self.transform = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def take(self, count: int) -> torch.Tensor:
+        return self.stream.take(count)
+
+    def gather(self, indices: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The examples at `indices` from the dataset, on the model's device (None without a dataset:
+        only the indices matter to the methods that run no forward)."""
+        if self.dataset is None:
+            return None, None
+        pairs = [self.dataset[int(i)] for i in indices]
+        x = torch.stack([torch.as_tensor(x) for x, _ in pairs]).to(self.device, non_blocking=True)
+        y = torch.as_tensor([int(y) for _, y in pairs]).to(self.device, non_blocking=True)
+        return x, y
+
+
+class BatchSelector:
+    """A selection method of `isample.methods.METHODS` as a DataLoader batch sampler (see the module).
+
+    method: a name or a SelectionMethod subclass; options: its Options (defaults when None);
+    size: the dataset's length; batch_size: b of this rank; model, dataset: for upper_bound and
+    selective_backprop; seed: the draws (alike on every rank for the epoch order); progress: the
+    share of training done, in [0, 1], for methods that change late (InfoBatch's annealing); group:
+    the DDP ranks (torch.distributed's when initialised); autocast_dtype: for the methods' own forwards.
+    """
+
+    def __init__(
+        self,
+        method: str | type[SelectionMethod],
+        size: int,
+        batch_size: int,
+        *,
+        options: Any = None,
+        model: torch.nn.Module | None = None,
+        dataset=None,
+        seed: int = 0,
+        progress: Callable[[], float] | None = None,
+        group: Group | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ):
+        method_type = method_class(method) if isinstance(method, str) else method
+        if method_type.name in NEEDS_DATA and (model is None or dataset is None):
+            raise ValueError(f"{method_type.name} runs forwards of its own: give it model= and dataset=")
+        if not 1 <= batch_size <= size:
+            raise ValueError(f"batch_size must be between 1 and the dataset's {size} examples, got {batch_size}")
+        group = group or current_group()
+        if model is not None and isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module  # the methods' forwards need no collective
+        device = next(model.parameters()).device if model is not None else torch.device("cpu")
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + group.rank)  # this rank's own draws
+        shared = torch.Generator().manual_seed(seed)  # the draws every rank makes alike
+        examples = _Indexed(size, Reshuffling(size, seed, group.rank, group.world_size), generator, dataset, device)
+        self.context = Context(
+            model,
+            examples,
+            batch_size,
+            PhaseTimer(False),
+            autocast_dtype,
+            progress=progress or (lambda: 0.0),
+            group=group,
+            shared_generator=shared,
+        )
+        self.method = method_type(self.context, options)
+        self._pending: deque[Selection] = deque()  # handed out, not yet delivered by the loader
+        self._current: Selection | None = None
+        self._epoch_length = self.method.start_epoch()
+        self._started = True  # the first epoch was started above
+
+    def __len__(self) -> int:
+        """Batches in the current epoch."""
+        return self._epoch_length
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self._started:
+            self._epoch_length = self.method.start_epoch()
+        self._started = False
+        for _ in range(self._epoch_length):
+            selection = self.method.select()
+            self._pending.append(selection)
+            yield selection.indices.tolist()
+
+    def weights(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss weights of the next batch the loader delivered (in the order they were handed out),
+        on the CPU; with `indices` (from a dataset that returns them), checks that it is that batch."""
+        if not self._pending:
+            raise RuntimeError("no batch is waiting for its weights: iterate a DataLoader over this selector first")
+        self._current = selection = self._pending.popleft()
+        if indices is not None and not torch.equal(torch.as_tensor(indices).cpu(), selection.indices):
+            raise RuntimeError("the loader delivered batches in another order than they were handed out")
+        return selection.weights if selection.weights is not None else torch.ones(len(selection.indices))
+
+    def observe(self, losses: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """What the training forward of the batch whose weights were taken last computed (detached)."""
+        if self._current is None:
+            raise RuntimeError("observe follows weights(): take the batch's weights first")
+        selection, self._current = self._current, None
+        selection.targets = targets
+        result = StepResult(logits, losses.float(), losses.mean(), losses.mean(), torch.zeros(()), torch.zeros(()))
+        self.method.observe(selection, result)
+
+    def metrics(self) -> dict[str, float]:
+        """The method's own numbers (tau, a, pruned share, ...), as SelectionMethod.metrics."""
+        return self.method.metrics()
+
+    def state_dict(self) -> dict:
+        """For a checkpoint taken between epochs (batches handed out but not delivered are not kept)."""
+        return {
+            "method": self.method.state_dict(),
+            "stream": self.context.examples.stream.state_dict(),
+            "generator": self.context.generator.get_state(),
+            "shared_generator": self.context.shared_generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state["method"])
+        self.context.examples.stream.load_state_dict(state["stream"])
+        self.context.generator.set_state(state["generator"])
+        self.context.shared_generator.set_state(state["shared_generator"])
