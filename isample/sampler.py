@@ -14,7 +14,7 @@ import torch
 
 from isample.distributed import Group, current_group
 from isample.methods import method_class
-from isample.methods.base import Context, Examples, Reshuffling, SelectionMethod
+from isample.methods.base import Context, Examples, LoadedExamples, Reshuffling, SelectionMethod
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.step import TrainStep
 from isample.timing import PhaseTimer
@@ -56,7 +56,10 @@ class Sampler:
     """Trains `model` with the examples a selection method chooses, one iteration per `step()`.
 
     method: a name of `isample.methods.METHODS` or a SelectionMethod subclass; options: its
-    Options (defaults when None). transform: a batch transform applied to drawn examples.
+    Options (defaults when None). inputs, targets: the training set in memory (tensors); or inputs a
+    dataset, `dataset[i]` = (input tensor, target), and targets None: read from disk on request by
+    `workers` DataLoader workers (`isample.methods.base.LoadedExamples`). transform: a batch
+    transform applied to drawn examples.
     Under DDP, `model` is the DistributedDataParallel wrapper (the training step goes through it,
     the method's own forwards through the module inside, so they need no collective), batch_size
     is this rank's share of the global batch, `generator` this rank's own and `shared_generator`
@@ -70,11 +73,12 @@ class Sampler:
         method: str | type[SelectionMethod],
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        inputs: torch.Tensor,
-        targets: torch.Tensor,
+        inputs,
+        targets: torch.Tensor | None,
         batch_size: int,
         *,
         options: Any = None,
+        workers: int = 0,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         generator: torch.Generator | None = None,
         timing: bool = True,
@@ -96,7 +100,10 @@ class Sampler:
         shared_generator = shared_generator or generator
         # The epoch order is alike on every rank: seeded by the generator the ranks share.
         stream = Reshuffling(len(inputs), shared_generator.initial_seed(), group.rank, group.world_size)
-        self.examples = Examples(inputs, targets, device, transform, generator, stream)
+        if targets is None:
+            self.examples = LoadedExamples(inputs, device, transform, generator, stream, self.timer, workers)
+        else:
+            self.examples = Examples(inputs, targets, device, transform, generator, stream)
         method_type = method_class(method) if isinstance(method, str) else method
         inner = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
         self.context = Context(

@@ -7,6 +7,7 @@ import torch
 # The notebook's breakdown of one iteration, in order.
 PHASES = (
     "decision",  # importance-sample or not: tau against tau_th
+    "data_loading",  # waiting for examples from disk (DataLoader workers); 0 for data held in memory
     "draw_presample",  # uniform draw of B examples (indexing, transfer, augmentation)
     "presample_forward",  # forward of B without gradients, chunk by chunk
     "scoring",  # per-example gradient-norm bound (or loss) from the logits
@@ -42,26 +43,39 @@ class _Phase:
         self._name = name
 
     def __enter__(self):
-        if self._timer.synchronize:
+        timer = self._timer
+        if timer.synchronize:
             torch.cuda.synchronize()
         self._start = time.perf_counter()
+        if timer.active:  # a phase inside another: the outer one's clock stops meanwhile
+            outer = timer.active[-1]
+            timer.seconds[outer._name] += self._start - outer._start
+        timer.active.append(self)
         return self
 
     def __exit__(self, *exc):
-        if self._timer.synchronize:
+        timer = self._timer
+        if timer.synchronize:
             # CUDA kernels run asynchronously: without this the time lands in a later phase.
             torch.cuda.synchronize()
-        self._timer.seconds[self._name] += time.perf_counter() - self._start
+        now = time.perf_counter()
+        timer.seconds[self._name] += now - self._start
+        timer.active.pop()
+        if timer.active:
+            timer.active[-1]._start = now
         return False
 
 
 class PhaseTimer:
-    """Accumulates seconds per phase; when disabled, `phase()` returns a shared no-op."""
+    """Accumulates seconds per phase; when disabled, `phase()` returns a shared no-op. Phases are
+    exclusive: time spent in a phase entered inside another (loading examples while drawing them)
+    counts for the inner one only, so the phases of an iteration add up to its time."""
 
     def __init__(self, enabled: bool = True, device: torch.device | str | None = None):
         self.enabled = enabled
         self.synchronize = enabled and torch.device(device or "cpu").type == "cuda"
         self.seconds = dict.fromkeys(PHASES, 0.0)
+        self.active: list[_Phase] = []  # the phases entered and not yet left, innermost last
         self._phases = {name: _Phase(self, name) for name in PHASES}
 
     def phase(self, name: str):

@@ -238,3 +238,54 @@ def test_bf16_presample_scores_stay_within_bf16_differences():
     assert approximate.dtype == torch.float32
     difference = (approximate - reference).abs().max().item()
     assert 0 < difference < 0.05  # bf16 keeps 8 bits of mantissa: differences of a few 1e-3 in the bound
+
+
+class _Listed(torch.utils.data.Dataset):
+    """The toy problem as a dataset read item by item; one index can be made unreadable."""
+
+    def __init__(self, x, y, broken=None):
+        self.x, self.y, self.broken = x, y, broken
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        if index == self.broken:
+            raise OSError(f"cannot read example {index}")
+        return self.x[index], int(self.y[index])
+
+
+@pytest.mark.parametrize("method", ["uniform", "upper_bound", "reuse"])
+def test_a_dataset_read_by_workers_trains_exactly_as_the_tensors_do(method):
+    from isample.sampler import Sampler
+
+    runs = []
+    for workers in (None, 2):
+        model, optimizer, x, y = toy_problem(n=600)
+        inputs, targets = (x, y) if workers is None else (_Listed(x, y), None)
+        sampler = Sampler(
+            method,
+            model,
+            optimizer,
+            inputs,
+            targets,
+            32,
+            workers=workers or 0,
+            generator=torch.Generator().manual_seed(4),
+        )
+        steps = [sampler.step() for _ in range(25)]
+        runs.append((steps, model))
+    (memory, memory_model), (loaded, loaded_model) = runs
+    assert all(torch.equal(a.indices, b.indices) and torch.equal(a.weights, b.weights) for a, b in zip(memory, loaded))
+    assert all(torch.equal(a, b) for a, b in zip(memory_model.parameters(), loaded_model.parameters()))
+    assert all(it.phases["data_loading"] > 0 for it in loaded) and all(it.phases["data_loading"] == 0 for it in memory)
+
+
+def test_an_unreadable_example_is_one_line_from_the_worker():
+    from isample.sampler import Sampler
+
+    model, optimizer, x, y = toy_problem(n=100)
+    sampler = Sampler("uniform", model, optimizer, _Listed(x, y, broken=7), None, 100, workers=2)
+    with pytest.raises(OSError) as caught:
+        sampler.step()
+    assert str(caught.value) == "cannot read example 7"

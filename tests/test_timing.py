@@ -28,3 +28,18 @@ def test_cpu_timer_does_not_synchronise_cuda():
     assert not PhaseTimer(device="cpu").synchronize
     assert not PhaseTimer(enabled=False, device="cuda").synchronize
     assert PhaseTimer(device="cuda").synchronize
+
+
+def test_a_phase_inside_another_counts_for_the_inner_one_only():
+    import time
+
+    timer = PhaseTimer(True, torch.device("cpu"))
+    with timer.phase("draw_batch"):
+        time.sleep(0.02)
+        with timer.phase("data_loading"):
+            time.sleep(0.05)
+        time.sleep(0.02)
+    seconds = timer.snapshot()
+    assert 0.05 <= seconds["data_loading"] < 0.07
+    assert 0.04 <= seconds["draw_batch"] < 0.06  # its own 40 ms, not the loading inside it
+    assert not timer.active

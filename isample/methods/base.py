@@ -111,6 +111,80 @@ class Examples:
         return x, y
 
 
+class _Requests:
+    """A DataLoader's batch sampler that yields whatever batches it was last given."""
+
+    def __init__(self):
+        self.batches: list[list[int]] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _one_line(error: Exception) -> str:
+    """The original message of an error re-raised from a DataLoader worker (its last line)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else type(error).__name__
+    return last.removeprefix(f"{type(error).__name__}: ")
+
+
+class LoadedExamples(Examples):
+    """A data set read from disk: `dataset[i]` = (input tensor, target), loaded on request by DataLoader
+    workers, which stay up between requests (persistent workers, pinned memory on a GPU). A request of
+    n examples is split among the workers, so they decode in parallel; the time waiting for them is the
+    `data_loading` phase. Inputs must share one shape (a batch); `transform` runs on the batch on the
+    model's device, as for data held in memory."""
+
+    def __init__(
+        self,
+        dataset,
+        device: torch.device,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+        generator: torch.Generator,
+        stream: Reshuffling,
+        timer: PhaseTimer,
+        workers: int = 0,
+    ):
+        from torch.utils.data import DataLoader  # (the DataLoader's module loads only when it is used)
+
+        self.dataset, self.device, self.transform, self.generator, self.stream = (
+            dataset,
+            device,
+            transform,
+            generator,
+            stream,
+        )
+        self.timer, self.workers = timer, workers
+        self.requests = _Requests()
+        self.loader = DataLoader(
+            dataset,
+            batch_sampler=self.requests,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda",
+        )
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def gather(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.timer.phase("data_loading"):
+            shares = indices.tensor_split(max(1, min(self.workers, len(indices))))
+            self.requests.batches = [share.tolist() for share in shares if len(share)]
+            try:
+                parts = list(self.loader)
+            except Exception as error:  # a worker's failure comes back wrapped in its traceback
+                raise type(error)(_one_line(error)) from None
+            x = torch.cat([part[0] for part in parts]).to(self.device, non_blocking=True)
+            y = torch.cat([torch.as_tensor(part[1]) for part in parts]).to(self.device, non_blocking=True)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, y
+
+
 @dataclass
 class Context:
     """What a method may use: the model (for forwards of its own), the examples, the clock."""

@@ -96,6 +96,8 @@ class UpperBound(SelectionMethod):
         per_chunk = seconds["presample_forward"] + seconds["scoring"] - per_chunk_before  # forward + bound
         # Each chunk's forward and bound are paid B / chunk times, the call's own overhead once.
         probe = per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0)
+        # From disk, B examples must be loaded too: at this iteration's rate for its b (0 in memory).
+        probe += seconds["data_loading"] * self.presample_size / len(inputs)
         self._probes.append(self.context.group.mean([probe])[0])  # alike on every rank
         self.time_ema["presample"] = statistics.median(self._probes)
 
@@ -134,10 +136,12 @@ class UpperBound(SelectionMethod):
                 indices = examples.take(b)
                 x, y = examples.gather(indices)
             return Selection(indices, None, x, y)
+        loading = timer.seconds["data_loading"]
         with timer.phase("draw_presample"):
             presample_indices = examples.take(self.presample_size)
             x_all, y_all = examples.gather(presample_indices)
-        before = timer.seconds["presample_forward"] + timer.seconds["scoring"]
+        loading = timer.seconds["data_loading"] - loading  # B examples from disk (0 in memory)
+        before = timer.seconds["presample_forward"] + timer.seconds["scoring"] - loading
         scores = self.presample_scores(x_all, y_all)
         with timer.phase("draw_batch"):
             positions, weights = importance_draw(scores, b, context.generator, self.options.smoothing)
@@ -145,7 +149,8 @@ class UpperBound(SelectionMethod):
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
             self._tau_step = variance_reduction(scores)
-        # The presample's cost, as the notebook counts it: forward of B plus the bound.
+        # The presample's cost, as the notebook counts it: forward of B plus the bound, plus loading B
+        # when the examples come from disk.
         self._presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"] - before
         return Selection(presample_indices[positions], weights, x, y, by_score=True)
 

@@ -25,6 +25,7 @@ class RecordError(Exception):
 COMPLETED = "completed"  # a run's status when it trained to the end of its budget
 PHASES = (
     "decision",
+    "data_loading",
     "draw_presample",
     "presample_forward",
     "scoring",
