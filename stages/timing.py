@@ -45,9 +45,9 @@ def _write_live(fitted) -> None:
 def main(params: Params, peer: str | None = None) -> None:
     data = load_prepared(prepared_path(params))
     largest = round(max(params.timing.presamples) * params.batch_size)
-    if peer is None and largest > len(data.train_x):
+    if peer is None and largest > data.train_size:
         raise ConfigError(
-            f"params.yaml: timing.presamples: B = {largest} exceeds the {len(data.train_x)} prepared images"
+            f"params.yaml: timing.presamples: B = {largest} exceeds the {data.train_size} prepared images"
         )
     progress = sys.stderr.isatty()  # a log gets the table below, not a frame per iteration
     iterations = measure_params(params, data, peer, progress=progress)

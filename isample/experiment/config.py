@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from isample.experiment.data import DATASETS
+from isample.experiment.data import DATASETS, IMAGEFOLDER
 from isample.experiment.models import check_model_name
 from isample.experiment.spec import LrSchedule, RunSpec
 from isample.methods.catalog import CATALOG, entry, rule_problems
@@ -47,12 +47,24 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+    name: Literal[(*DATASETS, IMAGEFOLDER)]  # type: ignore[valid-type]
     root: str
     download: bool
+    path: str  # imagefolder: a tree train/<class>/*, test/<class>/*, or a .tar(.gz) archive of one
+    image_size: int = Field(ge=0)  # imagefolder: the side images are resized and cropped to (0: as stored)
+    workers: int = Field(ge=0)  # imagefolder: DataLoader worker processes reading the images
     train_subset: int = Field(ge=0)
     test_subset: int = Field(ge=0)
     augment: bool
+
+    @model_validator(mode="after")
+    def _a_folder_for_imagefolder(self):
+        if self.name == IMAGEFOLDER and not self.path:
+            raise ValueError(
+                "data.name = 'imagefolder' needs data.path: a folder train/<class>/*, test/<class>/* "
+                "or an archive of one"
+            )
+        return self
 
 
 class ModelConfig(_Section):
@@ -385,8 +397,9 @@ def validate(raw: dict | None) -> Params:
 
 # -- what each stage reads, and what shapes a run ----------------------------------------------------
 
-# Training keys that decide which runs happen and how they are kept, not what a run computes.
+# Keys that decide which runs happen, how they are kept and how fast data is read, not what a run computes.
 TRAIN_OPERATIONAL = (
+    "data.workers",
     "train.budget",
     "train.budgets",
     "train.seeds",
@@ -395,11 +408,12 @@ TRAIN_OPERATIONAL = (
     "train.rdzv_endpoint",
     "train.rdzv_id",
 )
-_TRAINING = ("batch_size", "data.name", "data.augment", "model", "train")
+_TRAINING = ("batch_size", "data.name", "data.augment", "data.workers", "model", "train")
 _TIMED = (
     "batch_size",
     "data.name",
     "data.augment",
+    "data.workers",
     "model",
     "train.device",
     "train.amp",
@@ -485,6 +499,7 @@ def run_spec(params: Params, method: str, budget: str, seed: int) -> RunSpec:
         eval_batch_size=train.eval_batch_size,
         checkpoint_seconds=train.checkpoint_seconds,
         dataset=params.data.name,
+        workers=params.data.workers,
         record_tag=entry(method).record_tag,
         shaping=tuple(sorted(shaping.items(), key=lambda item: item[0])),
     )

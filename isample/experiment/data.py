@@ -1,7 +1,10 @@
-"""CIFAR-10/100 from torchvision's official files or a local ImageFolder tree / archive.
+"""CIFAR-10/100 from torchvision's official files or a local ImageFolder tree / archive, and any
+ImageFolder data set (`imagefolder`) read from disk while training.
 
-Decoded once into compact uint8 tensors that training holds in memory and indexes by example,
-which is what importance sampling needs; augmentation and normalisation run on whole batches.
+CIFAR is decoded once into compact uint8 tensors that training holds in memory and indexes by
+example. An ImageFolder data set is only indexed (its files checked once): DataLoader workers decode,
+resize and crop the examples each iteration asks for (`StreamedData`, `ImageFiles`). Augmentation
+and normalisation run on whole batches on the model's device, the same for both.
 """
 
 import hashlib
@@ -24,6 +27,7 @@ DATASETS = {
     "cifar100": {"classes": 100, "torchvision": "CIFAR100", "folder": "cifar-100-python"},
 }
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IMAGEFOLDER = "imagefolder"  # data.name of a data set read from disk while training
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 SPLITS = ("train", "test")
 
@@ -68,6 +72,18 @@ class PreparedData:
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @property
+    def train_size(self) -> int:
+        return len(self.train_x)
+
+    @property
+    def test_size(self) -> int:
+        return len(self.test_x)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
 
 
 def _check_name(name: str) -> dict:
@@ -221,19 +237,26 @@ def save_prepared(data: PreparedData, path: str | os.PathLike) -> None:
     write_atomically(path, lambda temporary: torch.save(data.to_dict(), temporary))
 
 
-def load_prepared(path: str | os.PathLike) -> PreparedData:
+def load_prepared(path: str | os.PathLike):
+    """The PreparedData (in memory) or StreamedData (read from disk) that `prepare` saved at `path`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"prepared data {path} is missing: run the prepare stage first (dvc repro prepare)")
     try:
-        return PreparedData(**torch.load(path, weights_only=True))  # tensors, strings and lists only
+        fields = torch.load(path, weights_only=True)  # tensors, strings and lists only
+        if "train_files" in fields:  # an ImageFolder index (isample.experiment.streamed imports this module)
+            from isample.experiment.streamed import StreamedData
+
+            return StreamedData(**fields)
+        return PreparedData(**fields)
     except Exception as error:  # damaged, or foreign: weights_only refuses anything but tensors and plain data
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
         raise DataError(f"prepared data {path} is damaged or foreign ({reason}); delete it and rerun prepare") from None
 
 
 class BatchTransform:
-    """uint8 batch -> normalised float batch, with random crop (4-pixel padding) and flip."""
+    """uint8 batch -> normalised float batch, with random crop (padding of 1/8 of the side: 4 pixels at
+    32 x 32) and flip."""
 
     def __init__(
         self,
@@ -251,8 +274,9 @@ class BatchTransform:
 
     def _random_crop_and_flip(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
-        padded = F.pad(x, (4, 4, 4, 4))
-        offsets = torch.randint(0, 9, (2, n, 1), generator=self.generator).to(x.device)
+        pad = max(1, height // 8)  # CIFAR's 4 pixels at 32 x 32, in proportion at other sizes
+        padded = F.pad(x, (pad, pad, pad, pad))
+        offsets = torch.randint(0, 2 * pad + 1, (2, n, 1), generator=self.generator).to(x.device)
         flip = (torch.rand(n, 1, generator=self.generator) < 0.5).to(x.device)
         row_steps = torch.arange(height, device=x.device)
         col_steps = torch.arange(width, device=x.device)

@@ -26,6 +26,41 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class EvalSet:
+    """A test split, or its per-epoch subset, as batches on the model's device, transformed for the
+    model: sliced from memory, or read from disk by DataLoader workers (kept between epochs)."""
+
+    def __init__(self, data, indices: torch.Tensor, transform: BatchTransform, spec: RunSpec, device: torch.device):
+        self.indices, self.transform, self.device, self.batch_size = indices, transform, device, spec.eval_batch_size
+        self.data, self.workers, self._loader = data, spec.workers, None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _batches(self):
+        if isinstance(self.data, PreparedData):
+            for start in range(0, len(self.indices), self.batch_size):
+                chosen = self.indices[start : start + self.batch_size]
+                yield self.data.test_x[chosen], self.data.test_y[chosen]
+            return
+        if self._loader is None:  # workers start on the first evaluation and stay for the next
+            from torch.utils.data import DataLoader, Subset
+
+            split = Subset(self.data.test_dataset(), self.indices.tolist())
+            self._loader = DataLoader(
+                split,
+                batch_size=self.batch_size,
+                num_workers=self.workers,
+                persistent_workers=self.workers > 0,
+                pin_memory=self.device.type == "cuda",
+            )
+        yield from self._loader
+
+    def __iter__(self):
+        for x, y in self._batches():
+            yield self.transform(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
+
+
 @dataclass
 class TrainingSetup:
     device: torch.device
@@ -34,7 +69,8 @@ class TrainingSetup:
     optimizer: torch.optim.Optimizer
     sampler: Sampler
     augment: torch.Generator  # the training transform's draws (checkpointed with the sampler's)
-    test_transform: BatchTransform
+    curve: EvalSet  # the test examples evaluated after every epoch
+    test: EvalSet  # the whole test set, for the final accuracy
 
 
 def check_model_fits(model: torch.nn.Module, name: str, image_shape: tuple[int, ...]) -> None:
@@ -70,31 +106,37 @@ def _model(
 
 def build_setup(
     spec: RunSpec,
-    data: PreparedData,
+    data,
     group: Group = SINGLE,
     timing: bool = True,
     progress: Callable[[], float] | None = None,
 ) -> TrainingSetup:
-    """Under DDP (group of N) each rank trains b / N examples per iteration with its own generators.
+    """data: a PreparedData (in memory) or StreamedData (read from disk by spec.workers DataLoader workers).
+    Under DDP (group of N) each rank trains b / N examples per iteration with its own generators.
     progress: the share of the budget spent (the budget clock's), for the methods that read it."""
     device = resolve_device(spec.device)
     if device.type == "cuda" and group.world_size > 1:
         device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by the launcher)
     autocast_dtype = torch.bfloat16 if spec.amp else None
-    model, trained = _model(spec, len(data.classes), tuple(data.train_x.shape[1:]), device, group)
+    model, trained = _model(spec, len(data.classes), data.image_shape, device, group)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=spec.lr(0.0), momentum=spec.momentum, weight_decay=spec.weight_decay
     )
     rank_seed = spec.seed + RANK_SEED_STRIDE * group.rank
     augment = torch.Generator().manual_seed(rank_seed + 1)
+    if isinstance(data, PreparedData):  # in memory, on the model's device
+        inputs, targets = data.train_x.to(device), data.train_y.to(device)
+    else:  # read from disk by DataLoader workers
+        inputs, targets = data.train_dataset(), None
     sampler = Sampler(
         spec.method,
         trained,
         optimizer,
-        data.train_x.to(device),
-        data.train_y.to(device),
+        inputs,
+        targets,
         spec.batch_size // group.world_size,
         options=spec.options,
+        workers=spec.workers,
         transform=BatchTransform(data.mean, data.std, spec.augment, spec.channels_last, augment),
         generator=torch.Generator().manual_seed(rank_seed),
         timing=timing,
@@ -106,4 +148,6 @@ def build_setup(
         else None,
     )
     test_transform = BatchTransform(data.mean, data.std, False, spec.channels_last)
-    return TrainingSetup(device, autocast_dtype, model, optimizer, sampler, augment, test_transform)
+    curve = EvalSet(data, data.curve_test, test_transform, spec, device)
+    test = EvalSet(data, torch.arange(data.test_size), test_transform, spec, device)
+    return TrainingSetup(device, autocast_dtype, model, optimizer, sampler, augment, curve, test)

@@ -19,30 +19,29 @@ from isample.experiment.checkpoint import Checkpoints, Progress
 from isample.experiment.clock import BudgetClock
 from isample.experiment.data import PreparedData
 from isample.experiment.epoch import EpochTotals
-from isample.experiment.setup import TrainingSetup, build_setup
+from isample.experiment.setup import EvalSet, TrainingSetup, build_setup
 from isample.experiment.spec import RunSpec
+from isample.experiment.streamed import StreamedData
 from isample.report.records import COMPLETED, Run, epochs_frame
 from isample.sampling import NonFiniteScores
 from isample.scores import per_example_loss
 from isample.step import autocast
 
 
-def evaluate(model, x, y, transform, batch_size, device, autocast_dtype=None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a whole split, in eval mode."""
+def evaluate(model, examples: EvalSet, device, autocast_dtype=None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a test split's batches, in eval mode."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            inputs = transform(x[start : start + batch_size].to(device, non_blocking=True))
-            targets = y[start : start + batch_size].to(device, non_blocking=True)
+        for inputs, targets in examples:
             with autocast(device, autocast_dtype):
                 logits = model(inputs)
             loss_sum += per_example_loss(logits, targets).sum()
             correct += (logits.argmax(1) == targets).sum()
     model.train(was_training)
-    return loss_sum.item() / len(x), correct.item() / len(x)
+    return loss_sum.item() / len(examples), correct.item() / len(examples)
 
 
 class Display:
@@ -120,7 +119,7 @@ def epoch_row(
     totals: EpochTotals,
     progress: Progress,
     clock: BudgetClock,
-    data: PreparedData,
+    data: PreparedData | StreamedData,
     group: Group,
 ) -> dict:
     """The epoch's record row: its train totals, and the test metrics rank 0 measures; every rank gets
@@ -129,10 +128,7 @@ def epoch_row(
     eval_started = time.perf_counter()
     test_loss = test_accuracy = math.nan
     if group.is_main:
-        test_x, test_y = data.curve_x.to(setup.device), data.curve_y.to(setup.device)
-        test_loss, test_accuracy = evaluate(
-            setup.model, test_x, test_y, setup.test_transform, spec.eval_batch_size, setup.device, setup.autocast_dtype
-        )
+        test_loss, test_accuracy = evaluate(setup.model, setup.curve, setup.device, setup.autocast_dtype)
     row = {
         "epoch": len(progress.rows) + 1,
         "total_iterations": progress.total_iterations + totals.iterations,
@@ -153,7 +149,7 @@ def diverged_status(progress: Progress, totals: EpochTotals, lr: float) -> str:
 
 def train_run(
     spec: RunSpec,
-    data: PreparedData,
+    data: PreparedData | StreamedData,
     *,
     checkpoint_path=None,
     clock: Callable[[], float] = time.perf_counter,
@@ -209,7 +205,9 @@ def train_run(
     return _record(spec, data, setup, state, group)
 
 
-def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Progress, group: Group) -> Run:
+def _record(
+    spec: RunSpec, data: PreparedData | StreamedData, setup: TrainingSetup, state: Progress, group: Group
+) -> Run:
     if not state.rows:
         raise RuntimeError(
             "the budget ended before a single iteration ran" if state.status == COMPLETED else state.status
@@ -219,15 +217,7 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
     device = setup.device
     final_loss = final_accuracy = math.nan
     if group.is_main:  # the final accuracy on the whole test set (the curves use the per-epoch subset)
-        final_loss, final_accuracy = evaluate(
-            setup.model,
-            data.test_x.to(device),
-            data.test_y.to(device),
-            setup.test_transform,
-            spec.eval_batch_size,
-            device,
-            setup.autocast_dtype,
-        )
+        final_loss, final_accuracy = evaluate(setup.model, setup.test, device, setup.autocast_dtype)
     final_loss, final_accuracy = group.from_main([final_loss, final_accuracy])
     info = {
         **dict(spec.shaping),
@@ -242,8 +232,8 @@ def _record(spec: RunSpec, data: PreparedData, setup: TrainingSetup, state: Prog
         "threads": torch.get_num_threads(),
         "data_source": data.source,
         "data_hash": data.content_hash,
-        "train_examples": len(data.train_x),
-        "test_examples": len(data.test_x),
+        "train_examples": data.train_size,
+        "test_examples": data.test_size,
         "curve_test_examples": len(data.curve_test),
         "final_test_loss": final_loss,
         "final_test_accuracy": final_accuracy,

@@ -272,7 +272,7 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(tiny_data, monkeyp
 
     monkeypatch.setattr(train_module, "evaluate", recording)
     record = train_run(tiny_spec("uniform"), data, progress=False, clock=FakeClock(2**-7))
-    assert sizes == [40] * len(record.epochs) + [len(data.test_x)] and len(data.test_x) == 120
+    assert sizes == [40] * len(record.epochs) + [data.test_size] and data.test_size == 120
     assert record.params["test_examples"] == "120" and record.params["curve_test_examples"] == "40"
     assert record.final_accuracy == float(record.params["final_test_accuracy"])
     assert 120 * record.final_accuracy == pytest.approx(round(120 * record.final_accuracy))
