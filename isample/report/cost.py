@@ -82,7 +82,21 @@ def timing_facts(timing: dict[str, pd.DataFrame] | None) -> Facts:
     measured = float(importance["prediction_error_measured"].abs().max())
     facts.numbers["prediction_error_measured_worst"] = measured
     facts.conclusions["prediction"] = (prediction_rule(error, measured), {})
+    loading = loading_conclusion(importance)
+    if loading is not None:
+        facts.conclusions["loading"] = loading
     return facts
+
+
+def loading_conclusion(importance: pd.DataFrame) -> tuple[str, dict] | None:
+    """With examples read from disk: whether loading B examples or their forward costs an IS iteration
+    more, at the largest ratio; None for data held in memory (nothing loaded)."""
+    if "time_data_loading" not in importance or not (importance["time_data_loading"] > 0).any():
+        return None
+    largest = importance.loc[importance["presample"].idxmax()]
+    loading, forward = float(largest["time_data_loading"]), float(largest["time_presample_forward"])
+    rule = "loading_dominates" if loading > forward else "forward_dominates"
+    return rule, {"loading": 1000 * loading, "forward": 1000 * forward, "p_max": float(largest["presample"])}
 
 
 def _row(words: dict, r: dict) -> list:
@@ -197,6 +211,11 @@ TEXT = {
         "misses by up to {measured_error:.0%}.",
         "neither_model_fits": "Neither cost model predicts every ratio within tolerance: the notebook's misses by up "
         "to {error:.0%}, the measured one by up to {measured_error:.0%}.",
+        "loading_dominates": "Examples come from disk: at p = {p_max:g}, loading them took {loading:.1f} ms of an IS "
+        "iteration against {forward:.1f} ms for the presample forward, so loading dominates what IS pays "
+        "(more DataLoader workers, `data.workers`, or faster storage lower it).",
+        "forward_dominates": "Examples come from disk: at p = {p_max:g}, loading them took {loading:.1f} ms of an IS "
+        "iteration against {forward:.1f} ms for the presample forward, so the forward dominates what IS pays.",
     },
     "zh": {
         "s3": "## 3. 采样本身的开销（笔记实验 6-8）",
@@ -242,6 +261,11 @@ TEXT = {
         "{measured_error:.0%}。",
         "neither_model_fits": "两个代价模型都未能在每个比例下落在容差内：笔记模型最多相差 {error:.0%}，实测模型最多相差 "
         "{measured_error:.0%}。",
+        "loading_dominates": "样本从磁盘读取：在 p = {p_max:g} 时，读取样本占一次重要性采样迭代的 {loading:.1f} ms，"
+        "预采样前向占 {forward:.1f} ms，因此读取是重要性采样开销的主要部分（增加 DataLoader 进程 `data.workers` "
+        "或使用更快的存储可降低它）。",
+        "forward_dominates": "样本从磁盘读取：在 p = {p_max:g} 时，读取样本占一次重要性采样迭代的 {loading:.1f} ms，"
+        "预采样前向占 {forward:.1f} ms，因此预采样前向是重要性采样开销的主要部分。",
     },
 }
 RULES = {
@@ -252,6 +276,8 @@ RULES = {
         "every ratio.",
         f"Cost models: a model fits when it predicts every measured ratio within {PREDICTION_TOLERANCE:.0%}; "
         f"correlation strong at r >= {STRONG_CORRELATION}.",
+        "Data from disk: loading dominates when, at the largest ratio, the median loading time of an IS iteration "
+        "exceeds its presample forward's.",
     ],
     "zh": [
         f"预采样时间：至少 {MIN_RATIOS} 个比例时才拟合；R² >= {LINEAR_R2} 时为线性；若截距绝对值不超过最大 p 处"
@@ -259,5 +285,6 @@ RULES = {
         f"非模型时间：在每个比例下不超过重要性采样迭代中位时间的 {NON_MODEL_NEGLIGIBLE:.0%} 时可忽略。",
         f"代价模型：在每个测得的比例下预测误差都在 {PREDICTION_TOLERANCE:.0%} 以内即为符合；r >= {STRONG_CORRELATION} "
         "为强相关。",
+        "从磁盘读取的数据：若在最大比例下一次重要性采样迭代的读取中位时间超过其预采样前向时间，则读取占主导。",
     ],
 }

@@ -65,8 +65,10 @@ def timing_tables(
     ratios=(2.0, 3.0, 5.0, 7.0),
     correlation=0.8,
     measured_error=None,
+    loading=0.0,
 ):
-    """A timing record as the timing stage writes it; with one ratio the fit is nan, as least_squares gives."""
+    """A timing record as the timing stage writes it; with one ratio the fit is nan, as least_squares gives.
+    loading: seconds of data loading per iteration (0: data held in memory)."""
     rng = np.random.default_rng(0)
     ratios = list(ratios)
     presample_seconds = [slope * p + intercept + rng.normal(0, noise) for p in ratios]
@@ -89,6 +91,7 @@ def timing_tables(
             "non_model_share_iqr": 0.001,
             "tau_th": [np.nan] + [1 + s / 0.1 for s in presample_seconds],
             **{f"time_{p}": 0.01 for p in PHASES},
+            "time_data_loading": loading,
         }
     )
     measured_error = error if measured_error is None else measured_error

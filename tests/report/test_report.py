@@ -106,6 +106,21 @@ def test_timing_conclusions_flip():
     assert offset.conclusions["fit"][0] == "presample_linear_offset"
 
 
+def test_with_data_from_disk_the_report_says_whether_loading_or_the_forward_dominates():
+    assert "loading" not in timing_facts(timing_tables()).conclusions  # in memory: nothing loaded, nothing said
+    slow_disk = timing_facts(timing_tables(loading=0.05)).conclusions["loading"]
+    assert slow_disk == ("loading_dominates", {"loading": 50.0, "forward": 10.0, "p_max": 7.0})
+    assert timing_facts(timing_tables(loading=0.004)).conclusions["loading"][0] == "forward_dominates"
+    english, _ = report([], [], timing_tables(loading=0.05), "en", {})
+    assert (
+        "at p = 7, loading them took 50.0 ms of an IS iteration against 10.0 ms for the presample forward, so "
+        in english
+    )
+    assert "loading dominates" in english
+    chinese, _ = report([], [], timing_tables(loading=0.004), "zh", {})
+    assert "读取样本占一次重要性采样迭代的 4.0 ms，预采样前向占 10.0 ms，因此预采样前向是" in chinese
+
+
 def test_both_languages_from_the_same_numbers():
     is_runs, uniform_runs = pairs([0.62, 0.63, 0.61], [0.60, 0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
     english, metrics = report(is_runs, uniform_runs, timing_tables(), "en", {"accuracy": "figures/accuracy.png"})
