@@ -53,14 +53,25 @@ def speedup_vs_full_batch(p: float, k: float) -> float:
     return (p + k + 1.0) / (p * (1.0 + k))
 
 
-def measured_ratio(p: float, t_p: float, t_s: float, t: float, big_t: float) -> float:
-    """a = p (t_p + t_s) / (t + T): the presample's cost in training steps, from measured rates."""
+def measured_ratio(p: float, t_p: float, t_s: float, t: float, big_t: float, t_l: float = 0.0) -> float:
+    """a = p (t_p + t_s + t_l) / (t + T): the presample's cost in training steps, from measured rates
+    (t_l: loading one example from disk, 0 for data in memory)."""
     _positive("t + T", t + big_t)
-    return p * (t_p + t_s) / (t + big_t)
+    return p * (t_p + t_s + t_l) / (t + big_t)
 
 
 def measured_iteration_time(
-    p: float, b: int, t_p: float, t_s: float, t: float, big_t: float, step: float = 0.0, non_model: float = 0.0
+    p: float,
+    b: int,
+    t_p: float,
+    t_s: float,
+    t: float,
+    big_t: float,
+    step: float = 0.0,
+    non_model: float = 0.0,
+    t_l: float = 0.0,
 ) -> float:
-    """p b (t_p + t_s) + b (t + T) + step + non_model: the measured model of one IS iteration."""
-    return p * b * (t_p + t_s) + b * (t + big_t) + step + non_model
+    """p b (t_p + t_s) + b (t + T) + step + non_model + (p - 1) b t_l: the measured model of one IS
+    iteration (p = 0: the uniform one). non_model is the uniform iteration's, which includes loading
+    its b examples; an IS iteration loads its B = p b instead (t_l per example, 0 in memory)."""
+    return p * b * (t_p + t_s) + b * (t + big_t) + step + non_model + (max(p, 1.0) - 1.0) * b * t_l

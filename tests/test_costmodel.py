@@ -50,3 +50,15 @@ def test_measured_model_adds_the_presample_at_its_own_rate():
     assert costmodel.measured_iteration_time(3, 128, t, 0, t, big_t) == pytest.approx(
         costmodel.iteration_time(3, big_t / t, 128, t)
     )
+
+
+def test_loading_from_disk_enters_the_measured_model_as_the_presample_loads_it():
+    """An IS iteration loads its B = p b examples where the uniform one (whose non-model time holds
+    its own b) loaded b: (p - 1) b t_l more; a counts the loading of B."""
+    t_p, t_s, t, big_t, t_l = 1e-4, 1e-5, 3e-4, 6e-4, 2e-4
+    in_memory = costmodel.measured_iteration_time(3, 128, t_p, t_s, t, big_t, step=0.004, non_model=0.02)
+    from_disk = costmodel.measured_iteration_time(3, 128, t_p, t_s, t, big_t, step=0.004, non_model=0.02, t_l=t_l)
+    assert from_disk - in_memory == pytest.approx(2 * 128 * t_l)
+    uniform = costmodel.measured_iteration_time(0, 128, t_p, t_s, t, big_t, step=0.004, non_model=0.02, t_l=t_l)
+    assert uniform == pytest.approx(128 * (t + big_t) + 0.004 + 0.02)  # its loading is in its non-model time
+    assert costmodel.measured_ratio(3, t_p, t_s, t, big_t, t_l) == pytest.approx(3 * (t_p + t_s + t_l) / (t + big_t))

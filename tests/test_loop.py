@@ -42,7 +42,7 @@ def test_reuse_through_a_prefetching_loader_is_unbiased():
     selector.method.load_state_dict(
         {"tau": 0.0, "scores": scores, "scored_at": torch.zeros(n, dtype=torch.int64), "iterations": 0}
     )
-    loader = DataLoader(dataset, batch_sampler=selector, num_workers=2, prefetch_factor=4)
+    loader = DataLoader(dataset, batch_sampler=selector, num_workers=2, prefetch_factor=4, persistent_workers=True)
     weighted, plain = [], []
     for _ in range(150):  # 1,200 batches of 50
         for x, _ in loader:

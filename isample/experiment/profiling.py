@@ -209,6 +209,7 @@ def _cost(run: str, presample: float, group: pd.DataFrame, batch_size: int, t: f
         "tau_th": costmodel.tau_threshold(a),
         "t_p": group["time_presample_forward"].median() / examples,
         "t_s": group["time_scoring"].median() / examples,
+        "t_l": group["time_data_loading"].median() / examples,  # loading one example (0 in memory)
     }
 
 
@@ -249,8 +250,9 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
 
 def _predict_from_measured_rates(per_ratio: pd.DataFrame, batch_size: int) -> pd.DataFrame:
     """The measured cost model's prediction of every configuration from rates pooled over all of them:
-    t_p and t_s (medians over the IS configurations), and t, T, the optimizer step and the non-model
-    time of the uniform iteration. Each ratio is thus predicted, not read back from its own times."""
+    t_p, t_s and t_l (presample forward, bound and loading per example: medians over the IS
+    configurations), and t, T, the optimizer step and the non-model time of the uniform iteration. Each
+    ratio is thus predicted, not read back from its own times."""
     uniform = per_ratio[per_ratio["run"] == UNIFORM]
     importance = per_ratio["run"] == IMPORTANCE
     if uniform.empty:
@@ -258,16 +260,25 @@ def _predict_from_measured_rates(per_ratio: pd.DataFrame, batch_size: int) -> pd
     base = uniform.iloc[0]
     t_p = float(per_ratio.loc[importance, "t_p"].median()) if importance.any() else 0.0
     t_s = float(per_ratio.loc[importance, "t_s"].median()) if importance.any() else 0.0
+    t_l = float(per_ratio.loc[importance, "t_l"].median()) if importance.any() else 0.0
     p = per_ratio["presample"].where(importance, 0.0)
     per_ratio["predicted_seconds_measured"] = [
         costmodel.measured_iteration_time(
-            ratio, batch_size, t_p, t_s, base["t"], base["T"], base["time_optimizer_step"], base["non_model_seconds"]
+            ratio,
+            batch_size,
+            t_p,
+            t_s,
+            base["t"],
+            base["T"],
+            base["time_optimizer_step"],
+            base["non_model_seconds"],
+            t_l,
         )
         for ratio in p
     ]
     per_ratio["prediction_error_measured"] = per_ratio["predicted_seconds_measured"] / per_ratio["measured_seconds"] - 1
     per_ratio.loc[importance, "a_measured_model"] = [
-        costmodel.measured_ratio(ratio, t_p, t_s, base["t"], base["T"]) for ratio in p[importance]
+        costmodel.measured_ratio(ratio, t_p, t_s, base["t"], base["T"], t_l) for ratio in p[importance]
     ]
     return per_ratio
 

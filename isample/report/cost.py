@@ -179,9 +179,10 @@ TEXT = {
         "correlation": "Correlation of presample and training-step times across the iterations of a ratio (median "
         "over ratios): r = {corr:.2f}.",
         "model_note": "t and T are the training step's forward and backward time per example, k = T / t; a is the "
-        "measured presample time over the training-step time. Notebook model: (p + 1 + k) b t. Measured "
-        "model: p b (t_p + t_s) + b (t + T) + optimizer step + non-model time, with t_p and t_s the "
-        "presample forward's and the bound's own time per example (medians over the ratios) and the "
+        "measured presample time over the training-step time (with loading B when examples come from disk). "
+        "Notebook model: (p + 1 + k) b t. Measured model: p b (t_p + t_s) + b (t + T) + optimizer step + "
+        "non-model time + (p - 1) b t_l, with t_p, t_s and t_l the presample forward's, the bound's and "
+        "loading's own time per example (medians over the ratios; t_l = 0 in memory) and the "
         "rest from the uniform iteration. u = (p + k + 1) / (p (1 + k)) is the speed-up against "
         "full-batch GD.",
         "presample_proportional": "Presample time is proportional to p (R² = {r2:.3f}, intercept {intercept:+.2f} "
@@ -238,9 +239,10 @@ TEXT = {
         ],
         "fit": "预采样时间 = {slope:.2f} ms x p {intercept:+.2f} ms（R² = {r2:.3f}）。",
         "correlation": "同一比例各迭代中预采样与训练步时间的相关系数（各比例的中位数）：r = {corr:.2f}。",
-        "model_note": "t 和 T 是训练步中每个样本的前向和反向时间，k = T / t；a 是测得的预采样时间与训练步时间之比。"
-        "笔记模型：(p + 1 + k) b t。实测模型：p b (t_p + t_s) + b (t + T) + 优化器步 + 非模型时间，其中 t_p 和 "
-        "t_s 是预采样前向和上界计算各自的每样本时间（各比例的中位数），其余取自均匀迭代。"
+        "model_note": "t 和 T 是训练步中每个样本的前向和反向时间，k = T / t；a 是测得的预采样时间与训练步时间之比"
+        "（样本从磁盘读取时包括读取 B 个样本）。笔记模型：(p + 1 + k) b t。实测模型：p b (t_p + t_s) + b (t + T) + "
+        "优化器步 + 非模型时间 + (p - 1) b t_l，其中 t_p、t_s 和 t_l 是预采样前向、上界计算和读取各自的每样本时间"
+        "（各比例的中位数；数据在内存中时 t_l = 0），其余取自均匀迭代。"
         "u = (p + k + 1) / (p (1 + k)) 是相对全批量梯度下降的加速比。",
         "presample_proportional": "预采样时间与 p 成正比（R² = {r2:.3f}，截距 {intercept:+.2f} ms）：笔记实验 8 "
         "成立；更小的 p 使重要性采样更便宜。",

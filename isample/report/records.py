@@ -191,8 +191,9 @@ def fit_values(timing: dict[str, pd.DataFrame]) -> dict[str, float]:
 
 # Columns derived from the timing record (`time_<phase>` seconds per iteration).
 def presample_seconds(frame: pd.DataFrame) -> pd.Series:
-    """The notebook's "forward of B", which includes the gradient upper bound of each chunk."""
-    return frame["time_presample_forward"] + frame["time_scoring"]
+    """The notebook's "forward of B", which includes the gradient upper bound of each chunk, and the
+    loading of the B examples when they are read from disk (0 for data in memory)."""
+    return frame["time_presample_forward"] + frame["time_scoring"] + frame.get("time_data_loading", 0.0)
 
 
 def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
