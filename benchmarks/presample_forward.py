@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from isample.experiment.data import BatchTransform, load_dataset, load_prepared, subset
+from isample.experiment.data import BatchTransform, load_dataset, subset
 from isample.experiment.models import build_model
+from isample.experiment.prepared import load_prepared
 from isample.methods.base import scoring_mode
 from isample.scores import gnorm_upper_bound
 

@@ -23,7 +23,8 @@ import pandas as pd
 import yaml
 
 from isample.experiment.config import run_spec, validate
-from isample.experiment.data import load_dataset, load_prepared, subset
+from isample.experiment.data import load_dataset, subset
+from isample.experiment.prepared import load_prepared
 from isample.experiment.train import train_run
 from isample.report.records import read_run
 

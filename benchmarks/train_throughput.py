@@ -17,8 +17,9 @@ import yaml
 from benchmarks.sampler_overhead import synthetic_cifar
 from benchmarks.switch_on import single_run
 from isample.experiment.config import validate
-from isample.experiment.data import BatchTransform, load_prepared
+from isample.experiment.data import BatchTransform
 from isample.experiment.models import build_model
+from isample.experiment.prepared import load_prepared
 
 PREPARED = Path("data/prepared/cifar10.pt")
 

@@ -3,7 +3,8 @@
 under data/prepared/ once)."""
 
 from isample.experiment.config import Params
-from isample.experiment.data import IMAGEFOLDER, load_dataset, save_prepared, subset
+from isample.experiment.data import IMAGEFOLDER, load_dataset, subset
+from isample.experiment.prepared import save_prepared
 from stages.common import PREPARED_DIR, prepared_path, run_stage
 
 

@@ -11,7 +11,7 @@ import torch
 from dvclive import Live
 
 from isample.experiment.config import ConfigError, Params, params_values, stage_params
-from isample.experiment.data import load_prepared
+from isample.experiment.prepared import load_prepared
 from isample.experiment.profiling import IMPORTANCE, UNIFORM, fit, measure_params, summarize
 from isample.experiment.setup import resolve_device
 from isample.methods.catalog import CATALOG

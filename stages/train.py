@@ -10,7 +10,7 @@ from dvclive import Live
 from isample.distributed import SINGLE
 from isample.experiment import launch
 from isample.experiment.config import Params, run_specs
-from isample.experiment.data import load_prepared
+from isample.experiment.prepared import load_prepared
 from isample.experiment.train import train_run
 from isample.methods.catalog import CATALOG
 from isample.report.records import EPOCH_COLUMNS, write_run

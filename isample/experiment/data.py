@@ -20,8 +20,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from isample.files import write_atomically
-
 DATASETS = {
     "cifar10": {"classes": 10, "torchvision": "CIFAR10", "folder": "cifar-10-batches-py"},
     "cifar100": {"classes": 100, "torchvision": "CIFAR100", "folder": "cifar-100-python"},
@@ -231,27 +229,6 @@ def subset(data: PreparedData, train_size: int = 0, test_size: int = 0, seed: in
         data.source,
         curve_test=stratified_subset(data.test_y, test_size, seed),
     )
-
-
-def save_prepared(data: PreparedData, path: str | os.PathLike) -> None:
-    write_atomically(path, lambda temporary: torch.save(data.to_dict(), temporary))
-
-
-def load_prepared(path: str | os.PathLike):
-    """The PreparedData (in memory) or StreamedData (read from disk) that `prepare` saved at `path`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"prepared data {path} is missing: run the prepare stage first (dvc repro prepare)")
-    try:
-        fields = torch.load(path, weights_only=True)  # tensors, strings and lists only
-        if "train_files" in fields:  # an ImageFolder index (isample.experiment.streamed imports this module)
-            from isample.experiment.streamed import StreamedData
-
-            return StreamedData(**fields)
-        return PreparedData(**fields)
-    except Exception as error:  # damaged, or foreign: weights_only refuses anything but tensors and plain data
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise DataError(f"prepared data {path} is damaged or foreign ({reason}); delete it and rerun prepare") from None
 
 
 class BatchTransform:

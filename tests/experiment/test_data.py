@@ -7,11 +7,10 @@ from isample.experiment.data import (
     BatchTransform,
     DataError,
     load_dataset,
-    load_prepared,
-    save_prepared,
     stratified_subset,
     subset,
 )
+from isample.experiment.prepared import load_prepared, save_prepared
 from tests.common import CIFAR10_CLASSES, SHARED_DATA, make_archive, synthetic_data
 
 

@@ -12,7 +12,8 @@ import torch
 import yaml
 from PIL import Image
 
-from isample.experiment.data import DataError, load_prepared
+from isample.experiment.data import DataError
+from isample.experiment.prepared import load_prepared
 from isample.experiment.streamed import prepare_image_folder
 from tests.common import REPO, make_params
 
@@ -47,7 +48,7 @@ def test_a_tree_and_its_archive_index_alike_and_load_back(tmp_path):
     assert x.shape == (3, 32, 32) and x.dtype == torch.uint8 and y == 0
     resized = prepare_image_folder(tree, 48, 0, 0, tmp_path / "unused")
     assert resized.image_shape == (3, 48, 48) and resized.content_hash != from_tree.content_hash
-    from isample.experiment.data import save_prepared
+    from isample.experiment.prepared import save_prepared
 
     save_prepared(resized, tmp_path / "prepared.pt")
     again = load_prepared(tmp_path / "prepared.pt")
