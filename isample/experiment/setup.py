@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import DataLoader, Subset
 
 from isample.distributed import SINGLE, Group
 from isample.experiment.config import ConfigError
@@ -44,8 +45,6 @@ class EvalSet:
                 yield self.data.test_x[chosen], self.data.test_y[chosen]
             return
         if self._loader is None:  # workers start on the first evaluation and stay for the next
-            from torch.utils.data import DataLoader, Subset
-
             split = Subset(self.data.test_dataset(), self.indices.tolist())
             self._loader = DataLoader(
                 split,

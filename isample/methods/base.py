@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
 
 from isample.distributed import SINGLE, Group
 from isample.methods.catalog import SCORE_MODES, NoOptions
@@ -148,15 +149,8 @@ class LoadedExamples(Examples):
         timer: PhaseTimer,
         workers: int = 0,
     ):
-        from torch.utils.data import DataLoader  # (the DataLoader's module loads only when it is used)
-
-        self.dataset, self.device, self.transform, self.generator, self.stream = (
-            dataset,
-            device,
-            transform,
-            generator,
-            stream,
-        )
+        self.dataset, self.device, self.transform = dataset, device, transform
+        self.generator, self.stream = generator, stream
         self.timer, self.workers = timer, workers
         self.requests = _Requests()
         self.loader = DataLoader(
