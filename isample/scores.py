@@ -16,8 +16,14 @@ def gnorm_upper_bound(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 
 
 def per_example_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each example, in float32: log(sum exp z) - z_y, which is F.cross_entropy's value
-    (tests/test_scores.py) at half its cost on small CPU batches, where methods score candidates."""
+    """Cross-entropy of each example, in float32 (the training step's and evaluation's loss)."""
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
+def candidate_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The same cross-entropy, as log(sum exp z) - z_y: equal to per_example_loss up to float rounding
+    (tests/test_scores.py), at half its cost on small CPU batches. For ranking candidates among losses
+    computed alike (Selective-Backprop); training keeps F.cross_entropy, bit for bit."""
     logits = logits.float()
     return torch.logsumexp(logits, dim=1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
 

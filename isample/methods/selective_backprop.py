@@ -22,7 +22,7 @@ import torch
 from isample.methods.base import Selection, SelectionMethod, scoring_mode
 from isample.methods.catalog import SelectiveBackpropOptions
 from isample.sampling import NonFiniteScores
-from isample.scores import per_example_loss
+from isample.scores import candidate_loss
 from isample.step import autocast
 
 IDLE_ROUNDS = 1000  # candidate batches in a row that select nothing before the method gives up
@@ -63,7 +63,7 @@ class SelectiveBackprop(SelectionMethod):
             with autocast(context.device, context.autocast_dtype):
                 logits = context.model(x)
         with timer.phase("scoring"):
-            losses = per_example_loss(logits, y).float().cpu()
+            losses = candidate_loss(logits, y).cpu()
         if not math.isfinite(float(losses.sum())):  # a NaN or infinite loss makes the sum so
             raise NonFiniteScores("selective_backprop: candidate losses are NaN or infinite")
         return losses
