@@ -39,20 +39,20 @@ import torch
 
 from isample.distributed import Group, current_group
 from isample.methods import method_class
-from isample.methods.base import Context, Reshuffling, Selection, SelectionMethod
+from isample.methods.base import Context, LoadedExamples, Reshuffling, Selection, SelectionMethod
 from isample.step import StepResult
 from isample.timing import PhaseTimer
 
 NEEDS_DATA = ("upper_bound", "selective_backprop")  # methods that run forwards of their own
 
 
-class _Indexed:
-    """The examples as a method sees them in a user's loop: the random-reshuffling stream over N, and
-    for the methods that run forwards of their own, examples fetched from the dataset by index."""
+class _IndicesOnly:
+    """The examples as a method that runs no forward sees them in a user's loop: the random-reshuffling
+    stream over N; gathering gives nothing, since only the indices reach the user's DataLoader."""
 
-    def __init__(self, size: int, stream: Reshuffling, generator: torch.Generator, dataset, device: torch.device):
-        self.size, self.stream, self.generator, self.dataset, self.device = size, stream, generator, dataset, device
-        self.transform = None
+    def __init__(self, size: int, stream: Reshuffling, generator: torch.Generator):
+        self.size, self.stream, self.generator = size, stream, generator
+        self.device, self.transform = torch.device("cpu"), None
 
     def __len__(self) -> int:
         return self.size
@@ -60,15 +60,8 @@ class _Indexed:
     def take(self, count: int) -> torch.Tensor:
         return self.stream.take(count)
 
-    def gather(self, indices: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The examples at `indices` from the dataset, on the model's device (None without a dataset:
-        only the indices matter to the methods that run no forward)."""
-        if self.dataset is None:
-            return None, None
-        pairs = [self.dataset[int(i)] for i in indices]
-        x = torch.stack([torch.as_tensor(x) for x, _ in pairs]).to(self.device, non_blocking=True)
-        y = torch.as_tensor([int(y) for _, y in pairs]).to(self.device, non_blocking=True)
-        return x, y
+    def gather(self, indices: torch.Tensor) -> tuple[None, None]:
+        return None, None
 
 
 class BatchSelector:
@@ -106,12 +99,16 @@ class BatchSelector:
         device = next(model.parameters()).device if model is not None else torch.device("cpu")
         generator = torch.Generator().manual_seed(seed * 1_000_003 + group.rank)  # this rank's own draws
         shared = torch.Generator().manual_seed(seed)  # the draws every rank makes alike
-        examples = _Indexed(size, Reshuffling(size, seed, group.rank, group.world_size), generator, dataset, device)
+        stream, timer = Reshuffling(size, seed, group.rank, group.world_size), PhaseTimer(False)
+        if dataset is None:
+            examples = _IndicesOnly(size, stream, generator)
+        else:  # a presample or candidates fetched in this process, by the pipeline's own loader
+            examples = LoadedExamples(dataset, device, None, generator, stream, timer)
         self.context = Context(
             model,
             examples,
             batch_size,
-            PhaseTimer(False),
+            timer,
             autocast_dtype,
             progress=progress or (lambda: 0.0),
             group=group,
