@@ -74,6 +74,7 @@ def project(tmp_path_factory):
             raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result
 
+    run.env = env
     run("git", "init", "-q")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "fresh clone")
@@ -121,6 +122,17 @@ def test_repro_then_presample_experiment(project):
     # A fresh clone of committed results reruns nothing (what `make run` does there); `make rerun` forces it.
     again = run(*dvc, "repro")
     assert "Running stage" not in again.stdout and "up to date" in again.stdout, again.stdout
+    fresh = clone.parent / "fresh"  # a real clone: no DVC cache, no data/prepared
+    run("git", "clone", "-q", str(clone), str(fresh))
+    (fresh / "data" / "raw").mkdir(parents=True)
+    for archive in (clone / "data" / "raw").iterdir():
+        (fresh / "data" / "raw" / archive.name).symlink_to(archive.resolve())
+    in_fresh = subprocess.run(
+        [*dvc, "repro"], cwd=fresh, env=run.env, capture_output=True, text=True, timeout=600, check=True
+    )
+    assert stages_run(in_fresh.stdout) == {"prepare"}, in_fresh.stdout  # prepare writes the same bytes
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=fresh, capture_output=True, text=True, check=True)
+    assert status.stdout == "", status.stdout
     rerun = subprocess.run(["make", "-n", "rerun"], cwd=clone, capture_output=True, text=True, check=True).stdout
     assert "dvc repro -f" in rerun
 

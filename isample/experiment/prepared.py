@@ -12,7 +12,15 @@ from isample.files import write_atomically
 
 
 def save_prepared(data: PreparedData | StreamedData, path: str | os.PathLike) -> None:
-    write_atomically(path, lambda temporary: torch.save(data.to_dict(), temporary))
+    """The same bytes from the same data, so DVC's hash of a fresh clone's prepare matches dvc.lock:
+    saved through a file object, torch names the archive's records `archive/...`; given a path it
+    would name them after the temporary file, a new random name each time."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as file:
+            torch.save(data.to_dict(), file)
+
+    write_atomically(path, write)
 
 
 def load_prepared(path: str | os.PathLike) -> PreparedData | StreamedData:

@@ -82,6 +82,8 @@ def test_subset_recomputes_statistics_and_round_trips(tmp_path):
     assert torch.equal(torch.bincount(data.curve_y), torch.full((4,), 5))
     assert subset(whole, 40, 30).content_hash != data.content_hash  # the curve subset is part of the data
     save_prepared(data, tmp_path / "p.pt")
+    save_prepared(subset(whole, 40, 20), tmp_path / "again.pt")  # the same bytes: DVC's hash holds
+    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "p.pt").read_bytes()
     loaded = load_prepared(tmp_path / "p.pt")
     assert torch.equal(loaded.train_x, data.train_x) and loaded.content_hash == data.content_hash
     assert torch.equal(loaded.curve_test, data.curve_test)

@@ -53,6 +53,9 @@ def test_a_tree_and_its_archive_index_alike_and_load_back(tmp_path):
     save_prepared(resized, tmp_path / "prepared.pt")
     again = load_prepared(tmp_path / "prepared.pt")
     assert again.train_files == resized.train_files and torch.equal(again.mean, resized.mean)
+    # Indexed again and saved again: the same bytes, so DVC's hash of prepare holds on a fresh clone.
+    save_prepared(prepare_image_folder(tree, 48, 0, 0, tmp_path / "unused"), tmp_path / "again.pt")
+    assert (tmp_path / "again.pt").read_bytes() == (tmp_path / "prepared.pt").read_bytes()
 
 
 def break_one(root):
