@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from isample import costmodel
+from isample.methods import upper_bound
 from isample.sampler import ImportanceSampler, UniformSampler
 from isample.sampling import variance_reduction
 from isample.scores import gnorm_upper_bound
@@ -142,19 +143,56 @@ def test_a_model_without_batchnorm_works_in_both_modes(score_mode):
 
 
 @pytest.mark.parametrize("score_mode", ["eval", "batch"])
-def test_with_is_off_tau_comes_free_from_the_training_forward(score_mode):
-    """The 2018 code's choice: no scoring forward while IS is off, tau from the training logits."""
+def test_with_is_off_the_training_tau_comes_free_from_the_training_forward(score_mode):
+    """tau_source: training, the 2018 code's choice: no scoring forward while IS is off."""
     model, optimizer, x, y = batchnorm_problem()
     model(x)
     before = copy.deepcopy(model)
     sampler = ImportanceSampler(
-        model, optimizer, x, y, 10, presample=3, score_mode=score_mode, tau_threshold=1e9, tau_momentum=0.0
+        model,
+        optimizer,
+        x,
+        y,
+        10,
+        presample=3,
+        score_mode=score_mode,
+        tau_threshold=1e9,
+        tau_momentum=0.0,
+        tau_source="training",
     )
     it = sampler.step()
     assert not it.used_importance and it.phases["presample_forward"] == 0
     with torch.no_grad():  # the training forward: train mode, the weights before the step
         expected = variance_reduction(gnorm_upper_bound(before.train()(x[it.indices]), y[it.indices]))
     assert it.tau == pytest.approx(expected, rel=1e-5)
+    assert sampler.method.metrics()["tau_training"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("score_mode", ["eval", "batch"])
+def test_with_is_off_the_deciding_tau_is_the_trained_batch_scored_as_a_presample_is(score_mode):
+    """tau_source: scoring (the default): every TAU_EVERY iterations, from the second, the batch just
+    trained is scored in the presample's mode; the training forward's tau is still recorded."""
+    model, optimizer, x, y = batchnorm_problem()
+    model(x)
+    sampler = ImportanceSampler(
+        model, optimizer, x, y, 10, presample=3, score_mode=score_mode, tau_threshold=1e9, tau_momentum=0.0
+    )
+    first = sampler.step()
+    assert first.phases["presample_forward"] == 0 and sampler.method.tau_samples == 0
+    before = copy.deepcopy(model)
+    second = sampler.step()  # sampled after its step, with the weights it left
+    assert second.phases["presample_forward"] > 0 and not second.used_importance
+    scorer = copy.deepcopy(model).train(score_mode == "batch")  # a copy: batch statistics change no buffer here
+    with torch.no_grad():
+        expected = variance_reduction(gnorm_upper_bound(scorer(x[second.indices]), y[second.indices]))
+        training = variance_reduction(gnorm_upper_bound(before.train()(x[second.indices]), y[second.indices]))
+    assert second.tau == pytest.approx(expected, rel=1e-4)
+    assert sampler.method.metrics()["tau_training"] == pytest.approx(training, rel=1e-4)
+    if score_mode == "eval":  # running statistics against the batch's own: another tau
+        assert second.tau != pytest.approx(training, rel=1e-3)
+    for _ in range(upper_bound.TAU_EVERY - 2):  # no sample until the next multiple of TAU_EVERY
+        assert sampler.step().phases["presample_forward"] == 0
+    assert sampler.step().phases["presample_forward"] > 0 and sampler.method.tau_samples == 2
 
 
 def test_weighted_train_accuracy_undoes_the_sampling_bias():

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from isample.experiment.data import DATASETS, IMAGEFOLDER
-from isample.experiment.models import check_model_name
+from isample.experiment.models import NORMS, check_model_name, check_norm
 from isample.experiment.spec import LrSchedule, RunSpec
 from isample.methods.catalog import CATALOG, entry, rule_problems
 
@@ -68,12 +68,18 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: str  # a CIFAR ResNet of isample.experiment.models, or torchvision:<name>
+    name: str  # a CIFAR ResNet or Wide ResNet of isample.experiment.models, or torchvision:<name>
+    norm: Literal[NORMS]  # type: ignore[valid-type]  # the normalisation of this project's own models
 
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
         return check_model_name(value)
+
+    @model_validator(mode="after")
+    def _norm_fits(self):
+        check_norm(self.name, self.norm)
+        return self
 
 
 class TrainConfig(_Section):
@@ -491,6 +497,7 @@ def run_spec(params: Params, method: str, budget: str, seed: int) -> RunSpec:
         weight_decay=train.weight_decay,
         batch_size=params.batch_size,
         model=params.model.name,
+        norm=params.model.norm,
         augment=params.data.augment,
         device=train.device,
         amp=train.amp,

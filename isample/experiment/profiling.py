@@ -135,10 +135,13 @@ def measure(
     """
     rows = []
     bar = tqdm(total=len(measured) * (warmup + iterations), desc="timing", disable=not progress)
+    previous_model = initial_weights = None
     for configuration in measured:
         sampler = make_sampler(configuration)
         model, optimizer = sampler.train_step.model, sampler.train_step.optimizer
-        initial_weights, resets, index = copy.deepcopy(model.state_dict()), 0, 0
+        if model is not previous_model:  # a model several configurations share goes back to where it began
+            previous_model, initial_weights = model, copy.deepcopy(model.state_dict())
+        resets, index = 0, 0
         bar.set_postfix(run=configuration.name, p=configuration.presample, chunk=configuration.forward_chunk)
         while index < warmup + iterations:
             try:

@@ -92,7 +92,7 @@ def _model(
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The model, and what trains it: itself, or its DistributedDataParallel wrapper under DDP."""
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, classes)
+    model = build_model(spec.model, classes, spec.norm)
     check_model_fits(model, spec.model, image_shape)
     if spec.sync_bn and group.world_size > 1:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

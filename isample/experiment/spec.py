@@ -44,6 +44,7 @@ class RunSpec:
     record_tag: str  # the tag in its record's file name (`is` and `un` for the notebook's two runs)
     shaping: tuple[tuple[str, Any], ...]  # (params.yaml key, value) pairs that shape the run's result
     workers: int = 0  # DataLoader workers reading a data set from disk (none for data in memory)
+    norm: str = "batch"  # the normalisation of this project's own models (isample.experiment.models.NORMS)
 
     def key(self, data_hash: str) -> str:
         """What a checkpoint must match to be resumed: the shaping values, the budget, the seed, the data."""

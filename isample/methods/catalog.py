@@ -17,6 +17,7 @@ SCORE_MODES = ("eval", "batch")
 UNSEEN_RULES = ("max", "mean")
 Score = Literal["gnorm", "loss"]
 ScoreMode = Literal["eval", "batch"]
+TAU_SOURCES = ("scoring", "training")
 
 
 def is_number(value: Any) -> bool:
@@ -84,6 +85,9 @@ class UpperBoundOptions:
     tau_momentum: float = 0.9
     presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
+    # tau while IS is off: "scoring", of the trained examples scored as a presample is (score_mode),
+    # every few iterations; "training", of the training forward's scores (the 2018 code's, free)
+    tau_source: Literal["scoring", "training"] = "scoring"
 
     RULES: ClassVar[dict] = {
         "presample": (lambda p: is_number(p) and p >= 1, "must be >= 1 (B = presample * batch_size)"),
@@ -98,6 +102,7 @@ class UpperBoundOptions:
         "tau_momentum": MOMENTUM_RULE,
         "presample_bf16": (lambda v: isinstance(v, bool), "must be true or false"),
         "always_importance": (lambda v: isinstance(v, bool), "must be true or false"),
+        "tau_source": (lambda v: v in TAU_SOURCES, f"must be one of {', '.join(TAU_SOURCES)}"),
     }
 
     def __post_init__(self):
@@ -192,7 +197,7 @@ class Entry:
         return {field.name: f"methods.{self.name}.{field.name}" for field in dataclasses.fields(self.options)}
 
 
-_SAMPLER = ("score", "score_mode", "smoothing", "forward_chunk", "tau_momentum", "presample_bf16")
+_SAMPLER = ("score", "score_mode", "smoothing", "forward_chunk", "tau_momentum", "presample_bf16", "tau_source")
 CATALOG: dict[str, Entry] = {
     entry.name: entry
     for entry in (

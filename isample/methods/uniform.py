@@ -1,5 +1,7 @@
 """uniform: plain SGD on random-reshuffling epochs, b examples at a time (the baseline people train with)."""
 
+import math
+
 from isample.methods.base import Selection, SelectionMethod, moving_average
 from isample.methods.catalog import UniformOptions
 from isample.sampling import variance_reduction
@@ -17,7 +19,7 @@ class Uniform(SelectionMethod):
 
     def __init__(self, context, options: UniformOptions | None = None):
         super().__init__(context, options)
-        self.tau = 0.0
+        self.tau: float | None = None  # the first batch's tau starts the average (one from 0 would lag)
 
     def select(self) -> Selection:
         examples = self.context.examples
@@ -34,7 +36,7 @@ class Uniform(SelectionMethod):
             self.tau = moving_average(self.tau, tau_step, self.options.tau_momentum)
 
     def metrics(self) -> dict[str, float]:
-        return {"tau": self.tau}
+        return {"tau": math.nan if self.tau is None else self.tau}
 
     def state_dict(self) -> dict:
         return {"tau": self.tau}

@@ -5,10 +5,14 @@ examples of the random-reshuffling stream, scores each by ||softmax(z) - onehot(
 without gradients, draws b of them with probability q_i = (1 - eps) g_i + eps / B (g_i = s_i / sum(s))
 and weights each by 1 / (B q_i); otherwise it trains the next b examples of the same stream, so while
 IS is off the run is the uniform run itself. tau is a moving average of sqrt(n sum g_i^2): over the
-presample's scores with IS on, over the training forward's (free) with IS off, as the 2018 code does.
+presample's scores with IS on; with IS off, by default (`tau_source: scoring`) over one chunk of the
+batch just trained, scored as a presample is (score_mode) every TAU_EVERY iterations, so the rule
+compares IS's price with the variance reduction IS itself would see. With BatchNorm the training
+forward's scores (batch statistics; `tau_source: training`, the 2018 code's choice, free) read lower
+once the data is nearly memorised (the README's "The rule tested"); both are recorded.
 tau_th = 1 + a (`auto`), a being the measured presample time over the training-step time; while IS is
-off, a comes from a probe (one chunk's scoring forward every PROBE_EVERY iterations, on the batch just
-trained, so it draws nothing and the stream and augmentation stay the uniform run's).
+off, a comes from probes (the same chunk's scoring forward, timed), so pricing draws nothing and the
+stream and augmentation stay the uniform run's.
 """
 
 import math
@@ -25,7 +29,9 @@ from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult, autocast
 
-PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off
+PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS is off (tau_source: training)
+TAU_EVERY = 16  # iterations between scoring-mode samples of tau while IS is off (tau_source: scoring), each
+# also a probe: one chunk's forward every 16 iterations, about 1% of a uniform iteration on resnet8
 PROBES = 5  # probes the estimate is the median of
 
 
@@ -35,7 +41,9 @@ class UpperBound(SelectionMethod):
 
     def __init__(self, context, options: UpperBoundOptions | None = None):
         super().__init__(context, options)
-        self.tau = 0.0
+        self.tau = 0.0  # the tau that decides; its first sample sets it (an average from 0 would lag)
+        self.tau_training = 0.0  # of the training forward's scores (recorded whatever decides)
+        self.tau_samples = 0
         options, b = self.options, context.batch_size
         self.presample_size = round(options.presample * b)
         if self.presample_size > len(context.examples):
@@ -74,26 +82,39 @@ class UpperBound(SelectionMethod):
         with timer.phase("scoring"):
             return torch.cat(scores)
 
-    def _due_for_probe(self) -> bool:
-        """While IS is off, `auto` prices it from probes: after the second iteration (the first one
-        pays one-off costs), then every PROBE_EVERY iterations until a real presample has been timed."""
-        if not self.context.timer.enabled or self.fixed_threshold is not None or self._presamples_timed:
-            return False
-        return self.iterations == 1 or (self.iterations > 1 and self.iterations % PROBE_EVERY == 0)
+    def _pricing(self) -> bool:
+        """`auto` prices IS from probes until a real presample has been timed."""
+        return self.context.timer.enabled and self.fixed_threshold is None and not self._presamples_timed
 
-    def _probe_presample_cost(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        """Time one chunk's scoring forward, on the examples just trained (repeated up to a chunk),
-        and scale it to B. The estimate is the median of the last PROBES probes, so one probe hit by
-        other load on the machine cannot price IS out for good."""
+    def _due_for_sample(self, iteration: int) -> bool:
+        """While IS is off: after the second iteration (the first one pays one-off costs), then every
+        TAU_EVERY iterations (a scoring-mode tau, and a probe while pricing) or, with the training
+        forward's tau, every PROBE_EVERY iterations while pricing."""
+        every = TAU_EVERY if self.options.tau_source == "scoring" else PROBE_EVERY
+        if self.options.tau_source == "training" and not self._pricing():
+            return False
+        return iteration == 1 or (iteration > 1 and iteration % every == 0)
+
+    def _sample_trained_examples(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """Score one chunk of the examples just trained (repeated up to a chunk) as a presample is:
+        their tau, and, while pricing, a probe of the presample's cost (the chunk's time scaled to
+        B; the estimate is the median of the last PROBES probes, so one probe hit by other load on
+        the machine cannot price IS out for good)."""
         chunk = math.ceil(self.presample_size / self.chunks)
         repeats = math.ceil(chunk / len(inputs))
         x, y = torch.cat([inputs] * repeats)[:chunk], torch.cat([targets] * repeats)[:chunk]
         seconds = self.context.timer.seconds
         per_chunk_before = seconds["presample_forward"] + seconds["scoring"]
         started = time.perf_counter()
-        self.presample_scores(x, y, chunks=1)
+        scores = self.presample_scores(x, y, chunks=1)
         total = time.perf_counter() - started
-        per_chunk = seconds["presample_forward"] + seconds["scoring"] - per_chunk_before  # forward + bound
+        if self._pricing():
+            self._add_probe(seconds["presample_forward"] + seconds["scoring"] - per_chunk_before, total, chunk, inputs)
+        with self.context.timer.phase("scoring"):
+            return variance_reduction(scores[: len(inputs)])  # each example once
+
+    def _add_probe(self, per_chunk: float, total: float, chunk: int, inputs: torch.Tensor) -> None:
+        seconds = self.context.timer.seconds
         # Each chunk's forward and bound are paid B / chunk times, the call's own overhead once.
         probe = per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0)
         # From disk, B examples must be loaded too: at this iteration's rate for its b (0 in memory).
@@ -156,31 +177,40 @@ class UpperBound(SelectionMethod):
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         timer, options = self.context.timer, self.options
+        # Counted first: a diverged model raises below, and a caller that resets it (the timing stage)
+        # must not find this iteration due for a sample again and again.
+        iteration, self.iterations = self.iterations, self.iterations + 1
+        with timer.phase("scoring"):  # the training forward's tau costs nothing
+            tau_training = variance_reduction(self.score_function(result.logits, selection.targets))
         if selection.by_score:
             tau_step = self._tau_step
-        else:  # IS off: tau from the training forward's scores, which cost nothing
-            with timer.phase("scoring"):
-                tau_step = variance_reduction(self.score_function(result.logits, selection.targets))
-            if self._due_for_probe():
-                self._probe_presample_cost(selection.inputs, selection.targets)
+        else:
+            due = self._due_for_sample(iteration)
+            tau_sample = self._sample_trained_examples(selection.inputs, selection.targets) if due else math.nan
+            tau_step = tau_training if options.tau_source == "training" else tau_sample  # nan: no sample now
         with timer.phase("threshold_update"):
             seconds = timer.seconds
             # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same
             # tau and tau_th and decide together; in one process these are its own values.
-            tau_step, presample, forward, backward, step = self.context.group.mean(
+            tau_step, tau_training, presample, forward, backward, step = self.context.group.mean(
                 [
                     tau_step,
+                    tau_training,
                     self._presample_seconds if selection.by_score else 0.0,
                     seconds["train_forward"],
                     seconds["backward"],
                     seconds["optimizer_step"],
                 ]
             )
-            if timer.enabled and self.iterations > 0:  # the first iteration pays one-off costs: not a time
+            if timer.enabled and iteration > 0:  # the first iteration pays one-off costs: not a time
                 self._update_time_estimates(selection.by_score, presample, forward, backward, step)
-            self.tau = moving_average(self.tau, tau_step, options.tau_momentum)
+            if math.isfinite(tau_step):
+                self.tau = moving_average(self.tau if self.tau_samples else None, tau_step, options.tau_momentum)
+                self.tau_samples += 1
+            self.tau_training = moving_average(
+                self.tau_training if iteration else None, tau_training, options.tau_momentum
+            )
             self.tau_threshold, self.a = self._threshold()
-        self.iterations += 1
 
     def _update_time_estimates(
         self, used_importance: bool, presample: float, forward: float, backward: float, step: float
@@ -194,15 +224,26 @@ class UpperBound(SelectionMethod):
         ema["step"] = moving_average(ema["step"], step, m)
 
     def metrics(self) -> dict[str, float]:
-        """tau and its threshold, a (presample over training-step time) and k = T / t, as measured so far."""
-        return {"tau": self.tau, "tau_threshold": self.tau_threshold, "a": self.a, "k": self.k}
+        """tau (the one that decides) and its threshold, the training forward's tau, a (presample over
+        training-step time), k = T / t, and the speed-up IS would bring by the rule, tau / (1 + a)."""
+        tau = self.tau if self.tau_samples else math.nan  # nothing sampled yet
+        return {
+            "tau": tau,
+            "tau_threshold": self.tau_threshold,
+            "tau_training": self.tau_training if self.iterations else math.nan,
+            "a": self.a,
+            "k": self.k,
+            "predicted_speedup": tau / (1 + self.a),
+        }
 
     def state_dict(self) -> dict:
         return {
             "tau": self.tau,
+            "tau_training": self.tau_training,
             "tau_threshold": self.tau_threshold,
             "a": self.a,
             "iterations": self.iterations,
+            "tau_samples": self.tau_samples,
             "time_ema": dict(self.time_ema),
             "probes": list(self._probes),
             "presamples_timed": self._presamples_timed,
@@ -210,7 +251,9 @@ class UpperBound(SelectionMethod):
 
     def load_state_dict(self, state: dict) -> None:
         self.tau, self.tau_threshold, self.a = state["tau"], state["tau_threshold"], state["a"]
+        self.tau_training = state.get("tau_training", self.tau)  # absent from checkpoints before it existed
         self.iterations = state["iterations"]
+        self.tau_samples = state.get("tau_samples", self.iterations)
         self.time_ema = dict(state["time_ema"])
         self._probes = deque(state["probes"], maxlen=PROBES)
         self._presamples_timed = state["presamples_timed"]

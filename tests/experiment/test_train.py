@@ -18,8 +18,9 @@ def test_record_schema_and_workbook_round_trip(tiny_data, tmp_path):
     spec = tiny_spec("upper_bound")
     record = train_run(spec, tiny_data, progress=False)
     # The generic columns, then upper_bound's own metrics: no IS field in the generic part.
-    assert list(record.epochs.columns) == [*EPOCH_COLUMNS, "tau", "tau_threshold", "a", "k"]
-    assert not {"tau", "a", "k", "tau_threshold"} & set(EPOCH_COLUMNS)
+    own = ["tau", "tau_threshold", "tau_training", "a", "k", "predicted_speedup"]
+    assert list(record.epochs.columns) == [*EPOCH_COLUMNS, *own]
+    assert not set(own) & set(EPOCH_COLUMNS)
     assert record.epochs["epoch"].tolist() == list(range(1, len(record.epochs) + 1))
     assert (record.epochs["iterations"] <= 320 // 32).all()
     info = record.params
@@ -69,8 +70,8 @@ def test_same_initial_weights_for_is_and_uniform(tiny_data, monkeypatch):
     captured = []
     real_build = training_setup.build_model
 
-    def spy(name, classes):
-        model = real_build(name, classes)
+    def spy(name, classes, norm):
+        model = real_build(name, classes, norm)
         captured.append({k: v.clone() for k, v in model.state_dict().items()})
         return model
 
