@@ -1,12 +1,21 @@
-"""Section 2, experiments 3-5: when importance sampling switched on and off, and its share before and
-after each learning-rate change: its facts, its named rules and its words."""
+"""Section 2, experiments 3-5: when importance sampling switched on and off, its share before and
+after each learning-rate change, and how far IS was from paying by its own rule (tau / (1 + a) against
+1): its facts, its named rules and its words."""
 
 import math
 
 import pandas as pd
 
-from isample.report.common import IMPORTANCE, Facts, Section, conclude, figure_lines, missing_lines, table
-from isample.report.records import Run
+from isample.report.common import (
+    IMPORTANCE,
+    Facts,
+    Section,
+    conclude,
+    figure_lines,
+    missing_lines,
+    table,
+)
+from isample.report.records import Run, predicted_speedup
 
 SHARP_CHANGE = 0.5  # an IS-share change at an lr milestone counts when it is over half the larger share
 MIN_SHARE = 0.05  # ...and that larger share is at least this (a few stray IS iterations are not a regime)
@@ -33,6 +42,23 @@ def sharp_change(before: float, after: float) -> bool:
     """The rule: a change counts when it is over SHARP_CHANGE of the larger share, that one >= MIN_SHARE."""
     larger = max(before, after)
     return larger >= MIN_SHARE and abs(after - before) > SHARP_CHANGE * larger
+
+
+def rule_distance(run: Run) -> dict:
+    """How far IS was from paying in one run: tau's peak (epoch means) and tau_th in that epoch, the
+    peak of tau / (1 + a), and the share of iterations in epochs where it exceeded 1."""
+    epochs = run.epochs
+    speedup = predicted_speedup(epochs)
+    known = speedup.notna()
+    peak = epochs["tau"].idxmax() if epochs["tau"].notna().any() else None
+    iterations = epochs["iterations"]
+    return {
+        "seed": run.seed,
+        "tau_peak": math.nan if peak is None else float(epochs.loc[peak, "tau"]),
+        "tau_th_at_peak": math.nan if peak is None else float(epochs.loc[peak, "tau_threshold"]),
+        "speedup_peak": float(speedup.max()) if known.any() else math.nan,
+        "paying_share": float(iterations[speedup > 1].sum() / iterations[known].sum()) if known.any() else math.nan,
+    }
 
 
 def lr_activation(is_runs: list[Run]) -> Facts:
@@ -70,6 +96,13 @@ def lr_activation(is_runs: list[Run]) -> Facts:
         facts.conclusions["lr"] = ("lr_affects_is" if milestones["sharp_change"].any() else "lr_no_effect", {})
     never = all(math.isnan(t) for t in facts.numbers["first_on_seconds"])
     facts.conclusions["activation"] = ("never_on" if never else "switched_on", {})
+    facts.tables["distance"] = distance = pd.DataFrame([rule_distance(run) for run in is_runs])
+    best = distance["speedup_peak"].max()
+    if never:
+        rule = "never_short" if best < 1 else "never_above"
+    else:
+        rule = "on_distance"
+    facts.conclusions["distance"] = (rule, {"best": best, "gap": 1 - best})
     return facts
 
 
@@ -102,10 +135,22 @@ def section(words: dict, is_runs: list[Run], figures: dict) -> Section:
         ]
         off = "; ".join(", ".join(f"{t:.0f} s" for t in s) or "-" for s in facts.numbers["switched_off_seconds"])
         out += [words["first_on"].format(times=", ".join(times), off=off), ""]
-        out += [words["conclusion"], ""] + conclude(words, facts, {}) + [""]
+        distance = facts.tables["distance"]
+        details = "; ".join(
+            words["distance_seed"].format(
+                seed=r.seed, tau=r.tau_peak, th=r.tau_th_at_peak, speedup=r.speedup_peak, share=r.paying_share
+            )
+            for r in distance.itertuples()
+        )
+        out += [words["conclusion"], ""] + conclude(words, facts, {"details": details}) + [""]
         metrics["activation"] = {
             "first_on_seconds": [None if math.isnan(t) else t for t in first_on],
             "sharp_change_at_lr": facts.conclusions["lr"][0] == "lr_affects_is",
+            **{
+                column: [None if math.isnan(v) else v for v in distance[column]]
+                for column in distance
+                if column != "seed"
+            },
         }
     out += figure_lines(words, figures, ("activation",))
     return Section(out, metrics, facts.missing)
@@ -133,6 +178,13 @@ TEXT = {
         "experiment 4, or too few epochs): there is none to compare across.",
         "never_on": "IS never switched on in this run.",
         "switched_on": "IS switched on by itself when tau exceeded tau_th.",
+        "distance_seed": "seed {seed}: tau peaked at {tau:.3f} against tau_th {th:.3f} there, tau / (1 + a) at most "
+        "{speedup:.3f}, above 1 for {share:.0%} of the iterations",
+        "never_short": "By its own rule IS would not have paid: tau / (1 + a), the speed-up it would bring (above 1 "
+        "it pays for its presample), stayed below 1, {gap:.0%} short at its closest ({details}).",
+        "never_above": "tau / (1 + a) reached {best:.3f}, above 1, yet IS never switched on: the threshold used was "
+        "not 1 + a, or the excess lasted less than the average of tau needs ({details}).",
+        "on_distance": "How far IS was from paying, tau / (1 + a) against 1: {details}.",
     },
     "zh": {
         "s2": "## 2. 学习率与重要性采样的启用（笔记实验 3-5）",
@@ -145,6 +197,13 @@ TEXT = {
         "lr_constant": "记录的各轮之间没有学习率变化（学习率固定，如笔记实验 4，或轮数太少）：没有可比较的变化。",
         "never_on": "本次运行中重要性采样从未启用。",
         "switched_on": "当 tau 超过 tau_th 时，重要性采样自动启用。",
+        "distance_seed": "种子 {seed}：tau 峰值 {tau:.3f}，此时 tau_th 为 {th:.3f}；tau / (1 + a) 最高 {speedup:.3f}，"
+        "大于 1 的迭代占 {share:.0%}",
+        "never_short": "按其自身规则，重要性采样不会划算：tau / (1 + a)（它带来的加速，大于 1 才抵得上预采样的代价）始终"
+        "低于 1，最接近时仍差 {gap:.0%}（{details}）。",
+        "never_above": "tau / (1 + a) 达到 {best:.3f}，超过 1，但重要性采样从未启用：所用阈值不是 1 + a，或超出的时间"
+        "短于 tau 的滑动平均所需（{details}）。",
+        "on_distance": "重要性采样离划算有多远，tau / (1 + a) 与 1 相比：{details}。",
     },
 }
 RULES = {

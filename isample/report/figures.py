@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
-from isample.report.records import train_step_seconds  # noqa: E402
+from isample.report.records import predicted_speedup, train_step_seconds  # noqa: E402
 
 COLOURS = {
     "upper_bound": "tab:red",
@@ -48,6 +48,9 @@ LABELS = {
         "tau_th": "tau_th (threshold)",
         "epoch mean": "epoch mean",
         "tau against threshold": "tau against its threshold",
+        "tau_training": "tau of the training forward",
+        "predicted speed-up": "tau / (1 + a)",
+        "how far": "The speed-up IS would bring by the rule (above 1: IS pays)",
         "median per iteration": "median time per iteration (ms)",
         "where time goes": "Where an iteration's time goes",
         "measured": "measured (median)",
@@ -85,6 +88,9 @@ LABELS = {
         "tau_th": "tau_th（阈值）",
         "epoch mean": "每轮平均",
         "tau against threshold": "tau 与其阈值",
+        "tau_training": "训练前向的 tau",
+        "predicted speed-up": "tau / (1 + a)",
+        "how far": "按规则重要性采样带来的加速（大于 1：重要性采样划算）",
         "median per iteration": "每次迭代的中位时间 (ms)",
         "where time goes": "一次迭代的时间分布",
         "measured": "实测（中位数）",
@@ -243,19 +249,28 @@ def train_loss(runs, words: dict) -> plt.Figure:
 
 
 def is_activation(is_runs, words: dict) -> plt.Figure:
-    """upper_bound's share of IS iterations per epoch, and its tau against tau_th (its own metrics)."""
+    """upper_bound's share of IS iterations per epoch; its tau (and the training forward's) against
+    tau_th; and the speed-up IS would bring by the rule, tau / (1 + a), against 1 (its own metrics)."""
     data = _epochs(is_runs, words)
-    fig, axes = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    data["predicted_speedup"] = predicted_speedup(data)
+    fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
     sns.lineplot(data=data, x="train_seconds", y="scored_share", hue="seed", marker="o", ax=axes[0])
     axes[0].set(ylabel=words["IS share"], title=words["when on"])
+    names = {"tau": words["tau"], "tau_threshold": words["tau_th"], "tau_training": words["tau_training"]}
     tau = data.melt(
-        id_vars=["seed", "train_seconds"], value_vars=["tau", "tau_threshold"], var_name="quantity", value_name="value"
+        id_vars=["seed", "train_seconds"],
+        value_vars=[column for column in names if column in data],
+        var_name="quantity",
+        value_name="value",
     )
-    tau["quantity"] = tau["quantity"].map({"tau": words["tau"], "tau_threshold": words["tau_th"]})
+    tau["quantity"] = tau["quantity"].map(names)
     sns.lineplot(data=tau, x="train_seconds", y="value", hue="quantity", style="seed", ax=axes[1])
-    axes[1].set(xlabel=words["training time (s)"], ylabel=words["epoch mean"], title=words["tau against threshold"])
-    _mark(axes, lr_changes(is_runs), words)
+    axes[1].set(ylabel=words["epoch mean"], title=words["tau against threshold"])
     axes[1].legend(fontsize=8)
+    sns.lineplot(data=data, x="train_seconds", y="predicted_speedup", hue="seed", marker="o", ax=axes[2])
+    axes[2].axhline(1.0, color="black", linewidth=1)
+    axes[2].set(xlabel=words["training time (s)"], ylabel=words["predicted speed-up"], title=words["how far"])
+    _mark(axes, lr_changes(is_runs), words)
     fig.tight_layout()
     return fig
 

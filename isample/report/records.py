@@ -199,3 +199,14 @@ def presample_seconds(frame: pd.DataFrame) -> pd.Series:
 def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
     """Forward, backward and optimizer step of the b trained examples."""
     return frame["time_train_forward"] + frame["time_backward"] + frame["time_optimizer_step"]
+
+
+def predicted_speedup(epochs: pd.DataFrame) -> pd.Series:
+    """Per epoch, the speed-up IS would bring by its rule, tau / (1 + a): the record's own column (the
+    epoch's mean per iteration), else from the epoch means of tau and a, else tau over its threshold
+    (records written before either was kept)."""
+    if "predicted_speedup" in epochs:
+        return epochs["predicted_speedup"]
+    if "a" in epochs:
+        return epochs["tau"] / (1 + epochs["a"])
+    return epochs["tau"] / epochs["tau_threshold"]

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -191,3 +192,36 @@ def test_the_report_loads_no_torch():
         "import isample.report.render, isample.report.equal_time, isample.report.records, isample.report.figures"
     )
     assert "pandas" in modules and "torch" not in modules
+
+
+def test_how_far_is_was_from_paying_comes_from_the_records_numbers():
+    """Section 2's conclusion: tau's peak, tau_th there, the peak of tau / (1 + a) and the share of
+    iterations above 1, each equal to what the records hold; the rule flips with them."""
+    from isample.report import activation
+    from isample.report.render import words
+
+    frames = []
+    for seed, top in enumerate((1.3, 1.1)):
+        frame = epochs(0.6)
+        frame["iterations"] = [20, 40] * 6
+        frame["tau"] = np.linspace(1.0, top, 12)
+        frame["tau_threshold"] = np.linspace(1.6, 1.5, 12)
+        frame["predicted_speedup"] = np.linspace(0.6, 0.9, 12) + 0.05 * seed
+        frames.append(run("upper_bound", seed, frame))
+    section = activation.section(words("en"), frames, {})
+    text = "\n".join(section.lines)
+    for frame, r in zip((f.epochs for f in frames), section.metrics["activation"]["tau_peak"], strict=True):
+        assert r == frame["tau"].max()
+        peak = frame["tau"].idxmax()
+        assert f"tau peaked at {frame['tau'].max():.3f} against tau_th {frame.loc[peak, 'tau_threshold']:.3f}" in text
+        assert f"tau / (1 + a) at most {frame['predicted_speedup'].max():.3f}" in text
+    assert "above 1 for 0% of the iterations" in text and "IS would not have paid" in text
+    assert f"{1 - 0.95:.0%} short at its closest" in text  # the best seed's 0.95
+    frames[1].epochs["predicted_speedup"] = [0.9] * 10 + [1.2, 1.2]  # the last two epochs: 20 + 40 of 360
+    facts = activation.lr_activation(frames)
+    assert facts.tables["distance"]["paying_share"].tolist() == [0.0, pytest.approx(60 / 360)]
+    assert facts.conclusions["distance"][0] == "never_above"
+    frames[0].epochs["scored_share"] = 0.5
+    assert activation.lr_activation(frames).conclusions["distance"][0] == "on_distance"
+    zh = "\n".join(activation.section(words("zh"), frames, {}).lines)
+    assert "tau 峰值 1.300" in zh and "大于 1 的迭代占 17%" in zh
