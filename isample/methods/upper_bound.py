@@ -204,12 +204,14 @@ class UpperBound(SelectionMethod):
             )
             if timer.enabled and iteration > 0:  # the first iteration pays one-off costs: not a time
                 self._update_time_estimates(selection.by_score, presample, forward, backward, step)
-            if math.isfinite(tau_step):
-                self.tau = moving_average(self.tau if self.tau_samples else None, tau_step, options.tau_momentum)
-                self.tau_samples += 1
             self.tau_training = moving_average(
                 self.tau_training if iteration else None, tau_training, options.tau_momentum
             )
+            if math.isfinite(tau_step):
+                self.tau = moving_average(self.tau if self.tau_samples else None, tau_step, options.tau_momentum)
+                self.tau_samples += 1
+            elif not self.tau_samples:  # until its first sample, the only tau measured yet
+                self.tau = self.tau_training
             self.tau_threshold, self.a = self._threshold()
 
     def _update_time_estimates(
@@ -226,7 +228,7 @@ class UpperBound(SelectionMethod):
     def metrics(self) -> dict[str, float]:
         """tau (the one that decides) and its threshold, the training forward's tau, a (presample over
         training-step time), k = T / t, and the speed-up IS would bring by the rule, tau / (1 + a)."""
-        tau = self.tau if self.tau_samples else math.nan  # nothing sampled yet
+        tau = self.tau if self.iterations else math.nan  # nothing measured yet
         return {
             "tau": tau,
             "tau_threshold": self.tau_threshold,
