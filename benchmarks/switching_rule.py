@@ -156,6 +156,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="to redo some runs")
+    parser.add_argument("--merge", default=None, help="a facts CSV of an earlier run whose rows these runs replace")
     parser.add_argument("--cpu-budget-scale", type=float, default=1.0, help="multiplies every regime's budget")
     parser.add_argument("--out", default="benchmarks/switching_rule.csv", help="every run's facts")
     parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
@@ -172,13 +174,13 @@ def main() -> None:
         data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
         for seed in args.seeds:
             runs = {}
-            for variant in VARIANTS:
+            for variant in args.variants:
                 runs[variant] = run = train_variant(raw, variant, seed, data, budget)
                 if args.epochs_dir:
                     Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
                     run.epochs.to_csv(Path(args.epochs_dir) / f"{regime}.{variant}.{seed}.csv", index=False)
                 facts.append({"regime": regime, "variant": variant, "seed": seed, **run_facts(run)})
-                if variant == "rule":  # the uniform run trained the same batches until IS first switched on
+                if variant == "rule" and "uniform" in runs:  # uniform trained the same batches until IS switched on
                     uniform, rule = runs["uniform"].epochs, run.epochs
                     epochs = min(len(uniform), len(rule))
                     facts[-1]["uniform_tau_above_th_s"] = first_above(
@@ -186,7 +188,15 @@ def main() -> None:
                     )
                 print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
                 pd.DataFrame(facts).to_csv(args.out, index=False)
-    summarize(pd.DataFrame(facts))
+    table = pd.DataFrame(facts)
+    if args.merge:  # keep the earlier rows these runs did not redo
+        earlier = pd.read_csv(args.merge)
+        redone = earlier.set_index(["regime", "variant", "seed"]).index.isin(
+            table.set_index(["regime", "variant", "seed"]).index
+        )
+        table = pd.concat([earlier[~redone], table], ignore_index=True)
+        table.to_csv(args.out, index=False)
+    summarize(table)
 
 
 def summarize(facts: pd.DataFrame) -> None:
