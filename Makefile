@@ -29,7 +29,7 @@ test-core:
 	$(CORE_VENV)/bin/python -m pip install -q -e . pytest
 	$(CORE_VENV)/bin/python -m pytest -q $(CORE_TESTS)
 
-# Offline machines: make the local CIFAR archives visible under data/raw/ (see README).
+# Offline machines: make the local CIFAR archives visible under data/raw/ (see docs/data.md).
 data:
 	mkdir -p data/raw
 	if [ -d $(SHARED_DATA) ]; then for f in $(SHARED_DATA)/*.tar.gz; do \

@@ -1,4 +1,4 @@
-"""One-shot GPU check: the CUDA-only tests, then notebook experiment 1 in minutes with the README's GPU
+"""One-shot GPU check: the CUDA-only tests, then notebook experiment 1 in minutes with the GPU
 recipe, then the cost at several presample ratios, as one table.
 
     bash benchmarks/gpu_check.sh                     # on a machine with one NVIDIA GPU: about 6-8 minutes
@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def recipe(args: argparse.Namespace, cuda: bool) -> dict:
-    """params.yaml overridden by the README's GPU recipe and this check's arguments."""
+    """params.yaml overridden by the GPU recipe (docs/experiments.md) and this check's arguments."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["data"].update(
         name=args.dataset,

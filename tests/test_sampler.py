@@ -170,12 +170,21 @@ def test_with_is_off_the_training_tau_comes_free_from_the_training_forward(score
 
 @pytest.mark.parametrize("score_mode", ["eval", "batch"])
 def test_with_is_off_the_deciding_tau_is_the_trained_batch_scored_as_a_presample_is(score_mode):
-    """tau_source: scoring (the default): every TAU_EVERY iterations, from the second, the batch just
-    trained is scored in the presample's mode; the training forward's tau is still recorded."""
+    """tau_source: scoring: every TAU_EVERY iterations, from the second, the batch just trained is
+    scored in the presample's mode; the training forward's tau is still recorded."""
     model, optimizer, x, y = batchnorm_problem()
     model(x)
     sampler = ImportanceSampler(
-        model, optimizer, x, y, 10, presample=3, score_mode=score_mode, tau_threshold=1e9, tau_momentum=0.0
+        model,
+        optimizer,
+        x,
+        y,
+        10,
+        presample=3,
+        score_mode=score_mode,
+        tau_threshold=1e9,
+        tau_momentum=0.0,
+        tau_source="scoring",
     )
     first = sampler.step()
     assert first.phases["presample_forward"] == 0 and sampler.method.tau_samples == 0

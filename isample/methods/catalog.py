@@ -85,9 +85,9 @@ class UpperBoundOptions:
     tau_momentum: float = 0.9
     presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
-    # tau while IS is off: "scoring", of the trained examples scored as a presample is (score_mode),
-    # every few iterations; "training", of the training forward's scores (the 2018 code's, free)
-    tau_source: Literal["scoring", "training"] = "scoring"
+    # tau while IS is off: "training", of the training forward's scores (the 2018 code's, free);
+    # "scoring", of one chunk of the trained examples scored as a presample is, every 16 iterations
+    tau_source: Literal["scoring", "training"] = "training"
 
     RULES: ClassVar[dict] = {
         "presample": (lambda p: is_number(p) and p >= 1, "must be >= 1 (B = presample * batch_size)"),
