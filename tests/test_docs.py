@@ -1,0 +1,62 @@
+"""The README and docs/ stay true to the repository: every relative link leads to a file (and heading)
+that exists, and every command and project path they name is there to run or open."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", ROOT / "isample/methods/README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+MODULE = re.compile(r"python -m ((?:benchmarks|stages)\.\w+)")
+MAKE = re.compile(r"`make ([a-z][\w-]*)(?![\w=])")
+PATH = re.compile(r"`((?:isample|stages|tests|benchmarks|docs)/[\w/.\-]+)")
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    return {slug(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")}
+
+
+def names(page: Path) -> str:
+    return str(page.relative_to(ROOT))
+
+
+def test_the_docs_pages_exist_and_the_readme_is_a_front_door():
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert len(readme) <= 260, len(readme)
+    assert len(PAGES) > 5
+    first_screen = "\n".join(readme[:60])
+    assert "](reports/figures/" in first_screen  # the answer's figure
+
+
+@pytest.mark.parametrize("page", PAGES, ids=names)
+def test_every_relative_link_leads_somewhere(page):
+    for target in LINK.findall(page.read_text()):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        destination = (page.parent / path).resolve() if path else page
+        assert destination.exists(), f"{names(page)}: {target} leads nowhere"
+        if anchor and destination.suffix == ".md":
+            assert anchor in anchors(destination), f"{names(page)}: no heading #{anchor} in {path or names(page)}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=names)
+def test_every_command_and_path_named_exists(page):
+    text = page.read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for module in MODULE.findall(text):
+        assert importlib.util.find_spec(module) is not None, f"{names(page)}: python -m {module}"
+    for target in MAKE.findall(text):
+        assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"{names(page)}: make {target}"
+    for path in PATH.findall(text):
+        path = path.split("::")[0].rstrip(".")
+        if "<" not in path and "*" not in path:
+            assert (ROOT / path).exists(), f"{names(page)}: {path}"
