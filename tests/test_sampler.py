@@ -142,13 +142,9 @@ def test_a_model_without_batchnorm_works_in_both_modes(score_mode):
     assert all(sampler.step().used_importance for _ in range(5))
 
 
-@pytest.mark.parametrize("score_mode", ["eval", "batch"])
-def test_with_is_off_the_training_tau_comes_free_from_the_training_forward(score_mode):
-    """tau_source: training, the 2018 code's choice: no scoring forward while IS is off."""
-    model, optimizer, x, y = batchnorm_problem()
-    model(x)
-    before = copy.deepcopy(model)
-    sampler = ImportanceSampler(
+def is_held_off(model, optimizer, x, y, score_mode: str, tau_source: str) -> ImportanceSampler:
+    """b = 10, B = 30, a threshold tau never reaches, and no averaging: each tau is its last sample."""
+    return ImportanceSampler(
         model,
         optimizer,
         x,
@@ -158,8 +154,17 @@ def test_with_is_off_the_training_tau_comes_free_from_the_training_forward(score
         score_mode=score_mode,
         tau_threshold=1e9,
         tau_momentum=0.0,
-        tau_source="training",
+        tau_source=tau_source,
     )
+
+
+@pytest.mark.parametrize("score_mode", ["eval", "batch"])
+def test_with_is_off_the_training_tau_comes_free_from_the_training_forward(score_mode):
+    """tau_source: training, the 2018 code's choice: no scoring forward while IS is off."""
+    model, optimizer, x, y = batchnorm_problem()
+    model(x)
+    before = copy.deepcopy(model)
+    sampler = is_held_off(model, optimizer, x, y, score_mode, "training")
     it = sampler.step()
     assert not it.used_importance and it.phases["presample_forward"] == 0
     with torch.no_grad():  # the training forward: train mode, the weights before the step
@@ -174,18 +179,7 @@ def test_with_is_off_the_deciding_tau_is_the_trained_batch_scored_as_a_presample
     scored in the presample's mode; the training forward's tau is still recorded."""
     model, optimizer, x, y = batchnorm_problem()
     model(x)
-    sampler = ImportanceSampler(
-        model,
-        optimizer,
-        x,
-        y,
-        10,
-        presample=3,
-        score_mode=score_mode,
-        tau_threshold=1e9,
-        tau_momentum=0.0,
-        tau_source="scoring",
-    )
+    sampler = is_held_off(model, optimizer, x, y, score_mode, "scoring")
     first = sampler.step()
     assert first.phases["presample_forward"] == 0 and sampler.method.tau_samples == 0
     before = copy.deepcopy(model)
