@@ -55,24 +55,37 @@ def test_importance_step_trains_on_presampled_examples_with_weights():
     assert set(it.phases) == set(PHASES)
 
 
-class SleepyNet(torch.nn.Module):
-    """A model whose forward costs a known time per call, so a is predictable."""
+class FakeClock:
+    """time.perf_counter that moves only when a model's forward says so: the times the sampler
+    measures are then exactly known, whatever else runs on the machine."""
 
-    def __init__(self, seconds):
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class SlowForwardNet(torch.nn.Module):
+    """A model whose forward costs a known time per call on the fake clock (the rest costs none)."""
+
+    def __init__(self, clock, seconds):
         super().__init__()
         self.linear = torch.nn.Linear(4, 3)
-        self.seconds = seconds
+        self.clock, self.seconds = clock, seconds
 
     def forward(self, x):
-        time.sleep(self.seconds)
+        self.clock.now += self.seconds
         return self.linear(x)
 
 
 @pytest.mark.parametrize("presample", [2, 3])
 @pytest.mark.parametrize("score_mode", ["eval", "batch"])
-def test_auto_threshold_follows_measured_a(presample, score_mode):
+def test_auto_threshold_follows_measured_a(presample, score_mode, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
     torch.manual_seed(0)
-    model = SleepyNet(0.03)  # long enough that per-call overheads and machine noise stay small
+    model = SlowForwardNet(clock, 0.03)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = torch.randn(500, 4), torch.randint(3, (500,))
     b = 8
@@ -80,17 +93,16 @@ def test_auto_threshold_follows_measured_a(presample, score_mode):
     assert sampler.tau_threshold == pytest.approx(costmodel.default_tau_threshold(presample * b, b))
     sampler.step()
     assert math.isnan(sampler.a)  # nothing about the presample measured yet: the 2018 default stays
-    it = sampler.step()  # probes one chunk's scoring forward before deciding: p chunks of 30 ms each
+    it = sampler.step()  # probes one chunk's scoring forward before deciding, scaled to p chunks
     assert not it.used_importance
-    # Within 35%: machine noise on one training-step sample, yet far from the 2018 default's a = p / 3.
-    assert it.a == pytest.approx(presample, rel=0.35)
+    # p chunk forwards of 30 ms against one training forward of 30 ms, far from the 2018 default a = p / 3.
+    assert it.a == pytest.approx(presample, rel=1e-6)
     assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
     for _ in range(15):
         sampler.tau = 100.0  # force IS so real presamples get timed
         it = sampler.step()
     assert it.used_importance
-    # p chunk forwards of 30 ms against one training forward of 30 ms: a is about p.
-    assert it.a == pytest.approx(presample, rel=0.35)
+    assert it.a == pytest.approx(presample, rel=1e-6)
     assert it.tau_threshold == pytest.approx(costmodel.tau_threshold(it.a))
 
 
