@@ -5,8 +5,8 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA ?= ../shared/data
 
-CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_sampler.py tests/test_loop.py \
-	tests/test_timing.py tests/test_costmodel.py tests/test_readme.py
+CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_trainer.py tests/test_selector.py \
+	tests/test_phases.py tests/test_costmodel.py tests/test_readme.py
 
 .PHONY: install data run rerun test test-core lock bench gpu-wheels
 install: $(VENV)/.installed

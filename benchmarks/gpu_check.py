@@ -30,8 +30,8 @@ import yaml
 
 from isample.experiment.config import ConfigError, run_spec, validate
 from isample.experiment.data import DataError, load_dataset, subset
-from isample.experiment.profiling import IMPORTANCE, UNIFORM, measure_params, summarize
 from isample.experiment.setup import resolve_device
+from isample.experiment.timing import IMPORTANCE, UNIFORM, measure_params, summarize
 from isample.experiment.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -19,7 +19,7 @@ import yaml
 
 from benchmarks.switch_on import default_data, single_run
 from isample.experiment.config import validate
-from isample.timing import PHASES, TRAIN_STEP_PHASES
+from isample.phases import PHASES, TRAIN_STEP_PHASES
 
 
 def overhead(epochs: pd.DataFrame) -> float:

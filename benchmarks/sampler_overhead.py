@@ -12,9 +12,9 @@ import torch
 
 from isample.experiment.data import BatchTransform, PreparedData
 from isample.experiment.models import build_model
-from isample.experiment.profiling import IMPORTANCE, configurations, measure, summarize
+from isample.experiment.timing import IMPORTANCE, configurations, measure, summarize
 from isample.methods.catalog import UpperBoundOptions
-from isample.sampler import Sampler
+from isample.trainer import Trainer
 
 
 def synthetic_cifar(n=4000, seed=0):
@@ -40,7 +40,7 @@ def main():
 
     def make_sampler(configuration):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        return Sampler(
+        return Trainer(
             configuration.run,
             model,
             optimizer,

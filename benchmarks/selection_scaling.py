@@ -31,8 +31,8 @@ import torch
 
 from isample.methods import method_class
 from isample.methods.base import Context, Examples
+from isample.phases import MODEL_PHASES, PhaseTimer
 from isample.step import StepResult
-from isample.timing import MODEL_PHASES, PhaseTimer
 
 METHODS = ("uniform", "upper_bound", "reuse", "selective_backprop", "infobatch")
 SIZES = (50_000, 1_280_000, 10_000_000)

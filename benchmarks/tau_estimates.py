@@ -74,7 +74,7 @@ def main() -> None:
         setup = real_build(*positional, **keywords)
         sampler, iteration = setup.sampler, {"n": 0}
 
-        def probe(it) -> None:
+        def probe(it) -> None:  # after each step of the run
             iteration["n"] += 1
             if iteration["n"] % args.every:
                 return
@@ -85,7 +85,14 @@ def main() -> None:
             lr = sampler.train_step.optimizer.param_groups[0]["lr"]
             rows.append({"iteration": iteration["n"], "lr": lr, **taus(model, x, y, presample, presample_y, chunk)})
 
-        sampler.callback = probe
+        step = sampler.step
+
+        def step_and_probe():
+            it = step()
+            probe(it)
+            return it
+
+        sampler.step = step_and_probe
         return setup
 
     train_module.build_setup = build_with_probe

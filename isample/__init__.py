@@ -9,11 +9,12 @@ does not load torch.
 import importlib
 
 _EXPORTS = {
-    "BatchSelector": "isample.loop",
-    "ImportanceSampler": "isample.sampler",
-    "Iteration": "isample.sampler",
-    "Sampler": "isample.sampler",
-    "UniformSampler": "isample.sampler",
+    "BatchSelector": "isample.selector",
+    "ImportanceSampler": "isample.trainer",
+    "Iteration": "isample.trainer",
+    "Sampler": "isample.sampler",  # deprecated: Trainer
+    "Trainer": "isample.trainer",
+    "UniformSampler": "isample.trainer",
     "METHODS": "isample.methods",
     "register": "isample.methods",
 }

@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from isample.names import SCORES
+
 
 def gnorm_upper_bound(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """||softmax(z) - onehot(y)||_2 per example: the norm of d(cross-entropy)/d(logits).
@@ -28,4 +30,4 @@ def candidate_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=1) - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
 
 
-SCORE_FUNCTIONS = {"gnorm": gnorm_upper_bound, "loss": per_example_loss}
+SCORE_FUNCTIONS = dict(zip(SCORES, (gnorm_upper_bound, per_example_loss)))  # in the order of SCORES

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from isample.phases import PhaseTimer
 from isample.scores import per_example_loss
-from isample.timing import PhaseTimer
 
 
 @dataclass
@@ -16,7 +16,7 @@ class StepResult:
 
     logits: torch.Tensor
     losses: torch.Tensor  # per-example cross-entropy, float32
-    loss: torch.Tensor  # mean(w * loss): unbiased for the uniform loss when w are importance weights
+    weighted_loss: torch.Tensor  # mean(w * loss): unbiased for the uniform loss when w are importance weights
     plain_loss: torch.Tensor  # mean(loss) over the trained examples, as the notebook logged it
     correct: torch.Tensor  # number of trained examples classified correctly
     accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w): accuracy with the sampling bias undone

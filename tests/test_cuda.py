@@ -45,7 +45,7 @@ def test_bf16_channels_last_presample_scores_track_fp32():
 
 
 def test_importance_sampling_trains_on_the_device_in_bf16():
-    from isample.sampler import ImportanceSampler
+    from isample.trainer import ImportanceSampler
 
     model, _, x, y = toy_problem(n=2000)
     model = model.to(DEVICE)
@@ -62,7 +62,7 @@ def test_importance_sampling_trains_on_the_device_in_bf16():
         autocast_dtype=torch.bfloat16,
         generator=torch.Generator().manual_seed(0),
     )
-    losses = [sampler.step().loss.item() for _ in range(150)]
+    losses = [sampler.step().weighted_loss.item() for _ in range(150)]
     it = sampler.step()
     assert it.indices.device.type == "cpu" and it.weights.isfinite().all() and it.used_importance
     assert it.phases["presample_forward"] > 0

@@ -10,9 +10,9 @@ import torch.multiprocessing as mp
 
 from isample.distributed import SINGLE, current_group
 from isample.methods import InfoBatchOptions, ReuseOptions
-from isample.sampler import ImportanceSampler, Sampler
+from isample.phases import PhaseTimer
 from isample.step import TrainStep
-from isample.timing import PhaseTimer
+from isample.trainer import ImportanceSampler, Trainer
 
 WORLD = 2
 
@@ -124,7 +124,7 @@ def _tables_worker(rank, tmp_path):
     group = current_group()
     model, x, y = toy(n=400)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
-    reuse = Sampler(
+    reuse = Trainer(
         "reuse",
         ddp,
         torch.optim.SGD(model.parameters(), lr=0.1),
@@ -138,7 +138,7 @@ def _tables_worker(rank, tmp_path):
         reuse.step()
     table = group.gather(reuse.method.scores.unsqueeze(0))
     assert torch.equal(table[0], table[1]) and (reuse.method.scored_at >= 0).sum() > 200
-    infobatch = Sampler(
+    infobatch = Trainer(
         "infobatch",
         ddp,
         torch.optim.SGD(model.parameters(), lr=0.1),
@@ -270,7 +270,7 @@ def test_a_killed_two_process_run_resumes(tmp_path):
 
 
 def _selector_worker(rank, tmp_path):
-    from isample.loop import BatchSelector
+    from isample.selector import BatchSelector
 
     group = current_group()
     n, b = 400, 20

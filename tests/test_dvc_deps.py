@@ -129,4 +129,4 @@ def test_the_closure_follows_imports_through_other_modules():
         "isample/__init__.py",
         "isample/report/__init__.py",
     } <= closure
-    assert "isample/experiment/profiling.py" not in closure
+    assert "isample/experiment/timing.py" not in closure

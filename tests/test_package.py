@@ -39,7 +39,7 @@ def test_checking_options_loads_no_method_and_no_torch():
 
 def test_the_core_loads_no_pipeline_package():
     modules = loaded_after(
-        "import isample\nfrom isample import ImportanceSampler, UniformSampler, Sampler, METHODS\n"
+        "import isample\nfrom isample import ImportanceSampler, UniformSampler, Trainer, METHODS\n"
         "import isample.methods, isample.sampler, isample.step, isample.costmodel"
     )
     assert "torch" in modules and "isample.methods.upper_bound" not in modules  # a method loads when first used

@@ -16,7 +16,7 @@ def test_readme_example_runs_and_trains(capsys):
     namespace = {}
     exec(compile(code, str(README), "exec"), namespace)
     assert namespace["accuracy"] > 0.85
-    printed = re.findall(r"IS (True|False)  tau ([\d.]+) / ([\d.]+)", capsys.readouterr().out)
+    printed = re.findall(r"IS (True|False), tau ([\d.]+) / ([\d.]+)", capsys.readouterr().out)
     assert len(printed) == 6
     # tau reaches about 2 here, above a price 1 + a of 1.2-1.9 on a quiet machine: IS switches on. On a
     # loaded one the measured a can price it out; then the rule must have kept tau below its threshold.

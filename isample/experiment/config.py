@@ -18,8 +18,9 @@ from isample.experiment.data import DATASETS, IMAGEFOLDER
 from isample.experiment.models import NORMS, check_model_name, check_norm
 from isample.experiment.spec import LrSchedule, RunSpec
 from isample.methods.catalog import CATALOG, entry, rule_problems
+from isample.names import IMPORTANCE, UNIFORM
 
-ALWAYS_RUN = ("upper_bound", "uniform")  # the notebook's two runs, train_is and train_uniform
+ALWAYS_RUN = (IMPORTANCE, UNIFORM)  # the notebook's two runs, train_is and train_uniform
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$")
 
 
@@ -238,8 +239,8 @@ class Params(_Section):
                 f"batch_size = {self.batch_size} is not divisible by {_ranks(self.train)} "
                 "(b is the global batch; each process trains b / N examples)"
             )
-        if self.train.sync_bn and self.train.device == "cpu":
-            raise ValueError("train.sync_bn = true needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
+        if self.train.device != "auto" and (problem := sync_bn_problem(self.train, self.train.device)):
+            raise ValueError(problem)
         return self
 
     @property
@@ -331,6 +332,14 @@ def _sections_problems(raw: dict) -> list[str]:
     return problems
 
 
+def sync_bn_problem(train: TrainConfig, device: str) -> str | None:
+    """The sync_bn rule, checked on the configured device and again on the one `auto` resolves to:
+    SyncBatchNorm joins several processes' batches (one process: nothing to sync) on GPUs only."""
+    if train.sync_bn and train.world_size > 1 and not device.startswith("cuda"):
+        return "train.sync_bn = true needs CUDA (torch's SyncBatchNorm runs on GPUs only)"
+    return None
+
+
 def _ranks(train: TrainConfig) -> str:
     """How the processes of a run are counted, as the user set them."""
     if train.nodes == 1:
@@ -340,7 +349,7 @@ def _ranks(train: TrainConfig) -> str:
 
 def _across_problems(params: Params) -> list[str]:
     """Rules across sections that need the methods' options."""
-    importance = method_options(params, "upper_bound")
+    importance = method_options(params, IMPORTANCE)
     presample, subset, n = (
         round(importance.presample * params.batch_size),
         params.data.train_subset,
@@ -449,9 +458,9 @@ def stage_params(stage: str, method: str | None = None) -> list[str]:
     if stage == "train":
         return [*_TRAINING, *method_keys(method)]
     if stage == "timing":  # uniform and upper_bound at every ratio of timing.presamples (not at `presample`)
-        return [*_TIMED, *(key for key in method_keys("upper_bound") if key != "presample")]
+        return [*_TIMED, *(key for key in method_keys(IMPORTANCE) if key != "presample")]
     if stage == "timing_peer":  # uniform beside one other method
-        return [*_TIMED, *method_keys("uniform"), *method_keys(method)]
+        return [*_TIMED, *method_keys(UNIFORM), *method_keys(method)]
     raise ValueError(f"unknown stage {stage!r}")
 
 

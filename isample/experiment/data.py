@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from isample.seeds import derive_seed
+
 DATASETS = {
     "cifar10": {"classes": 10, "torchvision": "CIFAR10", "folder": "cifar-10-batches-py"},
     "cifar100": {"classes": 100, "torchvision": "CIFAR100", "folder": "cifar-100-python"},
@@ -59,14 +61,6 @@ class PreparedData:
             for tensor in (self.train_x, self.train_y, self.test_x, self.test_y, self.curve_test):
                 digest.update(tensor.contiguous().numpy().tobytes())
             self.content_hash = digest.hexdigest()
-
-    @property
-    def curve_x(self) -> torch.Tensor:
-        return self.test_x[self.curve_test]
-
-    @property
-    def curve_y(self) -> torch.Tensor:
-        return self.test_y[self.curve_test]
 
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -205,7 +199,7 @@ def stratified_subset(labels: torch.Tensor, size: int, seed: int = 0) -> torch.T
     """Sorted indices of `size` examples with the classes as balanced as the counts allow."""
     if size <= 0 or size >= len(labels):
         return torch.arange(len(labels))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(derive_seed(seed, "subset"))
     classes = torch.unique(labels)
     per_class = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]
     chosen = []

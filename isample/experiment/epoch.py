@@ -6,8 +6,8 @@ import math
 import torch
 
 from isample.distributed import Group
-from isample.sampler import Iteration
-from isample.timing import PHASES
+from isample.phases import PHASES
+from isample.trainer import Iteration
 
 
 class EpochTotals:
@@ -22,7 +22,7 @@ class EpochTotals:
         self.metric_counts: dict[str, int] = {}
 
     def add(self, it: Iteration) -> None:
-        self.loss += it.loss
+        self.loss += it.weighted_loss
         self.plain_loss += it.plain_loss
         self.accuracy_weighted += it.accuracy_weighted
         self.correct += it.correct

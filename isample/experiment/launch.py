@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 
 from isample.distributed import Group, current_group
-from isample.experiment.config import ConfigError, Params, TrainConfig
+from isample.experiment.config import ConfigError, Params, TrainConfig, sync_bn_problem
 from isample.experiment.setup import resolve_device
 
 # How long a collective may wait (rank 0 evaluating while the others wait for its clock counts).
@@ -30,8 +30,8 @@ def check_processes(params: Params) -> torch.device:
             f"params.yaml: train.processes = {n}: only {torch.cuda.device_count()} GPU(s) are present "
             "(one process per GPU)"
         )
-    if params.train.sync_bn and n > 1 and device.type != "cuda":
-        raise ConfigError("params.yaml: train.sync_bn = true: needs CUDA (torch's SyncBatchNorm runs on GPUs only)")
+    if problem := sync_bn_problem(params.train, device.type):
+        raise ConfigError(f"params.yaml: {problem}")
     return device
 
 

@@ -13,10 +13,8 @@ from isample.experiment.config import ConfigError
 from isample.experiment.data import BatchTransform, PreparedData
 from isample.experiment.models import build_model
 from isample.experiment.spec import RunSpec
-from isample.sampler import Sampler
-
-RANK_SEED_STRIDE = 1_000_003  # rank r draws from seed + r * stride (rank 0: the single-process seed)
-SHARED_SEED_OFFSET = 104_729  # the draws every rank makes alike (DDP only)
+from isample.seeds import derive_seed
+from isample.trainer import Trainer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,7 +64,7 @@ class TrainingSetup:
     autocast_dtype: torch.dtype | None
     model: torch.nn.Module  # the model itself (evaluated, checkpointed); the sampler trains it, DDP-wrapped under DDP
     optimizer: torch.optim.Optimizer
-    sampler: Sampler
+    sampler: Trainer
     augment: torch.Generator  # the training transform's draws (checkpointed with the sampler's)
     curve: EvalSet  # the test examples evaluated after every epoch
     test: EvalSet  # the whole test set, for the final accuracy
@@ -91,7 +89,7 @@ def _model(
     spec: RunSpec, classes: int, image_shape: tuple[int, ...], device: torch.device, group: Group
 ) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The model, and what trains it: itself, or its DistributedDataParallel wrapper under DDP."""
-    torch.manual_seed(spec.seed)
+    torch.manual_seed(derive_seed(spec.seed, "init"))  # alike for every method of a seed
     model = build_model(spec.model, classes, spec.norm)
     check_model_fits(model, spec.model, image_shape)
     if spec.sync_bn and group.world_size > 1:
@@ -121,13 +119,12 @@ def build_setup(
     optimizer = torch.optim.SGD(
         model.parameters(), lr=spec.lr(0.0), momentum=spec.momentum, weight_decay=spec.weight_decay
     )
-    rank_seed = spec.seed + RANK_SEED_STRIDE * group.rank
-    augment = torch.Generator().manual_seed(rank_seed + 1)
+    augment = torch.Generator().manual_seed(derive_seed(spec.seed, "augment", rank=group.rank))
     if isinstance(data, PreparedData):  # in memory, on the model's device
         inputs, targets = data.train_x.to(device), data.train_y.to(device)
     else:  # read from disk by DataLoader workers
         inputs, targets = data.train_dataset(), None
-    sampler = Sampler(
+    sampler = Trainer(
         spec.method,
         trained,
         optimizer,
@@ -137,14 +134,11 @@ def build_setup(
         options=spec.options,
         workers=spec.workers,
         transform=BatchTransform(data.mean, data.std, spec.augment, spec.channels_last, augment),
-        generator=torch.Generator().manual_seed(rank_seed),
+        seed=spec.seed,
         timing=timing,
         autocast_dtype=autocast_dtype,
         group=group,
         progress=progress,
-        shared_generator=torch.Generator().manual_seed(spec.seed + SHARED_SEED_OFFSET)
-        if group.world_size > 1
-        else None,
     )
     test_transform = BatchTransform(data.mean, data.std, False, spec.channels_last)
     curve = EvalSet(data, data.curve_test, test_transform, spec, device)

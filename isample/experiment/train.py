@@ -119,7 +119,6 @@ def epoch_row(
     totals: EpochTotals,
     progress: Progress,
     clock: BudgetClock,
-    data: PreparedData | StreamedData,
     group: Group,
 ) -> dict:
     """The epoch's record row: its train totals, and the test metrics rank 0 measures; every rank gets
@@ -186,7 +185,7 @@ def train_run(
             totals, diverged = train_epoch(spec, setup, budget_clock, display)
             lr = setup.optimizer.param_groups[0]["lr"]
             if totals.iterations:
-                row = epoch_row(spec, setup, totals, state, budget_clock, data, group)
+                row = epoch_row(spec, setup, totals, state, budget_clock, group)
                 status = diverged_status(state, totals, lr) if diverged else None
                 state.rows.append(row)
                 state.elapsed = budget_clock.elapsed

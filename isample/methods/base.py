@@ -15,12 +15,12 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
-from isample.distributed import SINGLE, Group
-from isample.methods.catalog import SCORE_MODES, NoOptions
+from isample.distributed import SINGLE, Group, current_group
+from isample.methods.catalog import NoOptions
+from isample.names import SCORE_MODES
+from isample.phases import PhaseTimer
+from isample.seeds import derive_seed
 from isample.step import StepResult, running_statistics_frozen
-from isample.timing import PhaseTimer
-
-PASS_SEED_STRIDE = 1_000_003  # pass k of seed s is permuted by seed s * stride + k
 
 
 class Reshuffling:
@@ -46,7 +46,7 @@ class Reshuffling:
 
     def _current_share(self) -> torch.Tensor:
         if self._share is None:
-            generator = torch.Generator().manual_seed((self.seed * PASS_SEED_STRIDE + self.passes) % 2**63)
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "order", pass_index=self.passes))
             order = torch.randperm(self.size, generator=generator)
             usable = self.size // self.world_size * self.world_size  # every rank the same count
             self._share = order[self.rank : usable : self.world_size]
@@ -179,6 +179,24 @@ class LoadedExamples(Examples):
         return x, y
 
 
+class IndicesOnly:
+    """The examples as a method that runs no forward sees them in a user's loop: the random-reshuffling
+    stream over N; gathering gives nothing, since only the indices reach the user's DataLoader."""
+
+    def __init__(self, size: int, stream: Reshuffling, generator: torch.Generator):
+        self.size, self.stream, self.generator = size, stream, generator
+        self.device, self.transform = torch.device("cpu"), None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def take(self, count: int) -> torch.Tensor:
+        return self.stream.take(count)
+
+    def gather(self, indices: torch.Tensor) -> tuple[None, None]:
+        return None, None
+
+
 @dataclass
 class Context:
     """What a method may use: the model (for forwards of its own), the examples, the clock."""
@@ -194,7 +212,7 @@ class Context:
     # The processes training the model together (DDP); each selects its own b examples. Methods
     # whose state must agree across ranks reduce or gather through it (a no-op in one process).
     group: Group = SINGLE
-    # Draws that must be the same on every rank (InfoBatch's pruning); the generator in one process.
+    # Draws that must be the same on every rank (InfoBatch's pruning); the generator when not given.
     shared_generator: torch.Generator | None = None
 
     @property
@@ -204,6 +222,74 @@ class Context:
     @property
     def generator(self) -> torch.Generator:
         return self.examples.generator
+
+
+def build_context(
+    model: torch.nn.Module | None,
+    batch_size: int,
+    seed: int,
+    *,
+    inputs=None,
+    targets: torch.Tensor | None = None,
+    size: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    workers: int = 0,
+    timer: PhaseTimer | None = None,
+    group: Group | None = None,
+    generator: torch.Generator | None = None,
+    shared_generator: torch.Generator | None = None,
+    autocast_dtype: torch.dtype | None = None,
+    progress: Callable[[], float] | None = None,
+) -> Context:
+    """A method's context, built one way for `Trainer` and `BatchSelector`.
+
+    The examples: `inputs` and `targets` tensors in memory; `inputs` a dataset and `targets` None,
+    read from disk by `workers` DataLoader workers; or only `size`, indices for a user's own
+    DataLoader. Every stream comes from `seed` (`isample.seeds`): the epoch order, alike on every
+    rank of `group`; this rank's draws and the draws every rank makes alike, unless given as
+    `generator` and `shared_generator`. A DDP wrapper is unwrapped: a method's own forwards need no
+    collective.
+    """
+    group = group or current_group()
+    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        model = model.module
+    device = next(model.parameters()).device if model is not None else torch.device("cpu")
+    timer = timer or PhaseTimer(False)
+    generator = generator or torch.Generator().manual_seed(derive_seed(seed, "draws", rank=group.rank))
+    shared_generator = shared_generator or torch.Generator().manual_seed(derive_seed(seed, "shared_draws"))
+    count = size if inputs is None else len(inputs)
+    stream = Reshuffling(count, seed, group.rank, group.world_size)
+    if inputs is None:
+        examples = IndicesOnly(count, stream, generator)
+    elif targets is None:
+        examples = LoadedExamples(inputs, device, transform, generator, stream, timer, workers)
+    else:
+        examples = Examples(inputs, targets, device, transform, generator, stream)
+    return Context(
+        model,
+        examples,
+        batch_size,
+        timer,
+        autocast_dtype,
+        progress=progress or (lambda: 0.0),
+        group=group,
+        shared_generator=shared_generator,
+    )
+
+
+def context_state(context: Context) -> dict:
+    """Where the context's streams stand, for a checkpoint: the epoch order and both generators."""
+    return {
+        "stream": context.examples.stream.state_dict(),
+        "generator": context.generator.get_state(),
+        "shared_generator": context.shared_generator.get_state(),
+    }
+
+
+def load_context_state(context: Context, state: dict) -> None:
+    context.examples.stream.load_state_dict(state["stream"])
+    context.generator.set_state(state["generator"])
+    context.shared_generator.set_state(state["shared_generator"])
 
 
 @dataclass
@@ -227,6 +313,9 @@ class SelectionMethod:
 
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
+    # Whether the method runs forwards of its own over candidate examples: then a user's loop must
+    # give BatchSelector the model and the dataset.
+    runs_own_forwards: ClassVar[bool] = False
 
     def __init__(self, context: Context, options: Any = None):
         self.context = context

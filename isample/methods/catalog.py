@@ -12,12 +12,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-SCORES = ("gnorm", "loss")  # the keys of isample.scores.SCORE_FUNCTIONS (a test keeps them equal)
-SCORE_MODES = ("eval", "batch")
+from isample.names import IMPORTANCE, SCORE_MODES, SCORES, TAU_SOURCES, UNIFORM
+
 UNSEEN_RULES = ("max", "mean")
-Score = Literal["gnorm", "loss"]
-ScoreMode = Literal["eval", "batch"]
-TAU_SOURCES = ("scoring", "training")
+Score = Literal[SCORES]
+ScoreMode = Literal[SCORE_MODES]
+TauSource = Literal[TAU_SOURCES]
 
 
 def is_number(value: Any) -> bool:
@@ -87,7 +87,7 @@ class UpperBoundOptions:
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
     # tau while IS is off: "training", of the training forward's scores (the 2018 code's, free);
     # "scoring", of one chunk of the trained examples scored as a presample is, every 16 iterations
-    tau_source: Literal["scoring", "training"] = "training"
+    tau_source: TauSource = "training"
 
     RULES: ClassVar[dict] = {
         "presample": (lambda p: is_number(p) and p >= 1, "must be >= 1 (B = presample * batch_size)"),
@@ -202,14 +202,14 @@ CATALOG: dict[str, Entry] = {
     entry.name: entry
     for entry in (
         Entry(
-            "uniform",
+            UNIFORM,
             UniformOptions,
             "isample.methods.uniform:Uniform",
             tag="un",
             keys={"score": "sampler.score", "tau_momentum": "sampler.tau_momentum"},
         ),
         Entry(
-            "upper_bound",
+            IMPORTANCE,
             UpperBoundOptions,
             "isample.methods.upper_bound:UpperBound",
             tag="is",

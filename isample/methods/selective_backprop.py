@@ -42,6 +42,7 @@ def selection_probabilities(percentiles: torch.Tensor, beta: float, sampling_min
 
 class SelectiveBackprop(SelectionMethod):
     name = "selective_backprop"
+    runs_own_forwards = True  # the candidates' forward
     Options = SelectiveBackpropOptions
 
     def __init__(self, context, options: SelectiveBackpropOptions | None = None):

@@ -4,6 +4,7 @@ import math
 
 from isample.methods.base import Selection, SelectionMethod, moving_average
 from isample.methods.catalog import UniformOptions
+from isample.names import UNIFORM
 from isample.sampling import variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult
@@ -14,7 +15,7 @@ class Uniform(SelectionMethod):
     tracks tau from the training forward's scores, for the records (what importance sampling would
     have seen)."""
 
-    name = "uniform"
+    name = UNIFORM
     Options = UniformOptions
 
     def __init__(self, context, options: UniformOptions | None = None):

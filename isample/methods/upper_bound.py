@@ -25,6 +25,7 @@ import torch
 from isample import costmodel
 from isample.methods.base import Selection, SelectionMethod, moving_average, scoring_mode
 from isample.methods.catalog import UpperBoundOptions
+from isample.names import IMPORTANCE
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult, autocast
@@ -36,7 +37,8 @@ PROBES = 5  # probes the estimate is the median of
 
 
 class UpperBound(SelectionMethod):
-    name = "upper_bound"
+    name = IMPORTANCE
+    runs_own_forwards = True  # the presample's forward
     Options = UpperBoundOptions
 
     def __init__(self, context, options: UpperBoundOptions | None = None):

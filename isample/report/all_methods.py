@@ -5,11 +5,11 @@ import math
 
 import pandas as pd
 
+from isample.names import UNIFORM
 from isample.report.common import (
     MIN_SEEDS,
     SMOOTHING_EPOCHS,
     TARGET_SHARES,
-    UNIFORM,
     Facts,
     Section,
     figure_lines,

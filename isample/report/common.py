@@ -11,7 +11,6 @@ from scipy import stats
 
 from isample.report.records import Run
 
-IMPORTANCE, UNIFORM = "upper_bound", "uniform"  # the two methods the notebook compares
 MIN_SEEDS = 2  # paired seeds needed before a difference gets a direction
 TARGET_SHARES = (0.90, 0.95, 1.00)  # time to reach these shares of uniform's best (smoothed) test accuracy
 SMOOTHING_EPOCHS = 3  # accuracy is a trailing mean over this many epochs, so one lucky epoch does not count

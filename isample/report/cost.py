@@ -5,8 +5,8 @@ import math
 
 import pandas as pd
 
+from isample.names import IMPORTANCE
 from isample.report.common import (
-    IMPORTANCE,
     Facts,
     Section,
     conclude,

@@ -5,11 +5,10 @@ import math
 
 import pandas as pd
 
+from isample.names import IMPORTANCE, UNIFORM
 from isample.report.common import (
-    IMPORTANCE,
     MIN_SEEDS,
     SMOOTHING_EPOCHS,
-    UNIFORM,
     Facts,
     Paired,
     Section,

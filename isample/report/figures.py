@@ -12,19 +12,20 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
+from isample.names import IMPORTANCE, UNIFORM  # noqa: E402
 from isample.report.records import predicted_speedup, train_step_seconds  # noqa: E402
 
 COLOURS = {
-    "upper_bound": "tab:red",
-    "uniform": "tab:blue",
+    IMPORTANCE: "tab:red",
+    UNIFORM: "tab:blue",
     "reuse": "tab:orange",
     "selective_backprop": "tab:green",
     "infobatch": "tab:purple",
 }
 LABELS = {
     "en": {
-        "upper_bound": "importance sampling",
-        "uniform": "uniform SGD",
+        IMPORTANCE: "importance sampling",
+        UNIFORM: "uniform SGD",
         "reuse": "score reuse",
         "selective_backprop": "Selective-Backprop",
         "infobatch": "InfoBatch",
@@ -63,8 +64,8 @@ LABELS = {
         "forward against step": "Presample forward against training step, per iteration",
     },
     "zh": {
-        "upper_bound": "重要性采样",
-        "uniform": "均匀 SGD",
+        IMPORTANCE: "重要性采样",
+        UNIFORM: "均匀 SGD",
         "reuse": "分数复用",
         "selective_backprop": "Selective-Backprop",
         "infobatch": "InfoBatch",
@@ -277,12 +278,12 @@ def is_activation(is_runs, words: dict) -> plt.Figure:
 
 def timing_phases(per_ratio: pd.DataFrame, words: dict) -> plt.Figure:
     frame = per_ratio.copy()
-    importance = frame[frame["run"] == "upper_bound"]
+    importance = frame[frame["run"] == IMPORTANCE]
     if "forward_chunk" in frame and len(importance):  # one chunk size per ratio: the first measured
         chunk = importance["forward_chunk"].iloc[0]
-        frame = frame[(frame["run"] != "upper_bound") | (frame["forward_chunk"] == chunk)]
+        frame = frame[(frame["run"] != IMPORTANCE) | (frame["forward_chunk"] == chunk)]
     frame["configuration"] = [
-        f"p = {p:g}" if run == "upper_bound" else words.get(run, run)
+        f"p = {p:g}" if run == IMPORTANCE else words.get(run, run)
         for run, p in zip(frame["run"], frame["presample"], strict=True)
     ]
     phases = [c.removeprefix("time_") for c in frame.columns if c.startswith("time_")]  # in the record's order
@@ -297,7 +298,7 @@ def timing_phases(per_ratio: pd.DataFrame, words: dict) -> plt.Figure:
 
 
 def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: float, words: dict) -> plt.Figure:
-    frame = per_ratio[per_ratio["run"] == "upper_bound"]
+    frame = per_ratio[per_ratio["run"] == IMPORTANCE]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     sns.scatterplot(x=frame["presample"], y=frame["presample_seconds"] * 1000, s=70, ax=ax, label=words["measured"])
     p = np.linspace(0, frame["presample"].max() * 1.05, 50)
@@ -320,7 +321,7 @@ def presample_fit(per_ratio: pd.DataFrame, slope: float, intercept: float, r2: f
 
 
 def presample_vs_train(iterations: pd.DataFrame, words: dict) -> plt.Figure:
-    frame = iterations[iterations["run"] == "upper_bound"].copy()
+    frame = iterations[iterations["run"] == IMPORTANCE].copy()
     forward, step = words["presample forward"], words["training step"]
     frame[forward] = frame["time_presample_forward"] * 1000
     frame[step] = train_step_seconds(frame) * 1000

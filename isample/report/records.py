@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from isample.files import write_atomically
+from isample.names import PHASES
 
 
 class RecordError(Exception):
@@ -23,19 +24,6 @@ class RecordError(Exception):
 
 
 COMPLETED = "completed"  # a run's status when it trained to the end of its budget
-PHASES = (
-    "decision",
-    "data_loading",
-    "draw_presample",
-    "presample_forward",
-    "scoring",
-    "draw_batch",
-    "train_forward",
-    "backward",
-    "optimizer_step",
-    "threshold_update",
-    "callback",
-)  # isample.timing.PHASES (a test keeps them equal)
 EPOCH_COLUMNS = [
     "epoch",
     "iterations",

@@ -5,6 +5,7 @@ import math
 
 import pandas as pd
 
+from isample.names import IMPORTANCE, UNIFORM
 from isample.report import activation, all_methods, common, cost, equal_time, speedup
 from isample.report.records import Run
 
@@ -77,7 +78,7 @@ def render(
     sections 1-4 use the longest. timing: the timing records, every method's rows in `per_ratio`."""
     text = words(lang)
     at_longest = {method: longest_budget(method_runs) for method, method_runs in runs.items() if method_runs}
-    is_runs, uniform_runs = at_longest.get(common.IMPORTANCE, []), at_longest.get(common.UNIFORM, [])
+    is_runs, uniform_runs = at_longest.get(IMPORTANCE, []), at_longest.get(UNIFORM, [])
     out = [text["title"], "", text["generated"], ""] + parameters_section(text, is_runs + uniform_runs, files)
     sections = [
         equal_time.section(text, is_runs, uniform_runs, figures),

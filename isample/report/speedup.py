@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from isample.names import UNIFORM
 from isample.report.common import (
     MIN_SEEDS,
     SWEEP_COMMAND,
-    UNIFORM,
     Facts,
     Section,
     confidence_interval,

@@ -26,11 +26,11 @@ def toy_problem(seed=0, n=2000):
 
 def toy_sampler(method, options=None, n=2000, batch_size=32, seed=0, timing=True):
     """Any method of the family on the toy problem, with its own seeded generator."""
-    from isample.sampler import Sampler
+    from isample.trainer import Trainer
 
     model, optimizer, x, y = toy_problem(n=n)
     generator = torch.Generator().manual_seed(seed)
-    return Sampler(method, model, optimizer, x, y, batch_size, options=options, generator=generator, timing=timing)
+    return Trainer(method, model, optimizer, x, y, batch_size, options=options, generator=generator, timing=timing)
 
 
 class FakeClock:

@@ -33,7 +33,7 @@ def test_durations(text, seconds):
         ({"model": {"name": "wrn26_2"}}, ["model.name", "'wrn26_2'", "6n + 4"]),
         ({"model": {"norm": "instance"}}, ["model.norm", "'instance'", "'batch', 'layer' or 'group'"]),
         ({"model": {"name": "torchvision:resnet18", "norm": "group"}}, ["model.norm = 'group'", "batch only"]),
-        ({"sampler": {"tau_source": "eval"}}, ["sampler.tau_source", "'eval'", "'scoring' or 'training'"]),
+        ({"sampler": {"tau_source": "eval"}}, ["sampler.tau_source", "'eval'", "'training' or 'scoring'"]),
         ({"data": {"augment": "yes"}}, ["data.augment", "'yes'"]),
         ({"sampler": {"tau_th": "never"}}, ["sampler.tau_th", "auto"]),
         ({"timing": {"presamples": [2, 0.5]}}, ["timing.presamples", ">= 1"]),
@@ -131,9 +131,9 @@ def test_the_library_defaults_are_params_yaml_values():
 
 def test_the_score_names_are_the_score_functions():
     from isample.methods.catalog import SCORES
+    from isample.phases import PHASES
     from isample.report.records import PHASES as RECORD_PHASES
     from isample.scores import SCORE_FUNCTIONS
-    from isample.timing import PHASES
 
     assert SCORES == tuple(SCORE_FUNCTIONS) and RECORD_PHASES == PHASES
 

@@ -78,8 +78,8 @@ def test_subset_recomputes_statistics_and_round_trips(tmp_path):
     whole = synthetic_data()
     data = subset(whole, 40, 20)
     # The whole test set is kept for the final accuracy; 20 of it, stratified, for the per-epoch curves.
-    assert len(data.train_x) == 40 and torch.equal(data.test_x, whole.test_x) and len(data.curve_x) == 20
-    assert torch.equal(torch.bincount(data.curve_y), torch.full((4,), 5))
+    assert len(data.train_x) == 40 and torch.equal(data.test_x, whole.test_x) and len(data.curve_test) == 20
+    assert torch.equal(torch.bincount(data.test_y[data.curve_test]), torch.full((4,), 5))
     assert subset(whole, 40, 30).content_hash != data.content_hash  # the curve subset is part of the data
     save_prepared(data, tmp_path / "p.pt")
     save_prepared(subset(whole, 40, 20), tmp_path / "again.pt")  # the same bytes: DVC's hash holds

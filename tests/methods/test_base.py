@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from isample.methods.base import Reshuffling
-from isample.sampler import ImportanceSampler, UniformSampler
+from isample.trainer import ImportanceSampler, UniformSampler
 from tests.common import toy_problem, toy_sampler
 
 

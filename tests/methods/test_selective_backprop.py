@@ -5,7 +5,7 @@ import torch
 
 from isample.methods import SelectiveBackpropOptions
 from isample.methods.selective_backprop import loss_percentiles, selection_probabilities
-from isample.sampler import Sampler
+from isample.trainer import Trainer
 
 
 def test_percentile_and_probability_functions():
@@ -27,7 +27,7 @@ def known_losses_sampler(n=1000, b=40, transform=None, **options):
     x = torch.stack([margin, torch.zeros(n)], 1)
     y = torch.zeros(n, dtype=torch.int64)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
-    return Sampler(
+    return Trainer(
         "selective_backprop",
         model,
         optimizer,

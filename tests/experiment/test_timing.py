@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.experiment.profiling import (
+from isample.experiment.timing import (
     IMPORTANCE,
     IMPORTANCE_OFF,
     UNIFORM,
@@ -16,8 +16,8 @@ from isample.experiment.profiling import (
 )
 from isample.methods.catalog import UpperBoundOptions
 from isample.methods.upper_bound import TAU_EVERY
-from isample.sampler import Sampler
-from isample.timing import PHASES
+from isample.phases import PHASES
+from isample.trainer import Trainer
 
 
 def toy_measure(presamples, *, forward_chunks=(0,), lr=0.01, scale=1.0, others=None, warmup=1, iterations=4):
@@ -30,7 +30,7 @@ def toy_measure(presamples, *, forward_chunks=(0,), lr=0.01, scale=1.0, others=N
 
     def make_sampler(configuration):
         optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-        return Sampler(configuration.run, model, optimizer, x, y, 16, options=configuration.options)
+        return Trainer(configuration.run, model, optimizer, x, y, 16, options=configuration.options)
 
     measured = configurations(UpperBoundOptions(presample_bf16=False), presamples, forward_chunks, others=others)
     return measure(make_sampler, measured, warmup=warmup, iterations=iterations, progress=False)

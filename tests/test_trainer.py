@@ -7,10 +7,10 @@ import torch
 
 from isample import costmodel
 from isample.methods import upper_bound
-from isample.sampler import ImportanceSampler, UniformSampler
+from isample.phases import PHASES
 from isample.sampling import variance_reduction
 from isample.scores import gnorm_upper_bound
-from isample.timing import PHASES
+from isample.trainer import ImportanceSampler, Trainer, UniformSampler
 from tests.common import toy_problem
 
 
@@ -26,7 +26,7 @@ def test_same_seed_same_draws_and_same_training():
     for first, second in zip(*runs):
         assert torch.equal(first.indices, second.indices)
         assert first.used_importance == second.used_importance
-        assert first.loss.item() == second.loss.item()
+        assert first.weighted_loss.item() == second.weighted_loss.item()
 
 
 def test_importance_switches_on_and_off_with_tau_against_threshold():
@@ -214,8 +214,6 @@ def test_weighted_train_accuracy_undoes_the_sampling_bias():
     model, optimizer, x, y = toy_problem()
     sampler = ImportanceSampler(model, optimizer, x, y, 32, presample=4, tau_threshold=0.0)
     sampler.tau = 1.0
-    seen = []
-    sampler.callback = seen.append
     it = sampler.step()
     assert it.used_importance and not torch.all(it.weights == 1)
     # The accuracy is that of the model before its step, on the trained examples: recompute it from
@@ -233,7 +231,7 @@ def test_uniform_sampler_tracks_tau_and_uses_unit_weights():
     assert not any(it.used_importance for it in its)
     assert all(torch.all(it.weights == 1) for it in its)
     assert its[-1].tau > 0.5
-    assert its[-1].loss.item() == pytest.approx(its[-1].plain_loss.item())
+    assert its[-1].weighted_loss.item() == pytest.approx(its[-1].plain_loss.item())
 
 
 def test_timing_off_reports_no_phases():
@@ -242,12 +240,16 @@ def test_timing_off_reports_no_phases():
     assert sampler.step().phases is None
 
 
-def test_callback_is_called_with_each_iteration():
-    seen = []
+def test_old_names_still_work_and_warn():
     model, optimizer, x, y = toy_problem()
-    sampler = UniformSampler(model, optimizer, x, y, 32, callback=seen.append)
-    its = [sampler.step() for _ in range(3)]
-    assert seen == its
+    with pytest.warns(DeprecationWarning, match="Trainer"):
+        from isample import Sampler
+
+        old = Sampler("uniform", model, optimizer, x, y, 32, seed=3)
+    assert isinstance(old, Trainer)
+    it = old.step()
+    with pytest.warns(DeprecationWarning, match="weighted_loss"):
+        assert it.loss is it.weighted_loss
 
 
 @pytest.mark.parametrize(
@@ -310,13 +312,13 @@ class _Listed(torch.utils.data.Dataset):
 
 @pytest.mark.parametrize("method", ["uniform", "upper_bound", "reuse"])
 def test_a_dataset_read_by_workers_trains_exactly_as_the_tensors_do(method):
-    from isample.sampler import Sampler
+    from isample.trainer import Trainer
 
     runs = []
     for workers in (None, 2):
         model, optimizer, x, y = toy_problem(n=600)
         inputs, targets = (x, y) if workers is None else (_Listed(x, y), None)
-        sampler = Sampler(
+        sampler = Trainer(
             method,
             model,
             optimizer,
@@ -335,10 +337,10 @@ def test_a_dataset_read_by_workers_trains_exactly_as_the_tensors_do(method):
 
 
 def test_an_unreadable_example_is_one_line_from_the_worker():
-    from isample.sampler import Sampler
+    from isample.trainer import Trainer
 
     model, optimizer, x, y = toy_problem(n=100)
-    sampler = Sampler("uniform", model, optimizer, _Listed(x, y, broken=7), None, 100, workers=2)
+    sampler = Trainer("uniform", model, optimizer, _Listed(x, y, broken=7), None, 100, workers=2)
     with pytest.raises(OSError) as caught:
         sampler.step()
     assert str(caught.value) == "cannot read example 7"

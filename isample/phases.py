@@ -4,22 +4,7 @@ import time
 
 import torch
 
-# The notebook's breakdown of one iteration, in order.
-PHASES = (
-    "decision",  # importance-sample or not: tau against tau_th
-    "data_loading",  # waiting for examples from disk (DataLoader workers); 0 for data held in memory
-    "draw_presample",  # uniform draw of B examples (indexing, transfer, augmentation)
-    "presample_forward",  # forward of B without gradients, chunk by chunk
-    "scoring",  # per-example gradient-norm bound (or loss) from the logits
-    "draw_batch",  # importance weights and the draw of b (or the uniform draw of b)
-    "train_forward",  # forward of the b trained examples with gradients
-    "backward",
-    "optimizer_step",
-    "threshold_update",  # tau, a and tau_th
-    "callback",
-)
-MODEL_PHASES = ("presample_forward", "train_forward", "backward", "optimizer_step")
-TRAIN_STEP_PHASES = ("train_forward", "backward", "optimizer_step")
+from isample.names import MODEL_PHASES, PHASES, TRAIN_STEP_PHASES  # noqa: F401 (re-exported)
 
 
 class _NoPhase:

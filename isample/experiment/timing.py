@@ -24,13 +24,11 @@ from isample.experiment.config import Params, run_spec
 from isample.experiment.data import PreparedData
 from isample.experiment.setup import build_setup
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
+from isample.names import IMPORTANCE, MODEL_PHASES, PHASES, UNIFORM  # the `run` column holds the method
 from isample.report.records import presample_seconds, train_step_seconds
-from isample.sampler import Iteration, Sampler
 from isample.sampling import NonFiniteScores
-from isample.timing import MODEL_PHASES, PHASES
+from isample.trainer import Iteration, Trainer
 
-UNIFORM = "uniform"  # the `run` column holds the selection method's name
-IMPORTANCE = "upper_bound"
 IMPORTANCE_OFF = "upper_bound_is_off"  # upper_bound while IS is off: its bookkeeping beside uniform's
 
 
@@ -93,7 +91,7 @@ def steady(options: Any) -> Any:
     return dataclasses.replace(options, prime_passes=0) if hasattr(options, "prime_passes") else options
 
 
-def _timed_step(sampler: Sampler, device: torch.device) -> tuple[Iteration, float]:
+def _timed_step(sampler: Trainer, device: torch.device) -> tuple[Iteration, float]:
     _synchronize(device)
     started = time.perf_counter()
     it = sampler.step()
@@ -118,7 +116,7 @@ def _row(configuration: Configuration, index: int, it: Iteration, total: float, 
 
 
 def measure(
-    make_sampler: Callable[[Configuration], Sampler],
+    make_sampler: Callable[[Configuration], Trainer],
     measured: Sequence[Configuration],
     *,
     warmup: int = 3,
@@ -175,7 +173,7 @@ def measure_params(params: Params, data: PreparedData, peer: str | None = None, 
     else:
         measured = [Configuration(UNIFORM, specs[UNIFORM].options), Configuration(peer, steady(specs[peer].options))]
 
-    def make_sampler(configuration: Configuration) -> Sampler:
+    def make_sampler(configuration: Configuration) -> Trainer:
         spec = dataclasses.replace(specs[configuration.run], options=configuration.options)
         return build_setup(spec, data).sampler
 

@@ -1,12 +1,12 @@
-"""isample.loop: every method of the family as the batch sampler of the user's own DataLoader."""
+"""isample.selector: every method of the family as the batch sampler of the user's own DataLoader."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from isample.loop import BatchSelector
 from isample.methods import METHODS, ReuseOptions
+from isample.selector import BatchSelector
 from tests.common import toy_problem
 
 

@@ -1,6 +1,6 @@
 import torch
 
-from isample.timing import PHASES, PhaseTimer
+from isample.phases import PHASES, PhaseTimer
 
 
 def test_enabled_timer_accumulates_and_resets():

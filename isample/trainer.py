@@ -1,0 +1,221 @@
+"""One iteration for every selection method: the method selects, the training step trains, the method observes.
+
+`Trainer` runs any method of `isample.methods.METHODS`; `UniformSampler` and `ImportanceSampler`
+are the library's entry points for the two original ones, with their historical names and arguments.
+(`Trainer` was called `Sampler`, in `isample.sampler`; both old names still work, with a warning.)
+"""
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from isample.distributed import Group
+from isample.methods import method_class
+from isample.methods.base import SelectionMethod, build_context, context_state, load_context_state
+from isample.methods.catalog import UniformOptions, UpperBoundOptions
+from isample.names import IMPORTANCE, UNIFORM
+from isample.phases import PhaseTimer
+from isample.step import TrainStep
+
+
+@dataclass
+class Iteration:
+    """What one sampler step did. Tensors are detached and stay on the model's device."""
+
+    indices: torch.Tensor  # data-set indices of the b trained examples (CPU)
+    weights: torch.Tensor  # their loss weights (CPU; all 1 for a uniform draw)
+    by_score: bool  # the method chose these examples using scores (not a uniform draw)
+    metrics: dict[str, float]  # the method's own numbers after this step (SelectionMethod.metrics)
+    weighted_loss: torch.Tensor  # mean(w * loss): unbiased estimate of the uniform training loss
+    plain_loss: torch.Tensor  # mean(loss) over the trained examples, as the notebook logged it
+    correct: torch.Tensor  # number of trained examples classified correctly
+    accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w) over the trained examples
+    phases: dict[str, float] | None  # seconds per phase, None when timing is off
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """Deprecated name of `weighted_loss` (the records' train_loss is `plain_loss`)."""
+        warnings.warn("Iteration.loss is now Iteration.weighted_loss", DeprecationWarning, stacklevel=2)
+        return self.weighted_loss
+
+    # ImportanceSampler's historical fields, read from the method's metrics (nan where it has none).
+    @property
+    def used_importance(self) -> bool:
+        return self.by_score
+
+    @property
+    def tau(self) -> float:
+        return self.metrics.get("tau", math.nan)
+
+    @property
+    def tau_threshold(self) -> float:
+        return self.metrics.get("tau_threshold", math.nan)
+
+    @property
+    def a(self) -> float:
+        return self.metrics.get("a", math.nan)
+
+
+class Trainer:
+    """Trains `model` with the examples a selection method chooses, one iteration per `step()`.
+
+    method: a name of `isample.methods.METHODS` or a SelectionMethod subclass; options: its
+    Options (defaults when None). inputs, targets: the training set in memory (tensors); or inputs a
+    dataset, `dataset[i]` = (input tensor, target), and targets None: read from disk on request by
+    `workers` DataLoader workers (`isample.methods.base.LoadedExamples`). transform: a batch
+    transform applied to drawn examples.
+    Under DDP, `model` is the DistributedDataParallel wrapper (the training step goes through it,
+    the method's own forwards through the module inside, so they need no collective), batch_size
+    is this rank's share of the global batch, `generator` this rank's own and `shared_generator`
+    one seeded alike on every rank; `group` defaults to torch.distributed's, when initialised.
+    `progress` tells the share of the training budget spent, in [0, 1] (methods that change late in
+    training, such as InfoBatch's annealing, read it; 0 when not given).
+    """
+
+    def __init__(
+        self,
+        method: str | type[SelectionMethod],
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        inputs,
+        targets: torch.Tensor | None,
+        batch_size: int,
+        *,
+        options: Any = None,
+        workers: int = 0,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        shared_generator: torch.Generator | None = None,
+        timing: bool = True,
+        autocast_dtype: torch.dtype | None = None,
+        group: Group | None = None,
+        progress: Callable[[], float] | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size > len(inputs):
+            raise ValueError(f"batch_size {batch_size} is larger than the data set ({len(inputs)})")
+        if seed is None:
+            seed = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
+        self.timer = PhaseTimer(timing, next(model.parameters()).device)
+        self.context = build_context(
+            model,
+            batch_size,
+            seed,
+            inputs=inputs,
+            targets=targets,
+            transform=transform,
+            workers=workers,
+            timer=self.timer,
+            group=group,
+            generator=generator,
+            shared_generator=shared_generator,
+            autocast_dtype=autocast_dtype,
+            progress=progress,
+        )
+        self.examples = self.context.examples
+        method_type = method_class(method) if isinstance(method, str) else method
+        self.method = method_type(self.context, options)
+        self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype)
+        self.batch_size = batch_size
+
+    def start_epoch(self) -> int:
+        """Tell the method an epoch starts; returns the iterations in it (see SelectionMethod.start_epoch)."""
+        return self.method.start_epoch()
+
+    def step(self) -> Iteration:
+        timer = self.timer
+        timer.reset()
+        selection = self.method.select()
+        result = self.train_step(selection.inputs, selection.targets, selection.weights)
+        self.method.observe(selection, result)
+        weights = selection.weights if selection.weights is not None else torch.ones(len(selection.indices))
+        iteration = Iteration(
+            indices=selection.indices,
+            weights=weights,
+            by_score=selection.by_score,
+            metrics=self.method.metrics(),
+            weighted_loss=result.weighted_loss,
+            plain_loss=result.plain_loss,
+            correct=result.correct,
+            accuracy_weighted=result.accuracy_weighted,
+            phases=timer.snapshot(),
+        )
+        return iteration
+
+    @property
+    def generator(self) -> torch.Generator:
+        return self.examples.generator
+
+    def state_dict(self) -> dict:
+        return context_state(self.context) | {"method": self.method.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state["method"])
+        load_context_state(self.context, state)
+
+
+class _TracksTau:
+    """tau, tau_threshold and a of the method, readable on the sampler (tau settable, for experiments)."""
+
+    method: SelectionMethod
+
+    @property
+    def tau(self) -> float:
+        return self.method.tau
+
+    @tau.setter
+    def tau(self, value: float) -> None:
+        self.method.tau = value
+
+    @property
+    def tau_threshold(self) -> float:
+        return self.method.metrics().get("tau_threshold", math.nan)
+
+    @property
+    def a(self) -> float:
+        return self.method.metrics().get("a", math.nan)
+
+
+class UniformSampler(_TracksTau, Trainer):
+    """Plain SGD on b examples drawn uniformly; tau is still tracked from the batch's scores.
+    Keyword options: the fields of `UniformOptions` (score, tau_momentum), defaults there."""
+
+    def __init__(self, model, optimizer, inputs, targets, batch_size, **keywords):
+        options, common = _split(UniformOptions, keywords)
+        super().__init__(UNIFORM, model, optimizer, inputs, targets, batch_size, options=options, **common)
+
+
+class ImportanceSampler(_TracksTau, Trainer):
+    """Upper-bound importance sampling with the online threshold tau_th = 1 + a.
+
+    Keyword options: the fields of `UpperBoundOptions`, with their defaults there (the pipeline's
+    params.yaml holds the same values): presample p = B / b (>= 1); tau_threshold "auto" or a fixed
+    number; score_mode "eval" (running statistics, the 2018 code) or "batch" (BatchNorm uses the
+    statistics of each b-sized presample chunk, as in training, and no buffer changes); smoothing
+    eps in [0, 1), weights <= 1 / eps; forward_chunk, examples per presample forward in eval mode
+    (0 = all B at once); always_importance skips the decision (for timing IS iterations). With
+    timing off, "auto" cannot measure a and keeps the 2018 default (B + 3b) / (3b). Every other
+    keyword goes to `Trainer`.
+    """
+
+    def __init__(self, model, optimizer, inputs, targets, batch_size, **keywords):
+        options, common = _split(UpperBoundOptions, keywords)
+        super().__init__(IMPORTANCE, model, optimizer, inputs, targets, batch_size, options=options, **common)
+
+    @property
+    def k(self) -> float:
+        return self.method.k
+
+
+def _split(options_type: type, keywords: dict) -> tuple[Any, dict]:
+    """The keywords that are fields of `options_type` as one Options, and the rest."""
+    fields = {field.name for field in dataclasses.fields(options_type)}
+    options = options_type(**{key: value for key, value in keywords.items() if key in fields})
+    return options, {key: value for key, value in keywords.items() if key not in fields}
