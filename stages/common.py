@@ -3,6 +3,7 @@
 import shutil
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,13 @@ REPORTS_DIR = Path("reports")
 
 class StageError(Exception):
     """A stage that cannot finish, said in one line (e.g. a training process died)."""
+
+
+class StageStopped(Exception):
+    """A stage that stopped on request (SIGTERM, SIGUSR1) after saving what a rerun resumes from."""
+
+
+EXIT_STOPPED = 143  # 128 + SIGTERM, as a process ended by the signal reports itself
 
 
 EXPECTED_ERRORS = (ConfigError, DataError, RecordError, StageError)
@@ -58,9 +66,16 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM (a scheduler's preemption, `kill`) and SIGUSR1 (SLURM's warning before a job's end)
+    set `stop` instead of ending the process: a training stage then saves a checkpoint and stops."""
+    for signum in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, lambda *_: stop.set())
+
+
 def run_stage(main: Callable[[Params], None]) -> None:
     """Validate params.yaml, run the stage; expected failures end with one line and exit 2."""
-    signal.signal(signal.SIGTERM, _terminate)  # `kill` ends the stage like Ctrl-C
+    signal.signal(signal.SIGTERM, _terminate)  # `kill` ends the stage like Ctrl-C, unless it stops on signals
     try:
         main(load_params())
     except ConfigError as error:  # from params.yaml, whether found while parsing or later (train.device)
@@ -71,6 +86,9 @@ def run_stage(main: Callable[[Params], None]) -> None:
     except EXPECTED_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except StageStopped as stopped:
+        print(f"stopped: {stopped}", file=sys.stderr)
+        sys.exit(EXIT_STOPPED)
     except KeyboardInterrupt:
         print("interrupted: rerun the stage to resume from its last checkpoint", file=sys.stderr)
         sys.exit(130)

@@ -10,6 +10,7 @@ import sys
 import torch
 from dvclive import Live
 
+from isample.experiment import launch
 from isample.experiment.config import ConfigError, Params, params_values, stage_params
 from isample.experiment.prepared import load_prepared
 from isample.experiment.setup import resolve_device
@@ -43,6 +44,7 @@ def _write_live(fitted) -> None:
 
 
 def main(params: Params, peer: str | None = None) -> None:
+    gpus = launch.hold_gpus(params, count=1)  # noqa: F841 (a GPU no training stage holds, to the end)
     data = load_prepared(prepared_path(params))
     largest = round(max(params.timing.presamples) * params.batch_size)
     if peer is None and largest > data.train_size:

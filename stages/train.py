@@ -1,9 +1,11 @@
 """train_is / train_uniform / train_peer@<method>: equal-budget runs of one selection method, one .xlsx
 record per (budget, seed) under results/<method>/. A killed stage resumes: finished runs come back
-from their checkpoints without training again."""
+from their checkpoints without training again. SIGTERM or SIGUSR1 (a scheduler's preemption) stops
+it after the current iteration with a checkpoint of the run in progress, which the rerun resumes."""
 
 import argparse
 import shutil
+import threading
 
 from dvclive import Live
 
@@ -11,10 +13,21 @@ from isample.distributed import SINGLE
 from isample.experiment import launch
 from isample.experiment.config import Params, run_specs
 from isample.experiment.prepared import load_prepared
-from isample.experiment.train import train_run
+from isample.experiment.train import Preempted, train_run
 from isample.methods.catalog import CATALOG
 from isample.report.records import EPOCH_COLUMNS, write_run
-from stages.common import CHECKPOINT_DIR, RESULTS_DIR, StageError, prepared_path, replace_directory, run_stage
+from stages.common import (
+    CHECKPOINT_DIR,
+    RESULTS_DIR,
+    StageError,
+    StageStopped,
+    prepared_path,
+    replace_directory,
+    run_stage,
+    stop_on_signals,
+)
+
+STOP = threading.Event()  # set by SIGTERM or SIGUSR1
 
 # Logged to dvclive and written to curve.csv (dvc plots): the record's columns, and the method's own metrics.
 LOGGED = (
@@ -43,6 +56,8 @@ CURVE_COLUMNS = (
 def _launch_processes(params: Params, method: str) -> None:
     device = launch.check_processes(params)  # before any process starts
     code = launch.launch("stages.train", ["--method", method], params.train, device)
+    if STOP.is_set():
+        raise StageStopped(f"{method}: its processes saved a checkpoint; rerun the stage to resume from it")
     if code:
         where = " or another node went away" if params.train.nodes > 1 else ""
         raise StageError(
@@ -52,6 +67,8 @@ def _launch_processes(params: Params, method: str) -> None:
 
 
 def main(params: Params, method: str) -> None:
+    stop_on_signals(STOP)
+    gpus = None if launch.under_torchrun() else launch.hold_gpus(params)  # noqa: F841 (held until the stage ends)
     if params.train.world_size > 1 and not launch.under_torchrun():
         return _launch_processes(params, method)
     group = launch.join(launch.check_processes(params)) if launch.under_torchrun() else SINGLE
@@ -73,9 +90,16 @@ def main(params: Params, method: str) -> None:
                     live.log_metric(f"{prefix}/{name}", float(row[name]))
                 live.next_step()
 
-        run = train_run(
-            spec, data, checkpoint_path=CHECKPOINT_DIR / spec.checkpoint_name, on_epoch=log_epoch, group=group
-        )
+        checkpoint = CHECKPOINT_DIR / spec.checkpoint_name
+        try:
+            run = train_run(
+                spec, data, checkpoint_path=checkpoint, on_epoch=log_epoch, group=group, stop_requested=STOP.is_set
+            )
+        except Preempted:
+            raise StageStopped(
+                f"{method} {spec.budget} seed {spec.seed}: saved {checkpoint} after an iteration; "
+                "rerun the stage to resume from it"
+            ) from None
         if not group.is_local_main:
             continue
         write_run(staging / spec.record_name, run)

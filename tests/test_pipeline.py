@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -302,6 +303,42 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
             stage.kill()
     assert stage.returncode == 2, stderr[-2000:]
     assert "error: a training process of uniform failed" in stderr, stderr[-2000:]
+    run("git", "checkout", "--", ".")
+
+
+def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_resumes(project):
+    """A scheduler's preemption: SIGTERM to the stage (only; it passes it on to torchrun's processes)."""
+    clone, run = project
+    import torch
+
+    run("git", "checkout", "--", ".")
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["train"].update(budgets=["10s"], processes=2, checkpoint_every="1h")
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if not (clone / "data/prepared").is_dir():  # this test alone: prepare first
+        run(sys.executable, "-m", "stages.prepare")
+    checkpoint = clone / "checkpoints/uniform/10s.seed0.pt"
+    checkpoint.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "stages.train", "--method", "uniform"]
+    stage = subprocess.Popen(command, cwd=clone, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(12)  # torchrun started both ranks, which are training (a 10 s budget takes about 20 s)
+        assert stage.poll() is None, stage.communicate()
+        stage.send_signal(signal.SIGTERM)
+        _, stderr = stage.communicate(timeout=120)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+    assert stage.returncode == 143, stderr[-2000:]
+    assert "stopped: uniform: its processes saved a checkpoint; rerun the stage to resume from it" in stderr
+    saved = torch.load(checkpoint, weights_only=True)
+    assert 0 < saved["elapsed"] < 10 and saved["status"] == ""
+    ranks = [state["sampler"]["stream"]["position"] for state in saved["ranks"]]
+    assert ranks[0] == ranks[1]  # both ranks stopped after the same iteration
+    resumed = run(*command)
+    assert "resumed uniform 10s seed 0" in resumed.stdout and "completed" in resumed.stdout, (
+        resumed.stdout + resumed.stderr
+    )
     run("git", "checkout", "--", ".")
 
 

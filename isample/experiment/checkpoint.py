@@ -45,6 +45,8 @@ class Progress:
     rows: list[dict] = field(default_factory=list)
     elapsed: float = 0.0
     status: str | None = None  # None while it may go on; "completed" or "diverged at ..." once ended
+    # The epoch a stop request interrupted: its totals so far, iterations done and length (else None).
+    epoch_in_progress: dict | None = None
 
     @property
     def total_iterations(self) -> int:
@@ -79,6 +81,7 @@ class Checkpoints:
             "rows": progress.rows,
             "elapsed": progress.elapsed,
             "status": progress.status or "",
+            "epoch_in_progress": progress.epoch_in_progress or {},
         }
         if group.world_size > 1:
             state["ranks"] = ranks
@@ -109,4 +112,5 @@ class Checkpoints:
         own = state["ranks"][self.group.rank] if "ranks" in state else state
         setup.sampler.load_state_dict(own["sampler"])
         setup.augment.set_state(own["augment_generator"])
-        return Progress(list(state["rows"]), float(state["elapsed"]), state.get("status") or None)
+        in_progress = state.get("epoch_in_progress") or None
+        return Progress(list(state["rows"]), float(state["elapsed"]), state.get("status") or None, in_progress)

@@ -14,6 +14,7 @@ class BudgetClock:
         elapsed: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
         group: Group = SINGLE,
+        stop_requested: Callable[[], bool] = lambda: False,
     ):
         self.budget = budget_seconds
         self._clock = clock
@@ -21,6 +22,8 @@ class BudgetClock:
         self._started: float | None = None
         self.group = group
         self.last_shared = elapsed  # rank 0's elapsed seconds at the last `shared()`
+        self._stop_requested = stop_requested
+        self.stopping = False  # whether any rank had been asked to stop at the last `shared()`
 
     def resume(self, elapsed: float) -> None:
         """Continue from `elapsed` training seconds (a resumed run's); alike on every rank."""
@@ -41,8 +44,12 @@ class BudgetClock:
         return self._elapsed + running
 
     def shared(self) -> float:
-        """Rank 0's elapsed seconds, on every rank: a collective, so all ranks call it at the same points."""
-        self.last_shared = self.group.from_main([self.elapsed])[0]
+        """Rank 0's elapsed seconds, on every rank, and whether any rank was asked to stop (`stopping`):
+        one collective (a sum: the other ranks add 0 seconds), so all ranks call it at the same points
+        and all stop at the same iteration."""
+        elapsed = self.elapsed if self.group.is_main else 0.0
+        self.last_shared, stops = self.group.total([elapsed, float(self._stop_requested())])
+        self.stopping = stops > 0
         return self.last_shared
 
     def progress(self) -> float:

@@ -100,6 +100,7 @@ class TrainConfig(_Section):
     channels_last: bool
     eval_batch_size: int = Field(ge=1)
     checkpoint_every: str
+    gpu_wait: str  # device auto on GPUs: how long a stage waits for a GPU no other stage holds
     processes: int = Field(ge=1)  # DDP processes (GPUs) one run is spread over; 1 = a single process
     sync_bn: bool  # under DDP: BatchNorm statistics over every rank's batch (SyncBatchNorm, CUDA only)
     nodes: int = Field(ge=1)  # machines one run is spread over, `processes` each (torchrun's --nnodes)
@@ -129,7 +130,7 @@ class TrainConfig(_Section):
         """Processes over all nodes: the ranks one run is split over."""
         return self.nodes * self.processes
 
-    @field_validator("budget", "checkpoint_every")
+    @field_validator("budget", "checkpoint_every", "gpu_wait")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
@@ -181,6 +182,10 @@ class TrainConfig(_Section):
     @property
     def checkpoint_seconds(self) -> float:
         return parse_duration(self.checkpoint_every)
+
+    @property
+    def gpu_wait_seconds(self) -> float:
+        return parse_duration(self.gpu_wait)
 
 
 class TimingConfig(_Section):
@@ -419,6 +424,7 @@ TRAIN_OPERATIONAL = (
     "train.budgets",
     "train.seeds",
     "train.checkpoint_every",
+    "train.gpu_wait",
     "train.eval_batch_size",
     "train.rdzv_endpoint",
     "train.rdzv_id",
@@ -431,6 +437,7 @@ _TIMED = (
     "data.workers",
     "model",
     "train.device",
+    "train.gpu_wait",
     "train.amp",
     "train.channels_last",
     "train.lr",

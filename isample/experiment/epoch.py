@@ -35,6 +35,27 @@ class EpochTotals:
             self.metric_sums[name] = self.metric_sums.get(name, 0.0) + (value if finite else 0.0)
             self.metric_counts[name] = self.metric_counts.get(name, 0) + finite
 
+    def state_dict(self) -> dict:
+        """The sums so far (for a checkpoint taken mid-epoch): tensors and plain numbers only."""
+        tensors = {name: getattr(self, name).cpu() for name in ("loss", "plain_loss", "accuracy_weighted", "correct")}
+        counts = {"iterations": self.iterations, "scored": self.scored}
+        return {
+            **tensors,
+            **counts,
+            "phases": dict(self.phases),
+            "sums": dict(self.metric_sums),
+            "counts": dict(self.metric_counts),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, device: torch.device) -> "EpochTotals":
+        totals = cls(device)
+        for name in ("loss", "plain_loss", "accuracy_weighted", "correct"):
+            setattr(totals, name, state[name].to(device))
+        totals.iterations, totals.scored = state["iterations"], state["scored"]
+        totals.phases, totals.metric_sums, totals.metric_counts = state["phases"], state["sums"], state["counts"]
+        return totals
+
     @property
     def finite(self) -> bool:
         return bool(torch.isfinite(self.loss))

@@ -18,10 +18,10 @@ from isample.trainer import Trainer
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("params.yaml: train.device = 'cuda': no CUDA device is available; use auto or cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
@@ -112,8 +112,8 @@ def build_setup(
     Under DDP (group of N) each rank trains b / N examples per iteration with its own generators.
     progress: the share of the budget spent (the budget clock's), for the methods that read it."""
     device = resolve_device(spec.device)
-    if device.type == "cuda" and group.world_size > 1:
-        device = torch.device("cuda", torch.cuda.current_device())  # this rank's GPU (set by the launcher)
+    if device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())  # the GPU set for this process (or rank)
     autocast_dtype = torch.bfloat16 if spec.amp else None
     model, trained = _model(spec, len(data.classes), data.image_shape, device, group)
     optimizer = torch.optim.SGD(

@@ -2,11 +2,14 @@
 
 The budget clock runs only while training: evaluation pauses it, so runs of different methods
 with the same budget get the same training time. A checkpoint at epoch ends lets a killed run
-resume with the same budget accounting. A run whose loss or scores stop being finite ends there,
-and its record says so (`status`), so a diverged run is a result rather than a crash.
+resume with the same budget accounting; a run asked to stop (a scheduler's SIGTERM, through
+`stop_requested`) finishes its iteration, saves a checkpoint mid-epoch and raises `Preempted`.
+A run whose loss or scores stop being finite ends there, and its record says so (`status`), so a
+diverged run is a result rather than a crash.
 """
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from isample.experiment.checkpoint import Checkpoints, Progress
 from isample.experiment.clock import BudgetClock
 from isample.experiment.data import PreparedData
 from isample.experiment.epoch import EpochTotals
+from isample.experiment.gpus import GPUS_VARIABLE
 from isample.experiment.setup import EvalSet, TrainingSetup, build_setup
 from isample.experiment.spec import RunSpec
 from isample.experiment.streamed import StreamedData
@@ -88,17 +92,36 @@ class Display:
             self.bar.close()
 
 
-def train_epoch(spec: RunSpec, setup: TrainingSetup, clock: BudgetClock, display: Display) -> tuple[EpochTotals, bool]:
-    """At most one epoch's iterations within the budget; returns its totals and whether it diverged.
+class Preempted(Exception):
+    """The run stopped on request after an iteration; `epoch_in_progress` is what it had of its epoch."""
 
-    Every rank reads rank 0's clock (`clock.shared`), so all run the same iterations."""
-    totals = EpochTotals(setup.device)
+    def __init__(self, epoch_in_progress: dict | None = None):
+        super().__init__("stopped on request")
+        self.epoch_in_progress = epoch_in_progress
+
+
+def train_epoch(
+    spec: RunSpec, setup: TrainingSetup, clock: BudgetClock, display: Display, in_progress: dict | None = None
+) -> tuple[EpochTotals, bool]:
+    """At most one epoch's iterations within the budget; returns its totals and whether it diverged.
+    `in_progress`: the epoch a stop interrupted, continued where it stopped.
+
+    Every rank reads rank 0's clock (`clock.shared`), so all run the same iterations and stop alike."""
+    if in_progress:
+        totals = EpochTotals.from_state(in_progress["totals"], setup.device)
+        done, length = in_progress["done"], in_progress["length"]
+    else:  # the method says how long its epoch is
+        totals, done, length = EpochTotals(setup.device), 0, setup.sampler.start_epoch()
     shown = clock.last_shared
     clock.start()
-    for _ in range(setup.sampler.start_epoch()):  # the method says how long its epoch is
-        now = clock.shared()
+    for iteration in range(done, length):
+        # The iteration a stop interrupted runs at the time the stop was decided: no new reading.
+        now = clock.last_shared if in_progress and iteration == done else clock.shared()
         if now >= spec.budget_seconds:
             break
+        if clock.stopping:
+            clock.pause()
+            raise Preempted({"totals": totals.state_dict(), "done": iteration, "length": length})
         for group in setup.optimizer.param_groups:
             group["lr"] = spec.lr(now / spec.budget_seconds)
         try:
@@ -146,6 +169,11 @@ def diverged_status(progress: Progress, totals: EpochTotals, lr: float) -> str:
     return f"diverged at epoch {len(progress.rows) + 1}, iteration {iteration}, lr {lr:g}"
 
 
+def _where(state: Progress) -> str:
+    into = f" and {state.epoch_in_progress['done']} iteration(s) into the next" if state.epoch_in_progress else ""
+    return f"epoch {len(state.rows)}{into}, {state.elapsed:.1f} s of training done"
+
+
 def train_run(
     spec: RunSpec,
     data: PreparedData | StreamedData,
@@ -155,22 +183,19 @@ def train_run(
     progress: bool = True,
     on_epoch: Callable[[dict], None] = lambda row: None,
     group: Group = SINGLE,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> Run:
-    """Train `spec.method` for `spec.budget_seconds` of training time and return its record.
-
-    Under DDP (`group` of N processes, from `isample.distributed.current_group()`) every rank calls
-    this; rank 0 keeps the clock and evaluates, every rank returns rank 0's record, and the first
-    process of each node writes the checkpoint (every rank's state) at the path on its node."""
-    budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group)
+    """Train `spec.method` for `spec.budget_seconds` of training time and return its record. Under DDP
+    every rank calls this; rank 0 keeps the clock and evaluates, every rank returns rank 0's record,
+    each node's first process writes the checkpoint. Once `stop_requested()` on any rank (polled each
+    iteration), all stop after the same iteration, save the checkpoint and raise `Preempted`."""
+    budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group, stop_requested=stop_requested)
     setup = build_setup(spec, data, group, progress=budget_clock.progress)
     checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash), group)
     state = checkpoints.resume(setup)
     budget_clock.resume(state.elapsed)
-    if state.rows and group.is_local_main:
-        print(
-            f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: epoch {len(state.rows)}, "
-            f"{state.elapsed:.1f} s of training done"
-        )
+    if (state.rows or state.epoch_in_progress) and group.is_local_main:
+        print(f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: {_where(state)}")
     for row in state.rows:
         on_epoch(row)
     last_checkpoint = state.elapsed
@@ -181,24 +206,31 @@ def train_run(
             if budget_clock.shared() >= spec.budget_seconds:
                 state.status = COMPLETED
                 break
+            if budget_clock.stopping:
+                raise Preempted()
             # Train one epoch, then evaluate and record it (an epoch that ran no iteration ends the run).
-            totals, diverged = train_epoch(spec, setup, budget_clock, display)
+            totals, diverged = train_epoch(spec, setup, budget_clock, display, state.epoch_in_progress)
+            state.epoch_in_progress = None
             lr = setup.optimizer.param_groups[0]["lr"]
+            state.status = diverged_status(state, totals, lr) if diverged else None
             if totals.iterations:
                 row = epoch_row(spec, setup, totals, state, budget_clock, group)
-                status = diverged_status(state, totals, lr) if diverged else None
                 state.rows.append(row)
                 state.elapsed = budget_clock.elapsed
                 on_epoch(row)
                 display.epoch(row)
-            else:
-                status = diverged_status(state, totals, lr) if diverged else COMPLETED
-            state.status = status
+            elif not diverged:
+                state.status = COMPLETED
             # Checkpoint every checkpoint_seconds of training (rank 0's clock: alike on every rank).
             if state.status is None and budget_clock.last_shared - last_checkpoint >= spec.checkpoint_seconds:
                 checkpoints.save(setup, state)
                 last_checkpoint = budget_clock.last_shared
         checkpoints.save(setup, state)
+    except Preempted as stop:
+        # Every rank stopped at the reading that saw the request: that is the time trained.
+        state.epoch_in_progress, state.elapsed = stop.epoch_in_progress, budget_clock.last_shared
+        checkpoints.save(setup, state)
+        raise
     finally:
         display.close()
     return _record(spec, data, setup, state, group)
@@ -227,6 +259,7 @@ def _record(
         "status": state.status,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "gpus": os.environ.get(GPUS_VARIABLE) or "none",  # the GPUs the stage held, as the machine names them
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "data_source": data.source,

@@ -197,6 +197,31 @@ def test_divergence_ends_the_run_as_a_record(tiny_data, method, capsys):
     assert out == [f"{method} seed 0: {record.status}; the record keeps its {len(record.epochs)} epoch(s)"]
 
 
+@pytest.mark.parametrize("method", ["upper_bound", "infobatch"])
+def test_a_stop_request_mid_epoch_saves_and_the_rerun_continues_to_the_same_record(tiny_data, tmp_path, method):
+    # As a scheduler's SIGTERM: the run stops after an iteration in the middle of an epoch, its
+    # checkpoint keeps that epoch's totals, and the rerun's record is the uninterrupted one.
+    spec = tiny_spec(method, budget="2.5s", checkpoint_every="1h", sampler={"tau_th": 1.0})
+    uninterrupted = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6))
+    polls = iter(range(10**6))
+    checkpoint = tmp_path / "seed0.pt"
+    with pytest.raises(train_module.Preempted):
+        train_run(
+            spec,
+            tiny_data,
+            progress=False,
+            clock=FakeClock(2**-6),
+            checkpoint_path=checkpoint,
+            stop_requested=lambda: next(polls) == 21,  # polled once per iteration and once per epoch
+        )
+    saved = torch.load(checkpoint, weights_only=True)
+    assert 0 < saved["epoch_in_progress"]["done"] < saved["epoch_in_progress"]["length"]  # mid-epoch
+    assert len(saved["rows"]) < len(uninterrupted.epochs)
+    resumed = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6), checkpoint_path=checkpoint)
+    columns = ["total_iterations", "lr", "train_loss", "test_accuracy", "scored_share", "train_seconds"]
+    assert resumed.epochs[columns].equals(uninterrupted.epochs[columns])
+
+
 def test_a_diverged_run_stays_diverged_when_resumed(tiny_data, tmp_path):
     spec = tiny_spec(lr=1000.0, lr_schedule="constant")
     checkpoint = tmp_path / "seed0.pt"
