@@ -6,7 +6,9 @@ run forward passes of its own (timed as its own phases); the training step, writ
 forward computed (per-example losses and logits of the trained examples) at no extra cost.
 """
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,6 +23,8 @@ from isample.names import SCORE_MODES
 from isample.phases import PhaseTimer
 from isample.seeds import derive_seed
 from isample.step import StepResult, running_statistics_frozen
+
+READ_AHEAD = 2  # requests loaded from disk ahead of the one being trained on
 
 
 class Reshuffling:
@@ -42,15 +46,19 @@ class Reshuffling:
         self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
         self.passes = 0  # passes started before the current one
         self.position = 0  # indices of the current pass already taken
-        self._share: torch.Tensor | None = None
+        self._shares: dict[int, torch.Tensor] = {}  # this rank's share of the current pass and the next
 
-    def _current_share(self) -> torch.Tensor:
-        if self._share is None:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, "order", pass_index=self.passes))
+    def _share_of(self, pass_index: int) -> torch.Tensor:
+        if pass_index not in self._shares:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "order", pass_index=pass_index))
             order = torch.randperm(self.size, generator=generator)
             usable = self.size // self.world_size * self.world_size  # every rank the same count
-            self._share = order[self.rank : usable : self.world_size]
-        return self._share
+            self._shares = {k: v for k, v in self._shares.items() if k >= self.passes}  # earlier passes: done
+            self._shares[pass_index] = order[self.rank : usable : self.world_size]
+        return self._shares[pass_index]
+
+    def _current_share(self) -> torch.Tensor:
+        return self._share_of(self.passes)
 
     def pass_size(self, count: int) -> int:
         """The examples one pass yields to this rank in takes of `count`."""
@@ -61,17 +69,30 @@ class Reshuffling:
         if count > len(share):
             raise ValueError(f"cannot take {count} examples from a pass of {len(share)} per rank")
         if self.position + count > len(share):  # the rest sits this pass out
-            self.passes, self.position, self._share = self.passes + 1, 0, None
+            self.passes, self.position = self.passes + 1, 0
             share = self._current_share()
         taken = share[self.position : self.position + count]
         self.position += count
         return taken
 
+    def peek(self, count: int, takes: int) -> list[torch.Tensor]:
+        """What the next `takes` takes of `count` would return, leaving the stream where it is (for
+        loading ahead); the next pass's order is computed once, when a peek first reaches it."""
+        passes, position, peeked = self.passes, self.position, []
+        for _ in range(takes):
+            share = self._share_of(passes)
+            if position + count > len(share):
+                passes, position = passes + 1, 0
+                share = self._share_of(passes)
+            peeked.append(share[position : position + count])
+            position += count
+        return peeked
+
     def state_dict(self) -> dict:
         return {"seed": self.seed, "passes": self.passes, "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
-        self.seed, self.passes, self.position, self._share = state["seed"], state["passes"], state["position"], None
+        self.seed, self.passes, self.position, self._shares = state["seed"], state["passes"], state["position"], {}
 
 
 class Examples:
@@ -101,6 +122,12 @@ class Examples:
     def take(self, count: int) -> torch.Tensor:
         """The next `count` data-set indices of the random-reshuffling stream (CPU)."""
         return self.stream.take(count)
+
+    def expect(self, requests: list[torch.Tensor]) -> None:
+        """The requests a method will make next (data held in memory needs no loading ahead)."""
+
+    def settle(self) -> None:
+        """Drop whatever was loaded ahead (nothing, in memory)."""
 
     def gather(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The examples at `indices`, transformed (augmentation, normalisation), on the model's device."""
@@ -133,11 +160,20 @@ def _one_line(error: Exception) -> str:
 
 
 class LoadedExamples(Examples):
-    """A data set read from disk: `dataset[i]` = (input tensor, target), loaded on request by DataLoader
-    workers, which stay up between requests (persistent workers, pinned memory on a GPU). A request of
-    n examples is split among the workers, so they decode in parallel; the time waiting for them is the
-    `data_loading` phase. Inputs must share one shape (a batch); `transform` runs on the batch on the
-    model's device, as for data held in memory."""
+    """A data set read from disk: `dataset[i]` = (input tensor, target), loaded by DataLoader workers,
+    which stay up between requests (persistent workers, pinned memory on a GPU). A request of n
+    examples is split among the workers, so they decode in parallel. Inputs must share one shape (a
+    batch); `transform` runs on the batch on the model's device, as for data held in memory.
+
+    Loading overlaps training: after each request taken from the stream, the next `read_ahead`
+    requests of that size (`Reshuffling.peek`), or those a method announced (`expect`), are loaded
+    by one background thread while the model computes, and transformed there too when the
+    transform's randomness is its `generator` attribute (`BatchTransform`'s). A request that was
+    foreseen is served from them; any other is loaded at once. The draws never depend on what was
+    loaded ahead, and the transform's generator is set back to where it stood before any load that
+    is dropped unused (`settle`), so a run is the one it would be without read-ahead: the same
+    examples, order, weights and augmentation. The `data_loading` phase is the time actually
+    waited for examples."""
 
     def __init__(
         self,
@@ -148,10 +184,11 @@ class LoadedExamples(Examples):
         stream: Reshuffling,
         timer: PhaseTimer,
         workers: int = 0,
+        read_ahead: int = READ_AHEAD,
     ):
         self.dataset, self.device, self.transform = dataset, device, transform
         self.generator, self.stream = generator, stream
-        self.timer, self.workers = timer, workers
+        self.timer, self.workers, self.read_ahead = timer, workers, read_ahead
         self.requests = _Requests()
         self.loader = DataLoader(
             dataset,
@@ -160,23 +197,91 @@ class LoadedExamples(Examples):
             persistent_workers=workers > 0,
             pin_memory=device.type == "cuda",
         )
+        if workers:  # start the workers from this thread (the loading thread only reuses them)
+            self.requests.batches = []
+            list(self.loader)
+        # One thread: the DataLoader serves one request at a time; it waits on the workers, GIL-free.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="isample-loading")
+        # A transform whose randomness is its generator runs in the loading thread, in load order.
+        self._transform_ahead = transform is not None and hasattr(transform, "generator")
+        self._ahead: deque[tuple[torch.Tensor, Future]] = deque()  # foreseen requests, in order
+        self._last_taken: torch.Tensor | None = None
+        self.requests_foreseen = self.requests_served = 0  # how often loading ahead paid off
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def take(self, count: int) -> torch.Tensor:
+        self._last_taken = taken = self.stream.take(count)
+        return taken
+
+    def expect(self, requests: list[torch.Tensor]) -> None:
+        """Announce the requests the method will make next, in order, to have them loaded meanwhile
+        (up to `read_ahead`; those already loading stay, the others are dropped)."""
+        requests = requests[: self.read_ahead]
+        kept = 0
+        while kept < min(len(self._ahead), len(requests)) and _same(self._ahead[kept][0], requests[kept]):
+            kept += 1
+        self._drop(kept)
+        for indices in requests[kept:]:
+            self._ahead.append((indices, self._thread.submit(self._load, indices)))
+
     def gather(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with self.timer.phase("data_loading"):
-            shares = indices.tensor_split(max(1, min(self.workers, len(indices))))
-            self.requests.batches = [share.tolist() for share in shares if len(share)]
-            try:
-                parts = list(self.loader)
-            except Exception as error:  # a worker's failure comes back wrapped in its traceback
-                raise type(error)(_one_line(error)) from None
-            x = torch.cat([part[0] for part in parts]).to(self.device, non_blocking=True)
-            y = torch.cat([torch.as_tensor(part[1]) for part in parts]).to(self.device, non_blocking=True)
-        if self.transform is not None:
+            foreseen = bool(self._ahead) and _same(self._ahead[0][0], indices)
+            if not foreseen:
+                self.settle()  # another request than foreseen: what was loaded ahead is dropped
+            future = self._ahead.popleft()[1] if foreseen else self._thread.submit(self._load, indices)
+            self.requests_served += 1
+            self.requests_foreseen += foreseen
+            x, y, _ = future.result()
+        if self.read_ahead and self._last_taken is not None and _same(self._last_taken, indices):
+            self.expect(self.stream.peek(len(indices), self.read_ahead))  # the stream's next takes alike
+        if self.transform is not None and not self._transform_ahead:
             x = self.transform(x)
         return x, y
+
+    def settle(self) -> None:
+        """Drop every load ahead, as if none had been made: the transform's generator goes back to
+        where it stood before the first of them that ran (before a checkpoint, or a request not
+        foreseen)."""
+        self._drop(0)
+
+    def _drop(self, kept: int) -> None:
+        """Drop the loads ahead after the first `kept` (in order: the ones that ran come first)."""
+        state = None
+        while len(self._ahead) > kept:
+            _, future = self._ahead.pop()
+            if future.cancel():  # never started, so it drew nothing
+                continue
+            try:
+                state = future.result()[2]  # the earliest that ran is popped last
+            except Exception:  # a load that failed drew nothing; a request that needs it fails itself
+                pass
+        if state is not None:
+            self.transform.generator.set_state(state)
+
+    def _load(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The examples at `indices` on the model's device (transformed, when that runs ahead), and
+        the transform generator's state before it drew (in the loading thread)."""
+        shares = indices.tensor_split(max(1, min(self.workers, len(indices))))
+        self.requests.batches = [share.tolist() for share in shares if len(share)]
+        try:
+            parts = list(self.loader)
+        except Exception as error:  # a worker's failure comes back wrapped in its traceback
+            raise type(error)(_one_line(error)) from None
+        x = torch.cat([part[0] for part in parts]).to(self.device, non_blocking=True)
+        y = torch.cat([torch.as_tensor(part[1]) for part in parts]).to(self.device, non_blocking=True)
+        state = None
+        if self._transform_ahead:
+            generator = self.transform.generator
+            state = generator.get_state() if generator is not None else None
+            x = self.transform(x)
+        return x, y, state
+
+
+def _same(first: torch.Tensor, second: torch.Tensor) -> bool:
+    return first.shape == second.shape and torch.equal(first, second)
 
 
 class IndicesOnly:
@@ -192,6 +297,12 @@ class IndicesOnly:
 
     def take(self, count: int) -> torch.Tensor:
         return self.stream.take(count)
+
+    def expect(self, requests: list[torch.Tensor]) -> None:
+        pass
+
+    def settle(self) -> None:
+        pass
 
     def gather(self, indices: torch.Tensor) -> tuple[None, None]:
         return None, None
@@ -278,7 +389,9 @@ def build_context(
 
 
 def context_state(context: Context) -> dict:
-    """Where the context's streams stand, for a checkpoint: the epoch order and both generators."""
+    """Where the context's streams stand, for a checkpoint: the epoch order and both generators
+    (what was loaded ahead is dropped first, so a resumed run loads and draws it alike)."""
+    context.examples.settle()
     return {
         "stream": context.examples.stream.state_dict(),
         "generator": context.generator.get_state(),

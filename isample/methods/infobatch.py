@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from isample.methods.base import Selection, SelectionMethod
+from isample.methods.base import READ_AHEAD, Selection, SelectionMethod
 from isample.methods.catalog import InfoBatchOptions
 from isample.step import StepResult
 
@@ -78,6 +78,9 @@ class InfoBatch(SelectionMethod):
             indices, weights = self.order[start : start + b], self.weights[start : start + b]
             self.position += b * group.world_size
             x, y = context.examples.gather(indices)
+            stride = b * group.world_size  # the epoch's next batches, loaded meanwhile from disk
+            upcoming = range(start + stride, len(self.order) - b + 1, stride)
+            context.examples.expect([self.order[s : s + b] for s in upcoming[:READ_AHEAD]])
         return Selection(indices, weights, x, y, by_score=self.pruning)
 
     def observe(self, selection: Selection, result: StepResult) -> None:

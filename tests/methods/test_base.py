@@ -1,6 +1,7 @@
 """The examples every method draws from: the random-reshuffling stream (a permutation per pass)."""
 
 import copy
+import time
 
 import pytest
 import torch
@@ -88,3 +89,30 @@ def test_upper_bound_with_is_off_is_the_uniform_run_itself(timing):
     (uniform_indices, uniform_weights), (is_indices, is_weights) = runs
     assert torch.equal(uniform_indices, is_indices)
     assert all(torch.equal(a, b) for a, b in zip(uniform_weights, is_weights))
+
+
+def test_loads_dropped_unused_give_back_their_augmentation_draws():
+    """Loaded ahead and augmented, then not asked for: the next request gets the draws it would get
+    had nothing been loaded ahead (as the same requests from memory get them)."""
+    from isample.methods.base import Examples, LoadedExamples
+    from isample.phases import PhaseTimer
+    from tests.methods.test_family import Jitter, TensorDataset
+
+    x, y = torch.randn(200, 4), torch.randint(3, (200,))
+    gathered = []
+    for from_disk in (False, True):
+        stream = Reshuffling(200, seed=5)
+        if from_disk:
+            args = (TensorDataset(x, y), torch.device("cpu"), Jitter(2), torch.Generator(), stream, PhaseTimer(False))
+            examples = LoadedExamples(*args, workers=1)
+        else:
+            examples = Examples(x, y, torch.device("cpu"), Jitter(2), torch.Generator(), stream)
+        batches = [examples.gather(examples.take(10))[0]]  # from disk: the next two loading ahead
+        time.sleep(0.5)  # ... loaded and augmented by now
+        batches.append(examples.gather(torch.tensor([7, 3, 9]))[0])  # not foreseen: the two are dropped
+        batches += [examples.gather(examples.take(10))[0] for _ in range(3)]
+        gathered.append(batches)
+        if from_disk:
+            assert examples.requests_foreseen == 2 and examples.requests_served == 5
+    for memory, disk in zip(*gathered, strict=True):
+        assert torch.equal(memory, disk)

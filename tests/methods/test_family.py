@@ -43,3 +43,65 @@ def test_every_method_resumes_where_it_stopped(method):
     resumed = [fresh.step().indices for _ in range(12)]
     for a, b in zip(continued, resumed):
         assert torch.equal(a, b)
+
+
+class TensorDataset(torch.utils.data.Dataset):
+    """The toy problem as a data set on disk would serve it: one (input, target) per index."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        return self.x[index], int(self.y[index])
+
+
+class Jitter:
+    """An augmentation whose randomness is its generator, as BatchTransform's."""
+
+    def __init__(self, seed):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, x):
+        return x + 0.3 * torch.randn(x.shape, generator=self.generator)
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_loading_ahead_changes_no_example_order_weight_or_augmentation(method):
+    """From disk, the next requests load (and augment) while the model computes: the run must be the
+    one it is with the data in memory, through a mid-run checkpoint and requests not foreseen."""
+    from isample.trainer import Trainer
+    from tests.common import toy_problem
+
+    runs = []
+    for from_disk in (False, True):
+        model, optimizer, x, y = toy_problem(n=600)
+        inputs, targets = (TensorDataset(x, y), None) if from_disk else (x, y)
+        trainer = Trainer(
+            method,
+            model,
+            optimizer,
+            inputs,
+            targets,
+            30,
+            seed=4,
+            timing=False,
+            workers=2 * from_disk,
+            transform=Jitter(1),
+        )
+        steps = []
+        for epoch in range(3):
+            for _ in range(trainer.start_epoch()):
+                it = trainer.step()
+                steps.append((it.indices, it.weights, it.plain_loss))
+            if epoch == 1:
+                trainer.state_dict()  # as a checkpoint: what was loaded ahead is dropped
+        runs.append(steps)
+    for (indices, weights, loss), (disk_indices, disk_weights, disk_loss) in zip(*runs, strict=True):
+        assert torch.equal(indices, disk_indices) and torch.equal(weights, disk_weights)
+        assert loss.item() == pytest.approx(disk_loss.item(), rel=1e-6)
+    examples = trainer.examples
+    if method != "reuse":  # reuse draws by score, from no order known ahead
+        assert examples.requests_foreseen > 0.8 * examples.requests_served, (method, examples.requests_served)
