@@ -5,7 +5,9 @@ persistent_workers=True, drop_last=True)`, augmenting in its workers, which deco
 while the current one trains. isample's examples (`LoadedExamples`) are measured without loading
 ahead (`read_ahead` 0: each request waits for its images, as before) and with it (the default).
 Each training step is the real model on this CPU, or a GPU stand-in: a step that waits a fixed time
-with the CPU free, as a process does while its GPU computes. Rows interleave every loop in one
+with the CPU free, as a process does while its GPU computes; with the stand-in, isample's batch
+augmentation runs in the loading thread, as it does on a GPU (on the CPU it stays in the main
+thread: two threads of tensor work would slow each other down). Rows interleave every loop in one
 process, in rounds, so machine noise hits them alike; figures are medians over the measured
 iterations. Then the same for upper_bound with IS always on (B = p b images per iteration) and
 Selective-Backprop (several candidate batches per step): how long each iteration waited for images.
@@ -133,7 +135,8 @@ class Ours:
             transform=transform,
         )
         self.trainer.examples.read_ahead = read_ahead
-        self.trainer.examples._transform_ahead &= read_ahead > 0  # before: everything in the main thread
+        # With a stand-in, augment where a GPU run does, out of the main thread (there, on the GPU).
+        self.trainer.examples.transform_ahead = step != "cpu" and read_ahead > 0
         self.waits: list[float] = []
 
     def step(self) -> float:
