@@ -11,8 +11,8 @@ import pandas as pd
 
 from isample.experiment.config import parse_duration
 from isample.files import write_text_atomically
+from isample.names import IMPORTANCE, UNIFORM
 from isample.report import figures
-from isample.report.common import IMPORTANCE, UNIFORM
 from isample.report.records import fit_values, read_run, read_timing, timing_path
 from isample.report.render import longest_budget, render
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
