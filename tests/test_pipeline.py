@@ -322,8 +322,12 @@ def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_r
     command = [sys.executable, "-m", "stages.train", "--method", "uniform"]
     stage = subprocess.Popen(command, cwd=clone, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(12)  # torchrun started both ranks, which are training (a 10 s budget takes about 20 s)
-        assert stage.poll() is None, stage.communicate()
+        said = []
+        for line in stage.stderr:  # both ranks train once rank 0 has recorded an epoch
+            said.append(line)
+            if "train uniform 10s seed 0: epoch 1," in line:
+                break
+        assert stage.poll() is None, "".join(said)[-2000:]
         stage.send_signal(signal.SIGTERM)
         _, stderr = stage.communicate(timeout=120)
     finally:
