@@ -108,11 +108,17 @@ def test_learning_rate_drops_at_the_right_budget_fractions_in_a_run(tiny_data):
     assert set(epochs["lr"]) == {0.1, 0.05, 0.025}
 
 
+def exact_run(spec, data, **keywords):
+    """A quiet run on a fake clock whose steps of 2**-6 s keep every time sum exact, so two runs (one of
+    them interrupted and resumed) cross the budget and the lr milestones alike."""
+    return train_run(spec, data, progress=False, clock=FakeClock(2**-6), **keywords)
+
+
 def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
     # A fixed threshold: "auto" follows measured wall times, which no two runs share.
     spec = tiny_spec("upper_bound", budget="2.5s", checkpoint_every="0.01s", sampler={"tau_th": 1.0})
     # Clock steps of 2**-6 s keep every time sum exact, so both runs cross the lr milestones alike.
-    uninterrupted = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6))
+    uninterrupted = exact_run(spec, tiny_data)
 
     class Killed(Exception):
         pass
@@ -123,17 +129,15 @@ def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
 
     checkpoint = tmp_path / "seed0.pt"
     with pytest.raises(Killed):
-        train_run(
+        exact_run(
             spec,
             tiny_data,
-            progress=False,
-            clock=FakeClock(2**-6),
             checkpoint_path=checkpoint,
             on_epoch=kill_at_epoch_3,
         )
     assert checkpoint.is_file()
     assert len(torch.load(checkpoint, weights_only=True)["rows"]) == 2
-    resumed = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6), checkpoint_path=checkpoint)
+    resumed = exact_run(spec, tiny_data, checkpoint_path=checkpoint)
     assert len(resumed.epochs) == len(uninterrupted.epochs) > 3
     assert resumed.epochs["total_iterations"].tolist() == uninterrupted.epochs["total_iterations"].tolist()
     assert resumed.epochs["test_accuracy"].tolist() == uninterrupted.epochs["test_accuracy"].tolist()
@@ -202,22 +206,20 @@ def test_a_stop_request_mid_epoch_saves_and_the_rerun_continues_to_the_same_reco
     # As a scheduler's SIGTERM: the run stops after an iteration in the middle of an epoch, its
     # checkpoint keeps that epoch's totals, and the rerun's record is the uninterrupted one.
     spec = tiny_spec(method, budget="2.5s", checkpoint_every="1h", sampler={"tau_th": 1.0})
-    uninterrupted = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6))
+    uninterrupted = exact_run(spec, tiny_data)
     polls = iter(range(10**6))
     checkpoint = tmp_path / "seed0.pt"
     with pytest.raises(train_module.Preempted):
-        train_run(
+        exact_run(
             spec,
             tiny_data,
-            progress=False,
-            clock=FakeClock(2**-6),
             checkpoint_path=checkpoint,
             stop_requested=lambda: next(polls) == 21,  # polled once per iteration and once per epoch
         )
     saved = torch.load(checkpoint, weights_only=True)
     assert 0 < saved["epoch_in_progress"]["done"] < saved["epoch_in_progress"]["length"]  # mid-epoch
     assert len(saved["rows"]) < len(uninterrupted.epochs)
-    resumed = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-6), checkpoint_path=checkpoint)
+    resumed = exact_run(spec, tiny_data, checkpoint_path=checkpoint)
     columns = ["total_iterations", "lr", "train_loss", "test_accuracy", "scored_share", "train_seconds"]
     assert resumed.epochs[columns].equals(uninterrupted.epochs[columns])
 
