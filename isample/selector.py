@@ -51,7 +51,8 @@ class BatchSelector:
     size: the dataset's length; batch_size: b of this rank; model, dataset: for upper_bound and
     selective_backprop; seed: the draws (alike on every rank for the epoch order); progress: the
     share of training done, in [0, 1], for methods that change late (InfoBatch's annealing); group:
-    the DDP ranks (torch.distributed's when initialised); autocast_dtype: for the methods' own forwards.
+    the DDP ranks (torch.distributed's when initialised); autocast_dtype: for the methods' own forwards;
+    tables: per-example values by data-set index a method reads (rho_loss: {"irreducible_loss": ...}).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class BatchSelector:
         progress: Callable[[], float] | None = None,
         group: Group | None = None,
         autocast_dtype: torch.dtype | None = None,
+        tables: dict[str, torch.Tensor] | None = None,
     ):
         method_type = method_class(method) if isinstance(method, str) else method
         if method_type.runs_own_forwards and (model is None or dataset is None):
@@ -83,6 +85,7 @@ class BatchSelector:
             group=group,
             autocast_dtype=autocast_dtype,
             progress=progress,
+            tables=tables,
         )
         self.method = method_type(self.context, options)
         self._pending: deque[Selection] = deque()  # handed out, not yet delivered by the loader

@@ -74,7 +74,8 @@ class Trainer:
     is this rank's share of the global batch, `generator` this rank's own and `shared_generator`
     one seeded alike on every rank; `group` defaults to torch.distributed's, when initialised.
     `progress` tells the share of the training budget spent, in [0, 1] (methods that change late in
-    training, such as InfoBatch's annealing, read it; 0 when not given).
+    training, such as InfoBatch's annealing, read it; 0 when not given). `tables`: per-example
+    values by data-set index a method reads, such as rho_loss's {"irreducible_loss": ...}.
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class Trainer:
         autocast_dtype: torch.dtype | None = None,
         group: Group | None = None,
         progress: Callable[[], float] | None = None,
+        tables: dict[str, torch.Tensor] | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -118,6 +120,7 @@ class Trainer:
             shared_generator=shared_generator,
             autocast_dtype=autocast_dtype,
             progress=progress,
+            tables=tables,
         )
         self.examples = self.context.examples
         method_type = method_class(method) if isinstance(method, str) else method

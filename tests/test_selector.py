@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from isample.methods import METHODS, ReuseOptions
 from isample.selector import BatchSelector
-from tests.common import toy_problem
+from tests.common import toy_problem, toy_tables
 
 
 def indexed(n=600, seed=0):
@@ -63,7 +63,7 @@ def test_every_method_trains_a_model_in_a_plain_loop(method):
     net = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 5))
     features = TensorDataset(dataset.tensors[0][:, 1:], dataset.tensors[1])  # what the methods' forwards take
     optimizer = torch.optim.SGD(net.parameters(), lr=0.03, momentum=0.9)
-    selector = BatchSelector(method, 800, 32, model=net, dataset=features, seed=3)
+    selector = BatchSelector(method, 800, 32, model=net, dataset=features, seed=3, tables=toy_tables(method, 800))
     loader = DataLoader(dataset, batch_sampler=selector, num_workers=2, persistent_workers=True)
     everything = features.tensors
 
@@ -71,9 +71,10 @@ def test_every_method_trains_a_model_in_a_plain_loop(method):
         with torch.no_grad():
             return F.cross_entropy(net(everything[0]), everything[1]).item()
 
-    before = full_data_loss()
-    for _ in range(6):
+    before, batches = full_data_loss(), 0
+    while batches < 150:  # six epochs of 25 batches, or as many trained batches where epochs are shorter
         for x, y in loader:
+            batches += 1
             logits = net(x[:, 1:])
             losses = F.cross_entropy(logits, y, reduction="none")
             (selector.weights(x[:, 0].long()) * losses).mean().backward()

@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -327,6 +327,8 @@ class Context:
     group: Group = SINGLE
     # Draws that must be the same on every rank (InfoBatch's pruning); the generator when not given.
     shared_generator: torch.Generator | None = None
+    # Per-example values by data-set index that a method reads (RHO-LOSS's "irreducible_loss"), on the CPU.
+    tables: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -353,6 +355,7 @@ def build_context(
     shared_generator: torch.Generator | None = None,
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[], float] | None = None,
+    tables: dict[str, torch.Tensor] | None = None,
 ) -> Context:
     """A method's context, built one way for `Trainer` and `BatchSelector`.
 
@@ -360,7 +363,8 @@ def build_context(
     read from disk by `workers` DataLoader workers; or only `size`, indices for a user's own
     DataLoader. Every stream comes from `seed` (`isample.seeds`): the epoch order, alike on every
     rank of `group`; this rank's draws and the draws every rank makes alike, unless given as
-    `generator` and `shared_generator`. A DDP wrapper is unwrapped: a method's own forwards need no
+    `generator` and `shared_generator`. `tables`: per-example values by data-set index a method reads
+    (each of length N). A DDP wrapper is unwrapped: a method's own forwards need no
     collective.
     """
     group = group or current_group()
@@ -371,6 +375,12 @@ def build_context(
     generator = generator or torch.Generator().manual_seed(derive_seed(seed, "draws", rank=group.rank))
     shared_generator = shared_generator or torch.Generator().manual_seed(derive_seed(seed, "shared_draws"))
     count = size if inputs is None else len(inputs)
+    tables = {name: torch.as_tensor(values).detach().cpu() for name, values in (tables or {}).items()}
+    for name, values in tables.items():
+        if values.shape != (count,):
+            raise ValueError(
+                f"table {name!r} has shape {tuple(values.shape)}: one value per example ({count}) expected"
+            )
     stream = Reshuffling(count, seed, group.rank, group.world_size)
     if inputs is None:
         examples = IndicesOnly(count, stream, generator)
@@ -387,6 +397,7 @@ def build_context(
         progress=progress or (lambda: 0.0),
         group=group,
         shared_generator=shared_generator,
+        tables=tables,
     )
 
 

@@ -168,6 +168,22 @@ class InfoBatchOptions:
 
 
 @dataclass(frozen=True)
+class RhoLossOptions:
+    selection: float = 0.1  # share of the candidates trained: b of ceil(b / selection) (authors: percent_train 0.1)
+    # BatchNorm in the candidate forward: the candidates' own statistics, as the authors' train-mode forward
+    # (selection_train_mode), without changing the running ones | eval: the running statistics
+    score_mode: ScoreMode = "batch"
+
+    RULES: ClassVar[dict] = {
+        "selection": share_rule(low_open=True, high_open=False),
+        "score_mode": SCORE_MODE_RULE,
+    }
+
+    def __post_init__(self):
+        check_options(self, self.RULES)
+
+
+@dataclass(frozen=True)
 class Entry:
     """One method of the family as the pipeline sees it before loading it.
 
@@ -222,6 +238,7 @@ CATALOG: dict[str, Entry] = {
         Entry("reuse", ReuseOptions, "isample.methods.reuse:Reuse"),
         Entry("selective_backprop", SelectiveBackpropOptions, "isample.methods.selective_backprop:SelectiveBackprop"),
         Entry("infobatch", InfoBatchOptions, "isample.methods.infobatch:InfoBatch"),
+        Entry("rho_loss", RhoLossOptions, "isample.methods.rho_loss:RhoLoss"),
     )
 }
 

@@ -24,13 +24,32 @@ def toy_problem(seed=0, n=2000):
     return model, optimizer, x, y
 
 
+def toy_tables(method, n):
+    """The per-example tables a method reads (rho_loss's irreducible losses: made-up ones, in [0, 0.5))."""
+    name = method if isinstance(method, str) else method.name
+    if name != "rho_loss":
+        return None
+    return {"irreducible_loss": 0.5 * torch.rand(n, generator=torch.Generator().manual_seed(7))}
+
+
 def toy_sampler(method, options=None, n=2000, batch_size=32, seed=0, timing=True):
     """Any method of the family on the toy problem, with its own seeded generator."""
     from isample.trainer import Trainer
 
     model, optimizer, x, y = toy_problem(n=n)
     generator = torch.Generator().manual_seed(seed)
-    return Trainer(method, model, optimizer, x, y, batch_size, options=options, generator=generator, timing=timing)
+    return Trainer(
+        method,
+        model,
+        optimizer,
+        x,
+        y,
+        batch_size,
+        options=options,
+        generator=generator,
+        timing=timing,
+        tables=toy_tables(method, n),
+    )
 
 
 class FakeClock:
