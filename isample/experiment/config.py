@@ -204,16 +204,6 @@ class TimingConfig(_Section):
         return [float(p) for p in value]
 
 
-# Methods that read per-example tables the pipeline cannot make yet: why, in one line, before any work.
-NEEDS_TABLES = {
-    "rho_loss": (
-        "'rho_loss' needs the irreducible loss of every training example, and the pipeline has no stage "
-        "training its irreducible-loss model yet: run it in your own loop (isample.Trainer or BatchSelector "
-        "with tables={'irreducible_loss': ...})"
-    )
-}
-
-
 class CompareConfig(_Section):
     methods: list[str]  # selection methods run beside upper_bound (train_is) and uniform (train_uniform)
 
@@ -225,8 +215,8 @@ class CompareConfig(_Section):
                 raise ValueError(f"unknown selection method {name!r}; known: {', '.join(CATALOG)}")
             if name in ALWAYS_RUN:
                 raise ValueError(f"{name!r} always runs (its own stage): list only the other methods")
-            if name in NEEDS_TABLES:
-                raise ValueError(NEEDS_TABLES[name])
+            if CATALOG[name].not_in_pipeline:
+                raise ValueError(CATALOG[name].not_in_pipeline)
         if len(set(value)) != len(value):
             raise ValueError("must not repeat a method")
         return value

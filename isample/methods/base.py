@@ -6,6 +6,7 @@ run forward passes of its own (timed as its own phases); the training step, writ
 forward computed (per-example losses and logits of the trained examples) at no extra cost.
 """
 
+import math
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,8 +22,10 @@ from isample.distributed import SINGLE, Group, current_group
 from isample.methods.catalog import NoOptions
 from isample.names import SCORE_MODES
 from isample.phases import PhaseTimer
+from isample.sampling import NonFiniteScores
+from isample.scores import candidate_loss
 from isample.seeds import derive_seed
-from isample.step import StepResult, running_statistics_frozen
+from isample.step import StepResult, autocast, running_statistics_frozen
 
 READ_AHEAD = 2  # requests loaded from disk ahead of the one being trained on
 
@@ -475,6 +478,20 @@ class SelectionMethod:
 def moving_average(previous: float | None, value: float, momentum: float) -> float:
     """momentum * previous + (1 - momentum) * value; the value itself when there is no previous one."""
     return value if previous is None else momentum * previous + (1 - momentum) * value
+
+
+def candidate_losses(
+    context: Context, inputs: torch.Tensor, targets: torch.Tensor, method: str, chunk: int | None = None
+) -> torch.Tensor:
+    """The candidates' losses by the model in the mode the caller set (`scoring_mode`), on the CPU, in
+    forwards of `chunk` examples (all at once when None); a NaN or infinite one is NonFiniteScores."""
+    with context.timer.phase("presample_forward"), autocast(context.device, context.autocast_dtype):
+        logits = [context.model(part) for part in inputs.split(chunk or len(inputs))]
+    with context.timer.phase("scoring"):
+        losses = candidate_loss(torch.cat(logits), targets).cpu()
+    if not math.isfinite(float(losses.sum())):  # a NaN or infinite loss makes the sum so
+        raise NonFiniteScores(f"{method}: candidate losses are NaN or infinite")
+    return losses
 
 
 @contextmanager

@@ -196,6 +196,8 @@ class Entry:
     implementation: Any
     tag: str = ""
     keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Why the pipeline cannot run it yet (one line, said before any work); empty when it can.
+    not_in_pipeline: str = ""
 
     @property
     def record_tag(self) -> str:
@@ -238,7 +240,16 @@ CATALOG: dict[str, Entry] = {
         Entry("reuse", ReuseOptions, "isample.methods.reuse:Reuse"),
         Entry("selective_backprop", SelectiveBackpropOptions, "isample.methods.selective_backprop:SelectiveBackprop"),
         Entry("infobatch", InfoBatchOptions, "isample.methods.infobatch:InfoBatch"),
-        Entry("rho_loss", RhoLossOptions, "isample.methods.rho_loss:RhoLoss"),
+        Entry(
+            "rho_loss",
+            RhoLossOptions,
+            "isample.methods.rho_loss:RhoLoss",
+            not_in_pipeline=(
+                "'rho_loss' needs the irreducible loss of every training example, and the pipeline has no stage "
+                "training its irreducible-loss model yet: run it in your own loop (isample.Trainer or BatchSelector "
+                "with tables={'irreducible_loss': ...})"
+            ),
+        ),
     )
 }
 

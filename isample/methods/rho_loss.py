@@ -18,11 +18,8 @@ import math
 
 import torch
 
-from isample.methods.base import Selection, SelectionMethod, scoring_mode
+from isample.methods.base import Selection, SelectionMethod, candidate_losses, scoring_mode
 from isample.methods.catalog import RhoLossOptions
-from isample.sampling import NonFiniteScores
-from isample.scores import candidate_loss
-from isample.step import autocast
 
 TABLE = "irreducible_loss"
 
@@ -79,14 +76,9 @@ class RhoLoss(SelectionMethod):
         with timer.phase("draw_presample"):
             indices = context.examples.take(self.candidates)
             inputs, targets = context.examples.gather(indices)
-        chunk = len(indices) if self.options.score_mode == "batch" else b
         with scoring_mode(context.model, self.options.score_mode), torch.inference_mode():
-            with timer.phase("presample_forward"), autocast(context.device, context.autocast_dtype):
-                logits = [context.model(part) for part in inputs.split(chunk)]
-            with timer.phase("scoring"):
-                losses = candidate_loss(torch.cat(logits), targets).cpu()
-        if not math.isfinite(float(losses.sum())):
-            raise NonFiniteScores("rho_loss: candidate losses are NaN or infinite")
+            chunk = None if self.options.score_mode == "batch" else b
+            losses = candidate_losses(context, inputs, targets, self.name, chunk)
         return indices, inputs, targets, losses
 
     def select(self) -> Selection:

@@ -19,11 +19,8 @@ import math
 
 import torch
 
-from isample.methods.base import Selection, SelectionMethod, scoring_mode
+from isample.methods.base import Selection, SelectionMethod, candidate_losses, scoring_mode
 from isample.methods.catalog import SelectiveBackpropOptions
-from isample.sampling import NonFiniteScores
-from isample.scores import candidate_loss
-from isample.step import autocast
 
 IDLE_ROUNDS = 1000  # candidate batches in a row that select nothing before the method gives up
 
@@ -57,25 +54,13 @@ class SelectiveBackprop(SelectionMethod):
         self.candidates_seen = 0
         self.candidates_selected = 0
 
-    def _candidate_losses(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The candidates' losses (the model in scoring mode, set by `_queue_until`)."""
-        context, timer = self.context, self.context.timer
-        with timer.phase("presample_forward"):
-            with autocast(context.device, context.autocast_dtype):
-                logits = context.model(x)
-        with timer.phase("scoring"):
-            losses = candidate_loss(logits, y).cpu()
-        if not math.isfinite(float(losses.sum())):  # a NaN or infinite loss makes the sum so
-            raise NonFiniteScores("selective_backprop: candidate losses are NaN or infinite")
-        return losses
-
     def _select_candidates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One batch of b candidates scored: the selected ones' indices and the views that were scored."""
         context, timer, options = self.context, self.context.timer, self.options
         with timer.phase("draw_presample"):
             candidates = context.examples.take(context.batch_size)
             x, y = context.examples.gather(candidates)
-        losses = self._candidate_losses(x, y)
+        losses = candidate_losses(context, x, y, self.name)
         with timer.phase("draw_batch"):
             self.history = torch.cat([self.history, losses])[-options.history :]
             chance = selection_probabilities(loss_percentiles(losses, self.history), options.beta, options.sampling_min)

@@ -114,4 +114,7 @@ def test_loading_ahead_changes_no_example_order_weight_or_augmentation(method):
         assert loss.item() == pytest.approx(disk_loss.item(), rel=1e-6)
     examples = trainer.examples
     if method != "reuse":  # reuse draws by score, from no order known ahead
-        assert examples.requests_foreseen > 0.8 * examples.requests_served, (method, examples.requests_served)
+        # Unforeseeable: the first request, the first after the checkpoint, and InfoBatch's first of its
+        # pruned epoch (drawn when the epoch starts); rho_loss serves only 6 requests here, so no share.
+        missed = examples.requests_served - examples.requests_foreseen
+        assert missed <= 3 < examples.requests_served, (method, missed, examples.requests_served)
