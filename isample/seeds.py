@@ -15,6 +15,7 @@ PURPOSES = (
     "draws",  # a method's own draws (importance draws, pruning, ...), each rank its own
     "shared_draws",  # draws every rank must make alike (InfoBatch's pruning under DDP)
     "augment",  # random crops and flips, each rank its own
+    "irreducible",  # rho_loss's IL models: their halves, weights, order and augmentation (one per data set)
 )
 
 

@@ -18,6 +18,8 @@ PREPARED_DIR = Path("data/prepared")
 RESULTS_DIR = Path("results")
 CHECKPOINT_DIR = Path("checkpoints")
 REPORTS_DIR = Path("reports")
+TABLES_DIR = RESULTS_DIR / "tables"  # tables@<method>'s outputs: results/tables/<method>/
+TABLES_FILE = "tables.pt"
 
 
 class StageError(Exception):
@@ -50,6 +52,11 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 def prepared_path(params: Params) -> Path:
     return PREPARED_DIR / f"{params.data.name}.pt"
+
+
+def tables_path(method: str) -> Path:
+    """The per-example tables `method` reads, as its tables@<method> stage wrote them."""
+    return TABLES_DIR / method / TABLES_FILE
 
 
 def replace_directory(staging: Path, target: Path) -> None:

@@ -47,7 +47,7 @@ def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
     """Each figure the records allow, by name, as a function that draws it."""
     longest = {method: longest_budget(method_runs) for method, method_runs in runs.items()}
     pair = longest[IMPORTANCE] + longest[UNIFORM]
-    every_run = [run for method_runs in runs.values() for run in method_runs]
+    every_run = [run for method_runs in runs.values() for run in method_runs if not run.charged_seconds]
     wanted = {}
     if pair:
         wanted["accuracy"] = lambda: figures.accuracy_and_loss(pair, words)
@@ -67,8 +67,19 @@ def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
     return wanted
 
 
+def arms(params) -> dict[str, list]:
+    """Every method's records by arm: a method's own name, and beside it `<method>_charged` for its runs
+    with time charged before training (rho_loss with its IL models' time), compared as a method of its own."""
+    runs = {}
+    for method in params.compared_methods:
+        runs[method] = []
+        for run in method_runs(method, params):
+            runs.setdefault(run.arm, []).append(run)
+    return runs
+
+
 def main(params) -> None:
-    runs = {method: method_runs(method, params) for method in params.compared_methods}
+    runs = arms(params)
     timing, timing_files = read_timings(params)
     staging = REPORTS_DIR.with_name(f".{REPORTS_DIR.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)

@@ -13,6 +13,7 @@ from isample.distributed import SINGLE
 from isample.experiment import launch
 from isample.experiment.config import Params, run_specs
 from isample.experiment.prepared import load_prepared
+from isample.experiment.tables import load_tables
 from isample.experiment.train import Preempted, train_run
 from isample.methods.catalog import CATALOG
 from isample.report.records import EPOCH_COLUMNS, write_run
@@ -25,6 +26,7 @@ from stages.common import (
     replace_directory,
     run_stage,
     stop_on_signals,
+    tables_path,
 )
 
 STOP = threading.Event()  # set by SIGTERM or SIGUSR1
@@ -66,14 +68,30 @@ def _launch_processes(params: Params, method: str) -> None:
         )
 
 
+def method_tables(method: str, data, group=SINGLE) -> tuple[dict, float]:
+    """The per-example tables the method reads and their cost in seconds ({} and 0 for most methods):
+    rank 0's on every rank, since each node reads its own copy of the file."""
+    names = CATALOG[method].tables
+    if not names:
+        return {}, 0.0
+    return group.object_from(load_tables(tables_path(method), data, names, f"tables@{method}"))
+
+
 def main(params: Params, method: str) -> None:
     stop_on_signals(STOP)
     gpus = None if launch.under_torchrun() else launch.hold_gpus(params)  # noqa: F841 (held until the stage ends)
     if params.train.world_size > 1 and not launch.under_torchrun():
+        method_tables(method, load_prepared(prepared_path(params)))  # a missing or foreign file: before any process
         return _launch_processes(params, method)
     group = launch.join(launch.check_processes(params)) if launch.under_torchrun() else SINGLE
     data = load_prepared(prepared_path(params))
-    specs = run_specs(params, method)
+    tables, charged = method_tables(method, data, group)
+    plain = run_specs(params, method)
+    # Beside each run, the same run with the tables' cost charged to its budget (what a user training
+    # once pays), where the budget leaves any time to train.
+    specs = plain + [spec.charged(charged) for spec in plain if charged and spec.budget_seconds > charged]
+    if charged and len(specs) < 2 * len(plain):
+        print(f"{method}: its tables cost {charged:.0f} s, a budget or more: no charged run at those budgets")
     sweep = len(params.train.budget_list) > 1
     staging = RESULTS_DIR / f".{method}.staging"
     if group.is_local_main:  # each node's first process writes its copy of the records (rank 0's rows)
@@ -82,6 +100,7 @@ def main(params: Params, method: str) -> None:
     for spec in specs:
         # One budget: the historical names (seed0/test_accuracy); a sweep prefixes the budget.
         prefix = f"{spec.budget}/seed{spec.seed}" if sweep else f"seed{spec.seed}"
+        prefix = f"charged/{prefix}" if spec.charged_seconds else prefix
 
         def log_epoch(row: dict, prefix=prefix) -> None:
             if group.is_local_main:
@@ -93,7 +112,13 @@ def main(params: Params, method: str) -> None:
         checkpoint = CHECKPOINT_DIR / spec.checkpoint_name
         try:
             run = train_run(
-                spec, data, checkpoint_path=checkpoint, on_epoch=log_epoch, group=group, stop_requested=STOP.is_set
+                spec,
+                data,
+                checkpoint_path=checkpoint,
+                on_epoch=log_epoch,
+                group=group,
+                stop_requested=STOP.is_set,
+                tables=tables,
             )
         except Preempted:
             raise StageStopped(
@@ -103,11 +128,12 @@ def main(params: Params, method: str) -> None:
         if not group.is_local_main:
             continue
         write_run(staging / spec.record_name, run)
-        if spec is specs[len(specs) - len(params.train.seeds)]:  # dvc plots: the longest budget's first seed
+        if spec is plain[len(plain) - len(params.train.seeds)]:  # dvc plots: the longest budget's first seed
             run.epochs[list(CURVE_COLUMNS)].to_csv(staging / "curve.csv", index=False)
+        charged_note = f" ({spec.charged_seconds:.0f} s charged)" if spec.charged_seconds else ""
         print(
-            f"{method} {spec.budget} seed {spec.seed}: {run.status}, {len(run.epochs)} epochs, test accuracy "
-            f"{run.final['test_accuracy']:.4f}, chosen by score {run.scored_share:.2f}"
+            f"{method} {spec.budget}{charged_note} seed {spec.seed}: {run.status}, {len(run.epochs)} epochs, "
+            f"test accuracy {run.final['test_accuracy']:.4f}, chosen by score {run.scored_share:.2f}"
         )
     if group.is_local_main:
         live.end()

@@ -215,11 +215,24 @@ class CompareConfig(_Section):
                 raise ValueError(f"unknown selection method {name!r}; known: {', '.join(CATALOG)}")
             if name in ALWAYS_RUN:
                 raise ValueError(f"{name!r} always runs (its own stage): list only the other methods")
-            if CATALOG[name].not_in_pipeline:
-                raise ValueError(CATALOG[name].not_in_pipeline)
         if len(set(value)) != len(value):
             raise ValueError("must not repeat a method")
         return value
+
+
+class IrreducibleConfig(_Section):
+    """The irreducible-loss (IL) models of rho_loss (stage tables@rho_loss): two, each trained on one
+    class-stratified half of the training set and scoring the other half (the authors' twin variant)."""
+
+    model: str  # as model.name; the authors' default is ResNet-18 (a small CNN also works, they note)
+    epochs: int = Field(ge=1)  # epochs over its half; the epoch of lowest loss on the other half is kept
+    lr: float = Field(gt=0)  # AdamW, constant (the authors': 1e-3)
+    weight_decay: float = Field(ge=0)  # AdamW's (the authors' leave torch's default, 0.01)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return check_model_name(value)
 
 
 class ReportConfig(_Section):
@@ -236,6 +249,7 @@ class Params(_Section):
     sampler: dict[str, Any]
     timing: TimingConfig
     compare: CompareConfig
+    irreducible: IrreducibleConfig
     report: ReportConfig
     methods: dict[str, dict[str, Any]]
 
@@ -431,6 +445,16 @@ TRAIN_OPERATIONAL = (
     "train.rdzv_endpoint",
     "train.rdzv_id",
 )
+TABLES_READ = (
+    "batch_size",
+    "data.name",
+    "data.augment",
+    "data.workers",
+    "train.device",
+    "train.eval_batch_size",
+    "train.amp",
+    "irreducible",
+)
 _TRAINING = ("batch_size", "data.name", "data.augment", "data.workers", "model", "train")
 _TIMED = (
     "batch_size",
@@ -470,6 +494,8 @@ def stage_params(stage: str, method: str | None = None) -> list[str]:
         return [*_TIMED, *(key for key in method_keys(IMPORTANCE) if key != "presample")]
     if stage == "timing_peer":  # uniform beside one other method
         return [*_TIMED, *method_keys(UNIFORM), *method_keys(method)]
+    if stage == "tables":  # the per-example tables one method reads (rho_loss: the IL models' losses)
+        return [*TABLES_READ]
     raise ValueError(f"unknown stage {stage!r}")
 
 

@@ -26,12 +26,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 class EvalSet:
-    """A test split, or its per-epoch subset, as batches on the model's device, transformed for the
-    model: sliced from memory, or read from disk by DataLoader workers (kept between epochs)."""
+    """Examples of a split (the test split, its per-epoch subset; the training split for the IL model's
+    scores) as batches on the model's device, transformed for the model: sliced from memory, or read
+    from disk by DataLoader workers (kept between epochs)."""
 
-    def __init__(self, data, indices: torch.Tensor, transform: BatchTransform, spec: RunSpec, device: torch.device):
+    def __init__(
+        self,
+        data,
+        indices: torch.Tensor,
+        transform: BatchTransform,
+        spec: RunSpec,
+        device: torch.device,
+        split: str = "test",
+    ):
         self.indices, self.transform, self.device, self.batch_size = indices, transform, device, spec.eval_batch_size
-        self.data, self.workers, self._loader = data, spec.workers, None
+        self.data, self.workers, self._loader, self.split = data, spec.workers, None, split
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -40,10 +49,10 @@ class EvalSet:
         if isinstance(self.data, PreparedData):
             for start in range(0, len(self.indices), self.batch_size):
                 chosen = self.indices[start : start + self.batch_size]
-                yield self.data.test_x[chosen], self.data.test_y[chosen]
+                yield getattr(self.data, f"{self.split}_x")[chosen], getattr(self.data, f"{self.split}_y")[chosen]
             return
         if self._loader is None:  # workers start on the first evaluation and stay for the next
-            split = Subset(self.data.test_dataset(), self.indices.tolist())
+            split = Subset(getattr(self.data, f"{self.split}_dataset")(), self.indices.tolist())
             self._loader = DataLoader(
                 split,
                 batch_size=self.batch_size,
@@ -107,10 +116,12 @@ def build_setup(
     group: Group = SINGLE,
     timing: bool = True,
     progress: Callable[[], float] | None = None,
+    tables: dict[str, torch.Tensor] | None = None,
 ) -> TrainingSetup:
     """data: a PreparedData (in memory) or StreamedData (read from disk by spec.workers DataLoader workers).
     Under DDP (group of N) each rank trains b / N examples per iteration with its own generators.
-    progress: the share of the budget spent (the budget clock's), for the methods that read it."""
+    progress: the share of the budget spent (the budget clock's), for the methods that read it.
+    tables: the per-example tables the method reads, by data-set index (rho_loss: its IL losses)."""
     device = resolve_device(spec.device)
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())  # the GPU set for this process (or rank)
@@ -139,6 +150,7 @@ def build_setup(
         autocast_dtype=autocast_dtype,
         group=group,
         progress=progress,
+        tables=tables,
     )
     test_transform = BatchTransform(data.mean, data.std, False, spec.channels_last)
     curve = EvalSet(data, data.curve_test, test_transform, spec, device)

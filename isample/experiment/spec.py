@@ -1,6 +1,7 @@
 """One training run, specified once: what `isample.experiment.config` makes of params.yaml for one
 method, budget and seed, and all the training loop reads. Plain values, frozen; no params here."""
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -45,11 +46,28 @@ class RunSpec:
     shaping: tuple[tuple[str, Any], ...]  # (params.yaml key, value) pairs that shape the run's result
     workers: int = 0  # DataLoader workers reading a data set from disk (none for data in memory)
     norm: str = "batch"  # the normalisation of this project's own models (isample.experiment.models.NORMS)
+    # Of the budget, the seconds spent before training (rho_loss's IL models, charged to a user training
+    # once): budget_seconds is what is left to train; `budget` stays the budget as written.
+    charged_seconds: float = 0.0
 
-    def key(self, data_hash: str) -> str:
-        """What a checkpoint must match to be resumed: the shaping values, the budget, the seed, the data."""
-        text = json.dumps([dict(self.shaping), self.method, self.budget_seconds, self.seed, data_hash], sort_keys=True)
+    def key(self, data_hash: str, tables: dict | None = None) -> str:
+        """What a checkpoint must match to be resumed: the shaping values, the budget, the seed, the data
+        and the per-example tables the method reads."""
+        tables_hash = {
+            name: hashlib.sha256(table.cpu().numpy().tobytes()).hexdigest() for name, table in (tables or {}).items()
+        }
+        key = [dict(self.shaping), self.method, self.budget_seconds, self.seed, data_hash]
+        text = json.dumps(key + ([tables_hash] if tables_hash else []), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def charged(self, seconds: float) -> "RunSpec":
+        """This run with `seconds` of its budget spent before training (its own record and checkpoint)."""
+        return dataclasses.replace(
+            self,
+            budget_seconds=self.budget_seconds - seconds,
+            charged_seconds=seconds,
+            record_tag=f"{self.record_tag}-charged",
+        )
 
     @property
     def record_name(self) -> str:
@@ -58,4 +76,5 @@ class RunSpec:
 
     @property
     def checkpoint_name(self) -> str:
-        return f"{self.method}/{self.budget.replace(' ', '')}.seed{self.seed}.pt"
+        charged = ".charged" if self.charged_seconds else ""
+        return f"{self.method}/{self.budget.replace(' ', '')}.seed{self.seed}{charged}.pt"

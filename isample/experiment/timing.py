@@ -23,7 +23,7 @@ from isample import costmodel
 from isample.experiment.config import Params, run_spec
 from isample.experiment.data import PreparedData
 from isample.experiment.setup import build_setup
-from isample.methods.catalog import UniformOptions, UpperBoundOptions
+from isample.methods.catalog import CATALOG, UniformOptions, UpperBoundOptions
 from isample.names import IMPORTANCE, MODEL_PHASES, PHASES, UNIFORM  # the `run` column holds the method
 from isample.report.records import presample_seconds, train_step_seconds
 from isample.sampling import NonFiniteScores
@@ -175,7 +175,10 @@ def measure_params(params: Params, data: PreparedData, peer: str | None = None, 
 
     def make_sampler(configuration: Configuration) -> Trainer:
         spec = dataclasses.replace(specs[configuration.run], options=configuration.options)
-        return build_setup(spec, data).sampler
+        # A method's tables change what it selects, not what an iteration costs (rho_loss: a top-b of
+        # candidates either way): zeros, so timing needs no tables@ stage.
+        tables = {name: torch.zeros(data.train_size) for name in CATALOG[spec.method].tables}
+        return build_setup(spec, data, tables=tables).sampler
 
     return measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
 

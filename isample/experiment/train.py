@@ -32,20 +32,25 @@ from isample.scores import per_example_loss
 from isample.step import autocast
 
 
-def evaluate(model, examples: EvalSet, device, autocast_dtype=None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over a test split's batches, in eval mode."""
+def example_losses(model, examples: EvalSet, device, autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every example's cross-entropy and whether it was classified correctly, in eval mode, in order."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.int64)
+    losses, correct = [], []
     with torch.inference_mode():
         for inputs, targets in examples:
             with autocast(device, autocast_dtype):
                 logits = model(inputs)
-            loss_sum += per_example_loss(logits, targets).sum()
-            correct += (logits.argmax(1) == targets).sum()
+            losses.append(per_example_loss(logits, targets).float())
+            correct.append(logits.argmax(1) == targets)
     model.train(was_training)
-    return loss_sum.item() / len(examples), correct.item() / len(examples)
+    return torch.cat(losses), torch.cat(correct)
+
+
+def evaluate(model, examples: EvalSet, device, autocast_dtype=None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over a test split's batches, in eval mode."""
+    losses, correct = example_losses(model, examples, device, autocast_dtype)
+    return losses.sum().item() / len(examples), correct.sum().item() / len(examples)
 
 
 class Display:
@@ -184,14 +189,17 @@ def train_run(
     on_epoch: Callable[[dict], None] = lambda row: None,
     group: Group = SINGLE,
     stop_requested: Callable[[], bool] = lambda: False,
+    tables: dict[str, torch.Tensor] | None = None,
 ) -> Run:
     """Train `spec.method` for `spec.budget_seconds` of training time and return its record. Under DDP
     every rank calls this; rank 0 keeps the clock and evaluates, every rank returns rank 0's record,
     each node's first process writes the checkpoint. Once `stop_requested()` on any rank (polled each
-    iteration), all stop after the same iteration, save the checkpoint and raise `Preempted`."""
+    iteration), all stop after the same iteration, save the checkpoint and raise `Preempted`.
+    tables: the per-example tables the method reads (rho_loss's IL losses); a checkpoint made with
+    other tables is not resumed."""
     budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group, stop_requested=stop_requested)
-    setup = build_setup(spec, data, group, progress=budget_clock.progress)
-    checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash), group)
+    setup = build_setup(spec, data, group, progress=budget_clock.progress, tables=tables)
+    checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash, tables), group)
     state = checkpoints.resume(setup)
     budget_clock.resume(state.elapsed)
     if (state.rows or state.epoch_in_progress) and group.is_local_main:
@@ -256,6 +264,7 @@ def _record(
         "seed": spec.seed,
         "budget": spec.budget,
         "budget_seconds": spec.budget_seconds,
+        "charged_seconds": spec.charged_seconds,
         "status": state.status,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -196,8 +196,9 @@ class Entry:
     implementation: Any
     tag: str = ""
     keys: dict[str, str] = dataclasses.field(default_factory=dict)
-    # Why the pipeline cannot run it yet (one line, said before any work); empty when it can.
-    not_in_pipeline: str = ""
+    # Per-example tables the method reads by data-set index (Context.tables), which the pipeline's
+    # tables@<name> stage makes before it trains.
+    tables: tuple[str, ...] = ()
 
     @property
     def record_tag(self) -> str:
@@ -240,16 +241,7 @@ CATALOG: dict[str, Entry] = {
         Entry("reuse", ReuseOptions, "isample.methods.reuse:Reuse"),
         Entry("selective_backprop", SelectiveBackpropOptions, "isample.methods.selective_backprop:SelectiveBackprop"),
         Entry("infobatch", InfoBatchOptions, "isample.methods.infobatch:InfoBatch"),
-        Entry(
-            "rho_loss",
-            RhoLossOptions,
-            "isample.methods.rho_loss:RhoLoss",
-            not_in_pipeline=(
-                "'rho_loss' needs the irreducible loss of every training example, and the pipeline has no stage "
-                "training its irreducible-loss model yet: run it in your own loop (isample.Trainer or BatchSelector "
-                "with tables={'irreducible_loss': ...})"
-            ),
-        ),
+        Entry("rho_loss", RhoLossOptions, "isample.methods.rho_loss:RhoLoss", tables=("irreducible_loss",)),
     )
 }
 

@@ -201,6 +201,8 @@ WORDS = {
         "method_reuse": "score reuse",
         "method_selective_backprop": "Selective-Backprop",
         "method_infobatch": "InfoBatch",
+        "method_rho_loss": "RHO-LOSS (IL amortised)",
+        "method_rho_loss_charged": "RHO-LOSS (IL time charged)",
         "not_reached": "not reached",
     },
     "zh": {
@@ -223,6 +225,8 @@ WORDS = {
         "method_reuse": "分数复用",
         "method_selective_backprop": "Selective-Backprop",
         "method_infobatch": "InfoBatch",
+        "method_rho_loss": "RHO-LOSS（IL 成本摊销）",
+        "method_rho_loss_charged": "RHO-LOSS（计入 IL 时间）",
         "not_reached": "未达到",
     },
 }

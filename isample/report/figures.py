@@ -21,6 +21,7 @@ COLOURS = {
     "reuse": "tab:orange",
     "selective_backprop": "tab:green",
     "infobatch": "tab:purple",
+    "rho_loss": "tab:brown",
 }
 LABELS = {
     "en": {
@@ -29,6 +30,7 @@ LABELS = {
         "reuse": "score reuse",
         "selective_backprop": "Selective-Backprop",
         "infobatch": "InfoBatch",
+        "rho_loss": "RHO-LOSS",
         "seed": "seed",
         "lr change": "lr change",
         "training time (s)": "training time (s)",
@@ -69,6 +71,7 @@ LABELS = {
         "reuse": "分数复用",
         "selective_backprop": "Selective-Backprop",
         "infobatch": "InfoBatch",
+        "rho_loss": "RHO-LOSS",
         "seed": "种子",
         "lr change": "学习率变化",
         "training time (s)": "训练时间 (s)",

@@ -64,6 +64,9 @@ def timing_path(results: Path, method: str | None = None) -> Path:
     return results / ("timing.xlsx" if method is None else f"timing_{method}.xlsx")
 
 
+CHARGED = "_charged"  # the suffix of a charged run's arm (rho_loss_charged: IL models' time in its budget)
+
+
 @dataclass
 class Run:
     """One training run's record: its selection method, seed, epochs and parameters."""
@@ -84,9 +87,19 @@ class Run:
         return self.status != COMPLETED
 
     @property
+    def arm(self) -> str:
+        """The method, or `<method>_charged` for a run with time charged before training: its own row."""
+        return f"{self.method}{CHARGED}" if self.charged_seconds else self.method
+
+    @property
+    def charged_seconds(self) -> float:
+        """Of its budget, the seconds spent before training (rho_loss's IL models when charged; else 0)."""
+        return float(self.params.get("charged_seconds", "0"))
+
+    @property
     def budget_seconds(self) -> float:
-        """The run's training-time budget (nan in a record that does not say)."""
-        return float(self.params.get("budget_seconds", "nan"))
+        """The run's budget, time charged before training included (nan in a record that does not say)."""
+        return float(self.params.get("budget_seconds", "nan")) + self.charged_seconds
 
     @property
     def scored_share(self) -> float:

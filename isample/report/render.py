@@ -85,7 +85,7 @@ def render(
         activation.section(text, is_runs, figures),
         cost.section(text, timing, figures),
         all_methods.section(text, at_longest, timing["per_ratio"] if timing else None, figures),
-        speedup.section(text, [run for method_runs in runs.values() for run in method_runs], figures),
+        speedup.section(text, [run for arm in runs.values() for run in arm if not run.charged_seconds], figures),
     ]
     metrics, headline = {}, {}
     for section in sections:
