@@ -77,6 +77,15 @@ def method_tables(method: str, data, group=SINGLE) -> tuple[dict, float]:
     return group.object_from(load_tables(tables_path(method), data, names, f"tables@{method}"))
 
 
+def charged_specs(plain: list, method: str, charged: float) -> list:
+    """Beside each run, the same run with its tables' cost charged to its budget (what a user training
+    once pays), where the budget leaves time to train."""
+    specs = [spec.charged(charged) for spec in plain if charged and spec.budget_seconds > charged]
+    if charged and len(specs) < len(plain):
+        print(f"{method}: its tables cost {charged:.0f} s, a budget or more: no charged run at those budgets")
+    return specs
+
+
 def main(params: Params, method: str) -> None:
     stop_on_signals(STOP)
     gpus = None if launch.under_torchrun() else launch.hold_gpus(params)  # noqa: F841 (held until the stage ends)
@@ -87,11 +96,7 @@ def main(params: Params, method: str) -> None:
     data = load_prepared(prepared_path(params))
     tables, charged = method_tables(method, data, group)
     plain = run_specs(params, method)
-    # Beside each run, the same run with the tables' cost charged to its budget (what a user training
-    # once pays), where the budget leaves any time to train.
-    specs = plain + [spec.charged(charged) for spec in plain if charged and spec.budget_seconds > charged]
-    if charged and len(specs) < 2 * len(plain):
-        print(f"{method}: its tables cost {charged:.0f} s, a budget or more: no charged run at those budgets")
+    specs = plain + charged_specs(plain, method, charged)
     sweep = len(params.train.budget_list) > 1
     staging = RESULTS_DIR / f".{method}.staging"
     if group.is_local_main:  # each node's first process writes its copy of the records (rank 0's rows)

@@ -191,12 +191,10 @@ def train_run(
     stop_requested: Callable[[], bool] = lambda: False,
     tables: dict[str, torch.Tensor] | None = None,
 ) -> Run:
-    """Train `spec.method` for `spec.budget_seconds` of training time and return its record. Under DDP
-    every rank calls this; rank 0 keeps the clock and evaluates, every rank returns rank 0's record,
-    each node's first process writes the checkpoint. Once `stop_requested()` on any rank (polled each
-    iteration), all stop after the same iteration, save the checkpoint and raise `Preempted`.
-    tables: the per-example tables the method reads (rho_loss's IL losses); a checkpoint made with
-    other tables is not resumed."""
+    """Train `spec.method` for `spec.budget_seconds` of training time and return its record (tables: what
+    it reads per example, part of the checkpoint's key). Under DDP every rank calls this; rank 0 keeps the
+    clock and evaluates, every rank returns rank 0's record, each node's first process writes the checkpoint.
+    Once `stop_requested()` on any rank, all stop after the same iteration, save it and raise `Preempted`."""
     budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group, stop_requested=stop_requested)
     setup = build_setup(spec, data, group, progress=budget_clock.progress, tables=tables)
     checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash, tables), group)
@@ -204,8 +202,7 @@ def train_run(
     budget_clock.resume(state.elapsed)
     if (state.rows or state.epoch_in_progress) and group.is_local_main:
         print(f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: {_where(state)}")
-    for row in state.rows:
-        on_epoch(row)
+    list(map(on_epoch, state.rows))
     last_checkpoint = state.elapsed
     display = Display(spec, state.elapsed, progress and group.is_local_main)
     try:

@@ -131,3 +131,33 @@ def test_the_final_accuracy_is_the_whole_test_sets_when_the_record_has_it():
     assert run.final_accuracy == run.final["test_accuracy"]  # an older record: the last epoch's
     run.params["final_test_accuracy"] = "0.61234"
     assert run.final_accuracy == 0.61234
+
+
+def test_the_il_charged_arm_is_a_row_of_its_own_costing_as_its_method():
+    """rho_loss's charged runs (budget less its IL models' time) sit beside its amortised ones, paired with
+    uniform at the same budget, with rho_loss's a and the time they were charged in words."""
+    seeds = range(3)
+
+    def charged(seed):
+        run = curve("rho_loss", seed, rising(offset=-0.05), seconds=60.0)
+        run.params.update(budget_seconds="60.0", charged_seconds="40.0")
+        return run
+
+    runs = {
+        "uniform": [curve("uniform", s, rising(offset=0.002 * s)) for s in seeds],
+        "rho_loss": [curve("rho_loss", s, rising(offset=0.01 + 0.002 * s)) for s in seeds],
+        "rho_loss_charged": [charged(s) for s in seeds],
+    }
+    assert {run.arm for run in runs["rho_loss_charged"]} == {"rho_loss_charged"}
+    assert {run.budget_seconds for run in runs["rho_loss_charged"]} == {100.0}  # the budget, charge included
+    timing = timing_tables()
+    timing["per_ratio"] = pd.concat([timing["per_ratio"], pd.DataFrame({"run": ["rho_loss"], "a": [1.25]})])
+    table = compare_methods(runs, timing["per_ratio"]).tables["methods"]
+    assert table.loc["rho_loss_charged", "a"] == table.loc["rho_loss", "a"] == 1.25
+    assert table.loc["rho_loss_charged", "difference"] < 0 < table.loc["rho_loss", "difference"]
+    markdown, _ = report(
+        [], runs["uniform"], timing, "en", {}, peer_runs={k: v for k, v in runs.items() if k != "uniform"}
+    )
+    section = markdown.split("## 4.")[1].split("## 5.")[0]
+    assert "| RHO-LOSS (IL time charged) |" in section and "| RHO-LOSS (IL amortised) |" in section
+    assert "the budget less the 40 s its IL models took" in section
