@@ -184,3 +184,18 @@ def test_other_methods_get_a_row_with_their_whole_cost_over_the_training_step():
         > 0
         == per_ratio.loc["reuse", "time_presample_forward"]
     )
+
+
+def test_the_timing_stage_measures_rho_loss_beside_uniform_without_its_tables():
+    """timing_peer@rho_loss builds rho_loss as training does, with zero IL losses (its cost does not
+    depend on them): a row of its own, costing its ten candidate forwards per trained batch."""
+    from isample.experiment.timing import measure_params
+    from tests.common import synthetic_data, tiny_params
+
+    params = tiny_params().model_copy(
+        update={"timing": tiny_params().timing.model_copy(update={"warmup": 1, "iterations": 3})}
+    )
+    per_ratio = summarize(measure_params(params, synthetic_data(), peer="rho_loss", progress=False), 32)
+    assert set(per_ratio["run"]) == {UNIFORM, "rho_loss"}
+    a = float(per_ratio.loc[per_ratio["run"] == "rho_loss", "a"].iloc[0])
+    assert a > 1  # 320 candidates scored per 32 trained: more than one training step's time
