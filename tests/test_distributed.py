@@ -293,3 +293,38 @@ def _selector_worker(rank, tmp_path):
 
 def test_the_user_loop_selector_splits_batches_and_shares_tables_over_ranks(tmp_path):
     spawn(_selector_worker, tmp_path)
+
+
+def _rho_loss_worker(rank, tmp_path):
+    import os
+    from pathlib import Path
+
+    from isample.experiment.tables import save_tables
+    from stages.train import method_tables
+    from tests.common import synthetic_data
+
+    group = current_group()
+    data = synthetic_data(n_train=400)
+    # Each node reads its own copy of results/tables/rho_loss/tables.pt; here the copies differ.
+    own = Path(tmp_path) / f"node{rank}"
+    (own / "results/tables/rho_loss").mkdir(parents=True)
+    table = torch.rand(400, generator=torch.Generator().manual_seed(rank))
+    save_tables(own / "results/tables/rho_loss/tables.pt", {"irreducible_loss": table}, data.content_hash, 10.0 + rank)
+    os.chdir(own)
+    tables, seconds = method_tables("rho_loss", data, group)
+    assert seconds == 10.0 and torch.equal(
+        tables["irreducible_loss"], torch.rand(400, generator=torch.Generator().manual_seed(0))
+    )
+    model, x, y = toy(n=400)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    rho = Trainer(
+        "rho_loss", ddp, torch.optim.SGD(model.parameters(), lr=0.1), x, y, 10, seed=5, timing=False, tables=tables
+    )
+    assert rho.start_epoch() == 400 // (100 * 2)  # a pass of candidates split over the two ranks
+    trained = torch.cat([rho.step().indices for _ in range(2)])
+    both = group.gather(trained.unsqueeze(0))
+    assert len(both.flatten().unique()) == both.numel()  # each rank its own candidates, none shared
+
+
+def test_rho_loss_reads_rank_0s_il_table_on_every_rank_and_splits_its_candidates(tmp_path):
+    spawn(_rho_loss_worker, tmp_path)
