@@ -90,7 +90,8 @@ def main(params: Params, method: str) -> None:
     stop_on_signals(STOP)
     gpus = None if launch.under_torchrun() else launch.hold_gpus(params)  # noqa: F841 (held until the stage ends)
     if params.train.world_size > 1 and not launch.under_torchrun():
-        method_tables(method, load_prepared(prepared_path(params)))  # a missing or foreign file: before any process
+        if CATALOG[method].tables:  # a missing or foreign tables file: one line before any process starts
+            method_tables(method, load_prepared(prepared_path(params)))
         return _launch_processes(params, method)
     group = launch.join(launch.check_processes(params)) if launch.under_torchrun() else SINGLE
     data = load_prepared(prepared_path(params))
