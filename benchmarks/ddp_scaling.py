@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from benchmarks.switch_on import default_data
-from isample.distributed import SINGLE
+from isample.distributed import SINGLE, end_process, exit_code, leave
 from isample.experiment import launch
 from isample.experiment.config import run_spec, validate
 from isample.experiment.setup import build_setup
@@ -32,15 +32,15 @@ def worker(method: str, iterations: int) -> None:
     params = validate(raw)
     group = launch.join(torch.device("cpu")) if launch.under_torchrun() else SINGLE
     spec = run_spec(params, method, params.train.budget_list[0], seed=0)
-    setup = build_setup(spec, default_data(params), group)
-    for _ in range(WARMUP):
-        setup.sampler.step()
-    group.mean([0.0])  # start together
-    started = time.perf_counter()
-    for _ in range(iterations):
-        setup.sampler.step()
-    group.mean([0.0])
-    seconds = time.perf_counter() - started
+    with build_setup(spec, default_data(params), group) as setup:
+        for _ in range(WARMUP):
+            setup.sampler.step()
+        group.mean([0.0])  # start together
+        started = time.perf_counter()
+        for _ in range(iterations):
+            setup.sampler.step()
+        group.mean([0.0])
+        seconds = time.perf_counter() - started
     if group.is_main:
         print(
             json.dumps(
@@ -52,6 +52,7 @@ def worker(method: str, iterations: int) -> None:
                 }
             )
         )
+    leave()  # under torchrun: all ranks done (one process: nothing to leave)
 
 
 def main() -> None:
@@ -61,9 +62,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["uniform", "upper_bound"])
     parser.add_argument("--worker", metavar="METHOD", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        worker(args.worker, args.iterations)
-        return
+    if args.worker:  # a torchrun process: it ends without finalization (isample.distributed.end_process)
+        end_process(exit_code(lambda: worker(args.worker, args.iterations)))
     results = []
     for method in args.methods:
         for n in args.processes:

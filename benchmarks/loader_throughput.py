@@ -17,6 +17,7 @@ Usage: python -m benchmarks.loader_throughput [--images 3000] [--iterations 60] 
 """
 
 import argparse
+import contextlib
 import statistics
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from isample.examples import stop_workers
 from isample.experiment.data import BatchTransform
 from isample.experiment.models import build_model
 from isample.experiment.streamed import ImageFiles, _split_files, _tree_root, _unpacked, channel_statistics
@@ -116,6 +118,9 @@ class PlainLoop:
         self.optimizer.step()
         return time.perf_counter() - started
 
+    def close(self) -> None:
+        stop_workers(self.loader)
+
 
 class Ours:
     def __init__(self, images, mean, std, step, batch_size, method="uniform", options=None, read_ahead=2):
@@ -145,8 +150,19 @@ class Ours:
         self.waits.append(iteration.phases["data_loading"])
         return time.perf_counter() - started
 
+    def close(self) -> None:
+        self.trainer.close()
+
 
 def interleaved(loops: dict, iterations: int, rounds: int, warmup: int = 5) -> dict[str, list[float]]:
+    """Each loop's step times, the loops taking turns; their workers are stopped afterwards."""
+    with contextlib.ExitStack() as stack:
+        for loop in loops.values():
+            stack.callback(loop.close)
+        return _take_turns(loops, iterations, rounds, warmup)
+
+
+def _take_turns(loops: dict, iterations: int, rounds: int, warmup: int) -> dict[str, list[float]]:
     for loop in loops.values():
         for _ in range(warmup):
             loop.step()

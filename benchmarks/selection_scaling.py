@@ -29,8 +29,9 @@ from pathlib import Path
 
 import torch
 
+from isample.examples import Examples
 from isample.methods import method_class
-from isample.methods.base import Context, Examples
+from isample.methods.base import Context
 from isample.phases import MODEL_PHASES, PhaseTimer
 from isample.step import StepResult
 

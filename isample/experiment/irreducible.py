@@ -128,17 +128,18 @@ def train_half(
     )
     holdout = EvalSet(data, scored, BatchTransform(data.mean, data.std), spec, device, split="train")
     best = None
-    for epoch in range(1, spec.epochs + 1):
-        for _ in range(trainer.start_epoch()):
-            trainer.step()
-        losses, correct = example_losses(model, holdout, device, autocast_dtype)
-        mean = float(losses.mean())
-        if math.isfinite(mean) and (best is None or mean < best.holdout_loss):
-            best = HalfModel(scored, losses.cpu(), mean, float(correct.float().mean()), epoch, 0.0)
-        progress(
-            f"IL model {half + 1}/2, epoch {epoch}/{spec.epochs}: loss {mean:.4f} and accuracy "
-            f"{float(correct.float().mean()):.4f} on its held-out half"
-        )
+    with trainer, holdout:  # their loading threads and workers stop with the model trained
+        for epoch in range(1, spec.epochs + 1):
+            for _ in range(trainer.start_epoch()):
+                trainer.step()
+            losses, correct = example_losses(model, holdout, device, autocast_dtype)
+            mean = float(losses.mean())
+            if math.isfinite(mean) and (best is None or mean < best.holdout_loss):
+                best = HalfModel(scored, losses.cpu(), mean, float(correct.float().mean()), epoch, 0.0)
+            progress(
+                f"IL model {half + 1}/2, epoch {epoch}/{spec.epochs}: loss {mean:.4f} and accuracy "
+                f"{float(correct.float().mean()):.4f} on its held-out half"
+            )
     if best is None:
         raise IrreducibleDiverged(
             f"IL model {half + 1} diverged: its held-out loss was never finite; lower irreducible.lr ({spec.lr:g})"

@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from isample.methods.base import READ_AHEAD, Selection, SelectionMethod
+from isample.examples import READ_AHEAD
+from isample.methods.base import Selection, SelectionMethod
 from isample.methods.catalog import InfoBatchOptions
 from isample.step import StepResult
 

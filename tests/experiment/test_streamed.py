@@ -156,3 +156,47 @@ def test_every_method_trains_from_disk_and_the_timing_sheet_shows_loading(tmp_pa
         "upper_bound",
         "upper_bound_is_off",
     }
+
+
+def test_a_run_stopped_by_sigterm_leaves_no_worker_process_behind(tmp_path, monkeypatch):
+    """SIGTERM to a training stage reading from disk with two DataLoader workers, mid-run: the stage
+    saves its checkpoint and exits 143, and every process it started has ended with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from stages import prepare
+    from stages.common import load_params
+
+    image_folder(tmp_path / "images", per_class=(200, 8))
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["data"].update(name="imagefolder", path="images", image_size=0, workers=2, train_subset=0, test_subset=16)
+    raw["train"].update(budgets=["120s"], device="cpu", eval_batch_size=64, checkpoint_every="1h")
+    raw.update(batch_size=16)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    prepare.main(load_params())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "stages.train", "--method", "uniform"]
+    stage = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        started: set[int] = set()
+        for _ in range(600):  # its loading workers up, then a few seconds of training
+            started |= {child.pid for child in psutil.Process(stage.pid).children(recursive=True)}
+            if len(started) >= 2 or stage.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(3)
+        assert stage.poll() is None and len(started) >= 2, stage.communicate()
+        stage.send_signal(signal.SIGTERM)
+        _, stderr = stage.communicate(timeout=120)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+    assert stage.returncode == 143 and "saved checkpoints/uniform/120s.seed0.pt" in stderr, stderr[-2000:]
+    alive = [pid for pid in started if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    assert not alive, alive
