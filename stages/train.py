@@ -9,7 +9,7 @@ import threading
 
 from dvclive import Live
 
-from isample.distributed import SINGLE
+from isample.distributed import SINGLE, end_process, exit_code, leave
 from isample.experiment import launch
 from isample.experiment.config import Params, run_specs
 from isample.experiment.prepared import load_prepared
@@ -144,10 +144,13 @@ def main(params: Params, method: str) -> None:
     if group.is_local_main:
         live.end()
         replace_directory(staging, RESULTS_DIR / method)
+    leave()  # under torchrun: every rank done, then the group goes (one process: nothing to leave)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", choices=sorted(CATALOG), required=True)
     method = parser.parse_args().method
+    if launch.under_torchrun():  # a torchrun process ends without finalization (`end_process` says why)
+        end_process(exit_code(lambda: run_stage(lambda params: main(params, method))))
     run_stage(lambda params: main(params, method))

@@ -2,13 +2,14 @@
 decisions and shared tables (isample/distributed.py and the methods' use of it)."""
 
 import math
+from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from isample.distributed import SINGLE, current_group
+from isample.distributed import SINGLE, current_group, end_process, leave
 from isample.methods import InfoBatchOptions, ReuseOptions
 from isample.phases import PhaseTimer
 from isample.step import TrainStep
@@ -24,11 +25,11 @@ def spawn(worker, tmp_path, *args):
 
 def _entry(rank, worker, tmp_path, args):
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rendezvous", rank=rank, world_size=WORLD)
-    try:
-        worker(rank, tmp_path, *args)
-    finally:
-        dist.destroy_process_group()
+    rendezvous = f"file://{tmp_path}/rendezvous"
+    dist.init_process_group("gloo", init_method=rendezvous, rank=rank, world_size=WORLD, timeout=timedelta(minutes=2))
+    worker(rank, tmp_path, *args)  # a failure propagates: mp.spawn reports it and stops the other rank
+    leave()
+    end_process(0)  # as a stage's torchrun process ends (isample.distributed.end_process: why)
 
 
 def toy(n=512, seed=0):
