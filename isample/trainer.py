@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from isample.distributed import Group
+from isample.examples import Closing
 from isample.methods import method_class
 from isample.methods.base import SelectionMethod, build_context, context_state, load_context_state
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
@@ -35,7 +36,9 @@ class Iteration:
     plain_loss: torch.Tensor  # mean(loss) over the trained examples, as the notebook logged it
     correct: torch.Tensor  # number of trained examples classified correctly
     accuracy_weighted: torch.Tensor  # sum(w * correct) / sum(w) over the trained examples
-    phases: dict[str, float] | None  # seconds per phase, None when timing is off
+    # Seconds per phase, None when timing is off; on CUDA without exact timing, those of the iteration
+    # `PhaseTimer.lag` steps back (zeros before it), so that no step waits for the device.
+    phases: dict[str, float] | None
 
     @property
     def loss(self) -> torch.Tensor:
@@ -61,13 +64,13 @@ class Iteration:
         return self.metrics.get("a", math.nan)
 
 
-class Trainer:
+class Trainer(Closing):
     """Trains `model` with the examples a selection method chooses, one iteration per `step()`.
 
     method: a name of `isample.methods.METHODS` or a SelectionMethod subclass; options: its
     Options (defaults when None). inputs, targets: the training set in memory (tensors); or inputs a
     dataset, `dataset[i]` = (input tensor, target), and targets None: read from disk on request by
-    `workers` DataLoader workers (`isample.methods.base.LoadedExamples`). transform: a batch
+    `workers` DataLoader workers (`isample.examples.LoadedExamples`). transform: a batch
     transform applied to drawn examples.
     Under DDP, `model` is the DistributedDataParallel wrapper (the training step goes through it,
     the method's own forwards through the module inside, so they need no collective), batch_size
@@ -76,6 +79,11 @@ class Trainer:
     `progress` tells the share of the training budget spent, in [0, 1] (methods that change late in
     training, such as InfoBatch's annealing, read it; 0 when not given). `tables`: per-example
     values by data-set index a method reads, such as rho_loss's {"irreducible_loss": ...}.
+    timing: time every phase (`isample.phases`); on CUDA without `exact_timing`, with events read a
+    few iterations later (no synchronisation: `Iteration.phases` is then an earlier iteration's), with
+    it by synchronising the device at every phase edge (what the timing stage measures).
+    Read from disk, it holds a loading thread and `workers` processes: `close()` (or `with Trainer(...)
+    as trainer:`) stops them.
     """
 
     def __init__(
@@ -94,6 +102,7 @@ class Trainer:
         generator: torch.Generator | None = None,
         shared_generator: torch.Generator | None = None,
         timing: bool = True,
+        exact_timing: bool = False,
         autocast_dtype: torch.dtype | None = None,
         group: Group | None = None,
         progress: Callable[[], float] | None = None,
@@ -105,7 +114,7 @@ class Trainer:
             raise ValueError(f"batch_size {batch_size} is larger than the data set ({len(inputs)})")
         if seed is None:
             seed = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
-        self.timer = PhaseTimer(timing, next(model.parameters()).device)
+        self.timer = PhaseTimer(timing, next(model.parameters()).device, synchronize=exact_timing)
         self.context = build_context(
             model,
             batch_size,
@@ -162,6 +171,10 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         self.method.load_state_dict(state["method"])
         load_context_state(self.context, state)
+
+    def close(self) -> None:
+        """Stop the threads and worker processes loading its examples (idempotent)."""
+        self.examples.close()
 
 
 class _TracksTau:

@@ -13,7 +13,7 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     out = tmp_path / "check"
     command = [
         *(sys.executable, "-m", "benchmarks.gpu_check", "--device", "cpu", "--model", "resnet8"),
-        *("--budget", "2s", "--presamples", "2", "3", "--timing-iterations", "2"),
+        *("--budget", "2s", "--presamples", "2", "3", "--timing-iterations", "2", "--throughput-iterations", "2"),
         *("--data-root", str(tmp_path), "--out", str(out)),
     ]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -23,7 +23,11 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     assert "CUDA tests: 5 skipped" in summary  # they ran, and skip without CUDA
     for row in ("upper_bound (trained)", "uniform (trained)", "upper_bound p=2 (timed)", "upper_bound p=3 (timed)"):
         assert f"| {row} |" in summary, summary
+    for loop in ("plain torch loop", "isample uniform", "isample IS forced on, p = 2"):
+        assert f"| {loop} |" in summary, summary
     facts = json.loads((out / "summary.json").read_text())
+    rates = facts["throughput_images_per_second"]
+    assert len(rates) == 3 and all(rate > 0 for rate in rates.values())
     assert set(facts["trained"]) == {"upper_bound", "uniform"}
     for method in facts["trained"].values():
         assert method["status"] == "completed" and method["images_per_second"] > 0

@@ -28,12 +28,15 @@ class EpochTotals:
         self.correct += it.correct
         self.iterations += 1
         self.scored += it.by_score
-        for name, seconds in it.phases.items():
-            self.phases[name] += seconds
+        self.add_phases(it.phases)
         for name, value in it.metrics.items():  # a metric the method cannot tell yet (nan) is left out
             finite = math.isfinite(value)
             self.metric_sums[name] = self.metric_sums.get(name, 0.0) + (value if finite else 0.0)
             self.metric_counts[name] = self.metric_counts.get(name, 0) + finite
+
+    def add_phases(self, phases: dict[str, float]) -> None:
+        for name, seconds in phases.items():
+            self.phases[name] += seconds
 
     def state_dict(self) -> dict:
         """The sums so far (for a checkpoint taken mid-epoch): tensors and plain numbers only."""

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from isample.distributed import SINGLE, Group
+from isample.examples import Closing, stop_workers
 from isample.experiment.config import ConfigError
 from isample.experiment.data import BatchTransform, PreparedData
 from isample.experiment.models import build_model
@@ -25,10 +26,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class EvalSet:
+class EvalSet(Closing):
     """Examples of a split (the test split, its per-epoch subset; the training split for the IL model's
     scores) as batches on the model's device, transformed for the model: sliced from memory, or read
-    from disk by DataLoader workers (kept between epochs)."""
+    from disk by DataLoader workers (kept between epochs, until `close()`)."""
 
     def __init__(
         self,
@@ -66,9 +67,14 @@ class EvalSet:
         for x, y in self._batches():
             yield self.transform(x.to(self.device, non_blocking=True)), y.to(self.device, non_blocking=True)
 
+    def close(self) -> None:
+        """Stop the DataLoader workers, if any started (idempotent; a later evaluation starts new ones)."""
+        stop_workers(self._loader)
+        self._loader = None
+
 
 @dataclass
-class TrainingSetup:
+class TrainingSetup(Closing):
     device: torch.device
     autocast_dtype: torch.dtype | None
     model: torch.nn.Module  # the model itself (evaluated, checkpointed); the sampler trains it, DDP-wrapped under DDP
@@ -77,6 +83,11 @@ class TrainingSetup:
     augment: torch.Generator  # the training transform's draws (checkpointed with the sampler's)
     curve: EvalSet  # the test examples evaluated after every epoch
     test: EvalSet  # the whole test set, for the final accuracy
+
+    def close(self) -> None:
+        """Stop every loading thread and DataLoader worker the run started (idempotent)."""
+        for holder in (self.sampler, self.curve, self.test):
+            holder.close()
 
 
 def check_model_fits(model: torch.nn.Module, name: str, image_shape: tuple[int, ...]) -> None:
@@ -117,11 +128,13 @@ def build_setup(
     timing: bool = True,
     progress: Callable[[], float] | None = None,
     tables: dict[str, torch.Tensor] | None = None,
+    exact_timing: bool = False,
 ) -> TrainingSetup:
     """data: a PreparedData (in memory) or StreamedData (read from disk by spec.workers DataLoader workers).
     Under DDP (group of N) each rank trains b / N examples per iteration with its own generators.
     progress: the share of the budget spent (the budget clock's), for the methods that read it.
-    tables: the per-example tables the method reads, by data-set index (rho_loss: its IL losses)."""
+    tables: the per-example tables the method reads, by data-set index (rho_loss: its IL losses).
+    exact_timing: on CUDA, synchronise at every phase edge (the timing stage), not in training."""
     device = resolve_device(spec.device)
     if device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())  # the GPU set for this process (or rank)
@@ -147,6 +160,7 @@ def build_setup(
         transform=BatchTransform(data.mean, data.std, spec.augment, spec.channels_last, augment),
         seed=spec.seed,
         timing=timing,
+        exact_timing=exact_timing,
         autocast_dtype=autocast_dtype,
         group=group,
         progress=progress,

@@ -135,26 +135,26 @@ def measure(
     bar = tqdm(total=len(measured) * (warmup + iterations), desc="timing", disable=not progress)
     previous_model = initial_weights = None
     for configuration in measured:
-        sampler = make_sampler(configuration)
-        model, optimizer = sampler.train_step.model, sampler.train_step.optimizer
-        if model is not previous_model:  # a model several configurations share goes back to where it began
-            previous_model, initial_weights = model, copy.deepcopy(model.state_dict())
-        resets, index = 0, 0
-        bar.set_postfix(run=configuration.name, p=configuration.presample, chunk=configuration.forward_chunk)
-        while index < warmup + iterations:
-            try:
-                it, total = _timed_step(sampler, sampler.context.device)
-            except NonFiniteScores:
-                resets += 1
-                if resets > 10 * (warmup + iterations):
-                    raise
-                model.load_state_dict(initial_weights)
-                optimizer.state.clear()
-                continue
-            index += 1
-            bar.update()
-            if index > warmup:
-                rows.append(_row(configuration, index - warmup, it, total, resets))
+        with make_sampler(configuration) as sampler:  # its loading thread and workers stop after it
+            model, optimizer = sampler.train_step.model, sampler.train_step.optimizer
+            if model is not previous_model:  # a model several configurations share goes back to where it began
+                previous_model, initial_weights = model, copy.deepcopy(model.state_dict())
+            resets, index = 0, 0
+            bar.set_postfix(run=configuration.name, p=configuration.presample, chunk=configuration.forward_chunk)
+            while index < warmup + iterations:
+                try:
+                    it, total = _timed_step(sampler, sampler.context.device)
+                except NonFiniteScores:
+                    resets += 1
+                    if resets > 10 * (warmup + iterations):
+                        raise
+                    model.load_state_dict(initial_weights)
+                    optimizer.state.clear()
+                    continue
+                index += 1
+                bar.update()
+                if index > warmup:
+                    rows.append(_row(configuration, index - warmup, it, total, resets))
     bar.close()
     return pd.DataFrame(rows)
 
@@ -178,7 +178,8 @@ def measure_params(params: Params, data: PreparedData, peer: str | None = None, 
         # A method's tables change what it selects, not what an iteration costs (rho_loss: a top-b of
         # candidates either way): zeros, so timing needs no tables@ stage.
         tables = {name: torch.zeros(data.train_size) for name in CATALOG[spec.method].tables}
-        return build_setup(spec, data, tables=tables).sampler
+        # Exact: the device synchronised at every phase edge (training times phases with events instead).
+        return build_setup(spec, data, tables=tables, exact_timing=True).sampler
 
     return measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
 

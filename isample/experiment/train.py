@@ -125,20 +125,27 @@ def train_epoch(
         if now >= spec.budget_seconds:
             break
         if clock.stopping:
-            clock.pause()
+            _pause(clock, totals, setup)
             raise Preempted({"totals": totals.state_dict(), "done": iteration, "length": length})
         for group in setup.optimizer.param_groups:
             group["lr"] = spec.lr(now / spec.budget_seconds)
         try:
             totals.add(setup.sampler.step())
         except NonFiniteScores:
-            clock.pause()
+            _pause(clock, totals, setup)
             return totals, True
         if now - shown >= 1.0:
             display.advance(now)
             shown = now
-    clock.pause()
+    _pause(clock, totals, setup)
     return totals, totals.iterations > 0 and not totals.finite
+
+
+def _pause(clock: BudgetClock, totals: EpochTotals, setup: TrainingSetup) -> None:
+    """Training stops for now. On CUDA the device first finishes what was queued, which the budget
+    counts, and the phase times of the iterations not read yet join the epoch's (drain: none on a CPU)."""
+    totals.add_phases(setup.sampler.timer.drain())
+    clock.pause()
 
 
 def epoch_row(
@@ -196,49 +203,49 @@ def train_run(
     clock and evaluates, every rank returns rank 0's record, each node's first process writes the checkpoint.
     Once `stop_requested()` on any rank, all stop after the same iteration, save it and raise `Preempted`."""
     budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group, stop_requested=stop_requested)
-    setup = build_setup(spec, data, group, progress=budget_clock.progress, tables=tables)
-    checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash, tables), group)
-    state = checkpoints.resume(setup)
-    budget_clock.resume(state.elapsed)
-    if (state.rows or state.epoch_in_progress) and group.is_local_main:
-        print(f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: {_where(state)}")
-    list(map(on_epoch, state.rows))
-    last_checkpoint = state.elapsed
-    display = Display(spec, state.elapsed, progress and group.is_local_main)
-    try:
-        while state.status is None:
-            # Stop at the budget's end; the clock is rank 0's, so every rank stops at the same epoch.
-            if budget_clock.shared() >= spec.budget_seconds:
-                state.status = COMPLETED
-                break
-            if budget_clock.stopping:
-                raise Preempted()
-            # Train one epoch, then evaluate and record it (an epoch that ran no iteration ends the run).
-            totals, diverged = train_epoch(spec, setup, budget_clock, display, state.epoch_in_progress)
-            state.epoch_in_progress = None
-            lr = setup.optimizer.param_groups[0]["lr"]
-            state.status = diverged_status(state, totals, lr) if diverged else None
-            if totals.iterations:
-                row = epoch_row(spec, setup, totals, state, budget_clock, group)
-                state.rows.append(row)
-                state.elapsed = budget_clock.elapsed
-                on_epoch(row)
-                display.epoch(row)
-            elif not diverged:
-                state.status = COMPLETED
-            # Checkpoint every checkpoint_seconds of training (rank 0's clock: alike on every rank).
-            if state.status is None and budget_clock.last_shared - last_checkpoint >= spec.checkpoint_seconds:
-                checkpoints.save(setup, state)
-                last_checkpoint = budget_clock.last_shared
-        checkpoints.save(setup, state)
-    except Preempted as stop:
-        # Every rank stopped at the reading that saw the request: that is the time trained.
-        state.epoch_in_progress, state.elapsed = stop.epoch_in_progress, budget_clock.last_shared
-        checkpoints.save(setup, state)
-        raise
-    finally:
-        display.close()
-    return _record(spec, data, setup, state, group)
+    with build_setup(spec, data, group, progress=budget_clock.progress, tables=tables) as setup:
+        checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash, tables), group)
+        state = checkpoints.resume(setup)
+        budget_clock.resume(state.elapsed)
+        if (state.rows or state.epoch_in_progress) and group.is_local_main:
+            print(f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: {_where(state)}")
+        list(map(on_epoch, state.rows))
+        last_checkpoint = state.elapsed
+        display = Display(spec, state.elapsed, progress and group.is_local_main)
+        try:
+            while state.status is None:
+                # Stop at the budget's end; the clock is rank 0's, so every rank stops at the same epoch.
+                if budget_clock.shared() >= spec.budget_seconds:
+                    state.status = COMPLETED
+                    break
+                if budget_clock.stopping:
+                    raise Preempted()
+                # Train one epoch, then evaluate and record it (an epoch that ran no iteration ends the run).
+                totals, diverged = train_epoch(spec, setup, budget_clock, display, state.epoch_in_progress)
+                state.epoch_in_progress = None
+                lr = setup.optimizer.param_groups[0]["lr"]
+                state.status = diverged_status(state, totals, lr) if diverged else None
+                if totals.iterations:
+                    row = epoch_row(spec, setup, totals, state, budget_clock, group)
+                    state.rows.append(row)
+                    state.elapsed = budget_clock.elapsed
+                    on_epoch(row)
+                    display.epoch(row)
+                elif not diverged:
+                    state.status = COMPLETED
+                # Checkpoint every checkpoint_seconds of training (rank 0's clock: alike on every rank).
+                if state.status is None and budget_clock.last_shared - last_checkpoint >= spec.checkpoint_seconds:
+                    checkpoints.save(setup, state)
+                    last_checkpoint = budget_clock.last_shared
+            checkpoints.save(setup, state)
+        except Preempted as stop:
+            # Every rank stopped at the reading that saw the request: that is the time trained.
+            state.epoch_in_progress, state.elapsed = stop.epoch_in_progress, budget_clock.last_shared
+            checkpoints.save(setup, state)
+            raise
+        finally:
+            display.close()
+        return _record(spec, data, setup, state, group)
 
 
 def _record(

@@ -17,7 +17,6 @@ stream and augmentation stay the uniform run's.
 
 import math
 import statistics
-import time
 from collections import deque
 
 import torch
@@ -25,7 +24,7 @@ import torch
 from isample import costmodel
 from isample.methods.base import Selection, SelectionMethod, moving_average, scoring_mode
 from isample.methods.catalog import UpperBoundOptions
-from isample.names import IMPORTANCE
+from isample.names import IMPORTANCE, TRAIN_STEP_PHASES
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import StepResult, autocast
@@ -34,6 +33,8 @@ PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS i
 TAU_EVERY = 16  # iterations between scoring-mode samples of tau while IS is off (tau_source: scoring), each
 # also a probe: one chunk's forward every 16 iterations, x1.010 a uniform iteration on resnet8 (mean)
 PROBES = 5  # probes the estimate is the median of
+# A presample's cost, as the notebook counts it: the forward of B and the bound, and loading B from disk.
+PRESAMPLE_PHASES = ("presample_forward", "scoring", "data_loading")
 
 
 class UpperBound(SelectionMethod):
@@ -62,6 +63,10 @@ class UpperBound(SelectionMethod):
         # Smoothed phase times (seconds) behind a; "presample" is the forward of B plus scoring.
         self.time_ema: dict[str, float | None] = {"presample": None, "forward": None, "backward": None, "step": None}
         self._tau_step = math.nan
+        self._presample_reading = None  # this iteration's presample cost (`PhaseTimer.since`)
+        # Times read `lag` iterations after they were taken (on CUDA events; at once on the wall clock).
+        self._pending_times: deque[tuple] = deque()
+        self._pending_probes: deque[tuple] = deque()
         self._probes: deque[float] = deque(maxlen=PROBES)
         self._presamples_timed = False
         # bf16 for the presample alone, or whatever the training step autocasts to.
@@ -102,27 +107,33 @@ class UpperBound(SelectionMethod):
         their tau, and, while pricing, a probe of the presample's cost (the chunk's time scaled to
         B; the estimate is the median of the last PROBES probes, so one probe hit by other load on
         the machine cannot price IS out for good)."""
+        timer = self.context.timer
         chunk = math.ceil(self.presample_size / self.chunks)
         repeats = math.ceil(chunk / len(inputs))
         x, y = torch.cat([inputs] * repeats)[:chunk], torch.cat([targets] * repeats)[:chunk]
-        seconds = self.context.timer.seconds
-        per_chunk_before = seconds["presample_forward"] + seconds["scoring"]
-        started = time.perf_counter()
+        start = timer.mark()
         scores = self.presample_scores(x, y, chunks=1)
-        total = time.perf_counter() - started
-        if self._pricing():
-            self._add_probe(seconds["presample_forward"] + seconds["scoring"] - per_chunk_before, total, chunk, inputs)
-        with self.context.timer.phase("scoring"):
+        if self._pricing():  # read when the timer can tell (on CUDA events, `lag` iterations on)
+            per_chunk, total = timer.since(start, PRESAMPLE_PHASES[:2]), timer.since(start)
+            loading = timer.since(None, ("data_loading",))
+            self._pending_probes.append((self.iterations, per_chunk, total, loading, chunk, len(inputs)))
+        with timer.phase("scoring"):
             return variance_reduction(scores[: len(inputs)])  # each example once
 
-    def _add_probe(self, per_chunk: float, total: float, chunk: int, inputs: torch.Tensor) -> None:
-        seconds = self.context.timer.seconds
-        # Each chunk's forward and bound are paid B / chunk times, the call's own overhead once.
-        probe = per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0)
-        # From disk, B examples must be loaded too: at this iteration's rate for its b (0 in memory).
-        probe += seconds["data_loading"] * self.presample_size / len(inputs)
-        self._probes.append(self.context.group.mean([probe])[0])  # alike on every rank
-        self.time_ema["presample"] = statistics.median(self._probes)
+    def _add_probes(self) -> None:
+        """The probes whose times are known by now, while IS is still priced by probes."""
+        pending, lag = self._pending_probes, self.context.timer.lag
+        while pending and self.iterations - pending[0][0] >= lag:
+            _, per_chunk, total, loading, chunk, trained = pending.popleft()
+            per_chunk, total, loading = per_chunk.value(), total.value(), loading.value()
+            if not self._pricing():  # a real presample was timed meanwhile
+                continue
+            # Each chunk's forward and bound are paid B / chunk times, the call's own overhead once.
+            probe = per_chunk * self.presample_size / chunk + max(total - per_chunk, 0.0)
+            # From disk, B examples must be loaded too: at this iteration's rate for its b (0 in memory).
+            probe += loading * self.presample_size / trained
+            self._probes.append(self.context.group.mean([probe])[0])  # alike on every rank
+            self.time_ema["presample"] = statistics.median(self._probes)
 
     # -- the threshold ----------------------------------------------------------------------------
 
@@ -159,12 +170,10 @@ class UpperBound(SelectionMethod):
                 indices = examples.take(b)
                 x, y = examples.gather(indices)
             return Selection(indices, None, x, y)
-        loading = timer.seconds["data_loading"]
+        start = timer.mark()
         with timer.phase("draw_presample"):
             presample_indices = examples.take(self.presample_size)
             x_all, y_all = examples.gather(presample_indices)
-        loading = timer.seconds["data_loading"] - loading  # B examples from disk (0 in memory)
-        before = timer.seconds["presample_forward"] + timer.seconds["scoring"] - loading
         scores = self.presample_scores(x_all, y_all)
         with timer.phase("draw_batch"):
             positions, weights = importance_draw(scores, b, context.generator, self.options.smoothing)
@@ -172,9 +181,7 @@ class UpperBound(SelectionMethod):
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
             self._tau_step = variance_reduction(scores)
-        # The presample's cost, as the notebook counts it: forward of B plus the bound, plus loading B
-        # when the examples come from disk.
-        self._presample_seconds = timer.seconds["presample_forward"] + timer.seconds["scoring"] - before
+        self._presample_reading = timer.since(start, PRESAMPLE_PHASES)  # the draw of b loads nothing
         return Selection(presample_indices[positions], weights, x, y, by_score=True)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
@@ -190,22 +197,16 @@ class UpperBound(SelectionMethod):
             due = self._due_for_sample(iteration)
             tau_sample = self._sample_trained_examples(selection.inputs, selection.targets) if due else math.nan
             tau_step = tau_training if options.tau_source == "training" else tau_sample  # nan: no sample now
+        self._add_probes()
+        known = self._known_times(iteration, selection.by_score)
         with timer.phase("threshold_update"):
-            seconds = timer.seconds
             # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same
             # tau and tau_th and decide together; in one process these are its own values.
             tau_step, tau_training, presample, forward, backward, step = self.context.group.mean(
-                [
-                    tau_step,
-                    tau_training,
-                    self._presample_seconds if selection.by_score else 0.0,
-                    seconds["train_forward"],
-                    seconds["backward"],
-                    seconds["optimizer_step"],
-                ]
+                [tau_step, tau_training, *(known[2:] if known else (0.0,) * 4)]
             )
-            if timer.enabled and iteration > 0:  # the first iteration pays one-off costs: not a time
-                self._update_time_estimates(selection.by_score, presample, forward, backward, step)
+            if known and known[0] > 0:  # the first iteration pays one-off costs: not a time
+                self._update_time_estimates(known[1], presample, forward, backward, step)
             self.tau_training = moving_average(
                 self.tau_training if iteration else None, tau_training, options.tau_momentum
             )
@@ -215,6 +216,21 @@ class UpperBound(SelectionMethod):
             elif not self.tau_samples:  # until its first sample, the only tau measured yet
                 self.tau = self.tau_training
             self.tau_threshold, self.a = self._threshold()
+
+    def _known_times(self, iteration: int, by_score: bool) -> tuple | None:
+        """This iteration's times are taken; those of the one `lag` back (this one, on the wall clock) are
+        read: (its index, whether it presampled, presample, forward, backward and step seconds)."""
+        timer = self.context.timer
+        if not timer.enabled:
+            return None
+        presample = self._presample_reading if by_score else None
+        self._pending_times.append(
+            (iteration, by_score, presample, *(timer.since(None, (phase,)) for phase in TRAIN_STEP_PHASES))
+        )
+        if len(self._pending_times) <= timer.lag:
+            return None
+        iteration, by_score, *readings = self._pending_times.popleft()
+        return (iteration, by_score, *(reading.value() if reading else 0.0 for reading in readings))
 
     def _update_time_estimates(
         self, used_importance: bool, presample: float, forward: float, backward: float, step: float
