@@ -132,3 +132,30 @@ def test_the_closure_follows_imports_through_other_modules():
         "isample/report/__init__.py",
     } <= closure
     assert "isample/experiment/timing.py" not in closure
+
+
+def test_the_committed_lock_matches_the_committed_code_params_and_results():
+    """`dvc status` of this checkout, as a fresh clone sees it: every stage's code, params and outputs as
+    dvc.lock recorded them, but for the prepared data, which git does not keep (prepare writes it byte
+    for byte the same). A commit that edits a stage's code or params without its lock fails here."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    stale = {}
+    for stage, changes in json.loads(result.stdout or "{}").items():
+        for change in changes:
+            kept = change
+            if isinstance(change, dict):  # {"changed deps" | "changed outs": {path: why}}
+                kept = {
+                    kind: {path: why for path, why in paths.items() if path != "data/prepared"}
+                    for kind, paths in change.items()
+                }
+                kept = {kind: paths for kind, paths in kept.items() if paths}
+            if kept:
+                stale.setdefault(stage, []).append(kept)
+    assert not stale, f"dvc.lock no longer matches the code or params: {stale}; rerun or `dvc commit` the stages"
