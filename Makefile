@@ -44,8 +44,10 @@ run: install data
 rerun: install data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro -f
 
+# The tests on two workers (pytest-xdist), each process with one thread so that the two share the
+# cores instead of fighting over them; the pipeline's tests run as two groups, each in a clone of its own.
 test: install data
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 bench: install data
 	$(BIN)/python -m benchmarks.sampler_overhead

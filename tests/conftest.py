@@ -4,6 +4,14 @@ import pytest
 
 from tests.common import synthetic_data
 
+# The longest tests first: `make test` runs them on two workers (pytest-xdist), the pipeline's as two
+# groups (--dist loadgroup), and the rest fill in around them.
+FIRST = ("tests/test_pipeline.py",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: not item.nodeid.startswith(FIRST))  # stable: the rest keep their order
+
 
 @pytest.fixture
 def tiny_data():

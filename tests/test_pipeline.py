@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.common import CIFAR10_CLASSES, SHARED_DATA, make_archive, merge
+from tests.common import CIFAR10_CLASSES, SHARED_DATA, make_archive, merge, stopped_at_budget
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -28,6 +28,11 @@ TINY = {
     "timing": {"presamples": [2, 3], "warmup": 1, "iterations": 3},
 }
 
+
+# Two groups, each on one worker of `make test` (pytest-xdist --dist loadgroup) with a clone of its
+# own: the DVC runs that build on each other, and the runs over several processes or nodes.
+REPRO = pytest.mark.xdist_group("pipeline_repro")
+PROCESSES = pytest.mark.xdist_group("pipeline_processes")
 
 STAGES = ("prepare", "train_is", "train_uniform", "train_peer@reuse", "timing", "timing_peer@reuse", "report")
 
@@ -82,6 +87,7 @@ def project(tmp_path_factory):
     return clone, run
 
 
+@REPRO
 def test_repro_then_presample_experiment(project):
     clone, run = project
     dvc = [sys.executable, "-m", "dvc"]
@@ -180,6 +186,7 @@ def test_repro_then_presample_experiment(project):
     run("git", "checkout", "--", "params.yaml")
 
 
+@REPRO
 def test_budget_sweep_runs_every_pair_and_keeps_finished_ones(project):
     clone, run = project
     import pandas as pd
@@ -196,13 +203,14 @@ def test_budget_sweep_runs_every_pair_and_keeps_finished_ones(project):
     # The 4 s runs had finished: they came back from their checkpoints, epoch for epoch, not trained again.
     pd.testing.assert_frame_equal(pd.read_excel(record, sheet_name="epochs"), finished)
     short = pd.read_excel(clone / "results/uniform/cifar10.un.2s.0.xlsx", sheet_name="epochs")
-    assert short["train_seconds"].iloc[-1] < 2.5 and short["lr"].iloc[-1] < short["lr"].iloc[0]  # its own schedule
+    assert stopped_at_budget(short, 2) and short["lr"].iloc[-1] < short["lr"].iloc[0]  # its own schedule
     report = (clone / "reports/README.md").read_text()
     assert "## 5. Speed-up at equal accuracy" in report and "| score reuse |" in report.split("## 5.")[1]
     assert (clone / "reports/figures/accuracy_vs_budget.png").is_file()
     run("git", "checkout", "--", ".")
 
 
+@REPRO
 def test_bad_values_fail_fast_with_one_line(project):
     clone, run = project
     result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "presample=0.5", check=False)
@@ -227,6 +235,7 @@ def test_bad_values_fail_fast_with_one_line(project):
         run("git", "checkout", "--", "params.yaml")
 
 
+@REPRO
 def test_divergence_ends_as_a_result_not_a_traceback(project):
     """One stage diverges through dvc (tests/experiment/test_train.py covers every method's record); the
     report, run straight from its module on that record beside the baseline's IS record, says so."""
@@ -249,6 +258,7 @@ def test_divergence_ends_as_a_result_not_a_traceback(project):
     run("git", "checkout", "--", ".")
 
 
+@PROCESSES
 def test_two_processes_write_one_record_per_run(project):
     """`dvc exp run -S train.processes=2`: DDP over two gloo processes writes one record per (budget, seed).
     One stage proves it (reuse: its score table is gathered across ranks); tests/test_distributed.py
@@ -264,15 +274,18 @@ def test_two_processes_write_one_record_per_run(project):
     params = dict(pd.read_excel(records[0], sheet_name="params").astype(str).values)
     assert params["processes"] == "2" and params["backend"] == "gloo" and params["status"] == "completed"
     epochs = pd.read_excel(records[0], sheet_name="epochs")
-    assert epochs["test_accuracy"].notna().all() and epochs["train_seconds"].iloc[-1] < 5
+    assert epochs["test_accuracy"].notna().all() and stopped_at_budget(epochs, 4)
     run("git", "checkout", "--", ".")
 
 
+@PROCESSES
 def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
     clone, run = project
     import psutil
 
     run("git", "checkout", "--", ".")
+    if not (clone / "data/prepared").is_dir():  # on its own (or on its worker): prepare first
+        run(sys.executable, "-m", "stages.prepare")
     params = yaml.safe_load((clone / "params.yaml").read_text())
     params["train"].update(budgets=["60s"], processes=2)
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -310,6 +323,7 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
     run("git", "checkout", "--", ".")
 
 
+@PROCESSES
 def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_resumes(project):
     """A scheduler's preemption: SIGTERM to the stage (only; it passes it on to torchrun's processes)."""
     clone, run = project
@@ -356,6 +370,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@PROCESSES
 def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path):
     """Two torchrun agents on 127.0.0.1 (one process each, gloo) meet at a c10d rendezvous as two nodes,
     each from its own copy of the repository as on two machines. Killing one node's processes ends the
@@ -414,5 +429,5 @@ def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path)
     epochs = [pd.read_excel(path, sheet_name="epochs") for path in records]
     pd.testing.assert_frame_equal(epochs[0], epochs[1])  # every node writes rank 0's record
     assert params[0]["final_test_accuracy"] == params[1]["final_test_accuracy"]
-    assert epochs[0]["test_accuracy"].notna().all() and epochs[0]["train_seconds"].iloc[-1] < 9
+    assert epochs[0]["test_accuracy"].notna().all() and stopped_at_budget(epochs[0], 8)
     run("git", "checkout", "--", ".")

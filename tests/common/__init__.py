@@ -52,6 +52,15 @@ def toy_sampler(method, options=None, n=2000, batch_size=32, seed=0, timing=True
     )
 
 
+def stopped_at_budget(epochs, budget: float) -> bool:
+    """A wall-clock run ended at its budget: the clock is read before each iteration, so the last one
+    ends past the budget by an iteration's time (a few mean ones allowed: on a loaded machine one can
+    take several times the mean), never by a further epoch."""
+    seconds = float(epochs["train_seconds"].iloc[-1])
+    per_iteration = seconds / float(epochs["total_iterations"].iloc[-1])
+    return seconds < budget + 4 * per_iteration + 0.5
+
+
 class FakeClock:
     """Advances a fixed step per reading, so budget accounting is exact and repeatable."""
 
