@@ -19,7 +19,8 @@ import yaml
 from benchmarks.switch_on import default_data
 from isample.distributed import SINGLE, end_process, exit_code, leave
 from isample.experiment import launch
-from isample.experiment.config import run_spec, validate
+from isample.experiment.config import validate
+from isample.experiment.runs import run_spec
 from isample.experiment.setup import build_setup
 
 WARMUP = 5

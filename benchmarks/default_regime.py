@@ -21,8 +21,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from isample.experiment.config import run_spec, validate
+from isample.experiment.config import validate
 from isample.experiment.data import load_dataset, subset
+from isample.experiment.runs import run_spec
 from isample.experiment.train import train_run
 
 CANDIDATES = {  # name -> (train_subset, augment)

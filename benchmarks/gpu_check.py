@@ -35,8 +35,9 @@ import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
 from isample.examples import stop_workers
-from isample.experiment.config import ConfigError, run_spec, validate
+from isample.experiment.config import ConfigError, validate
 from isample.experiment.data import BatchTransform, DataError, load_dataset, subset
+from isample.experiment.runs import run_spec
 from isample.experiment.setup import build_setup, resolve_device
 from isample.experiment.timing import IMPORTANCE, UNIFORM, measure_params, summarize
 from isample.experiment.train import train_run

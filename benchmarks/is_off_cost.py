@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from isample.experiment.config import run_spec, validate
+from isample.experiment.config import validate
 from isample.experiment.data import load_dataset, subset
+from isample.experiment.runs import run_spec
 from isample.experiment.setup import build_setup
 
 

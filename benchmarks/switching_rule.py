@@ -29,8 +29,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from isample.experiment.config import run_spec, validate
+from isample.experiment.config import validate
 from isample.experiment.data import load_dataset, subset
+from isample.experiment.runs import run_spec
 from isample.experiment.train import train_run
 from isample.report.common import confidence_interval
 

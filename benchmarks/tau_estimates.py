@@ -27,8 +27,9 @@ import torch
 import yaml
 
 import isample.experiment.train as train_module
-from isample.experiment.config import run_spec, validate
+from isample.experiment.config import validate
 from isample.experiment.data import load_dataset, subset
+from isample.experiment.runs import run_spec
 from isample.methods.base import scoring_mode
 from isample.sampling import variance_reduction
 from isample.scores import gnorm_upper_bound

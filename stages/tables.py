@@ -11,7 +11,7 @@ import shutil
 import torch
 
 from isample.experiment import launch
-from isample.experiment.config import Params, params_values, stage_params
+from isample.experiment.config import Params
 from isample.experiment.irreducible import (
     HalfModel,
     IrreducibleDiverged,
@@ -21,6 +21,7 @@ from isample.experiment.irreducible import (
     train_half,
 )
 from isample.experiment.prepared import load_prepared
+from isample.experiment.runs import params_values, stage_params
 from isample.experiment.tables import save_tables
 from isample.files import write_atomically
 from isample.methods.catalog import CATALOG

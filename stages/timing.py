@@ -11,8 +11,9 @@ import torch
 from dvclive import Live
 
 from isample.experiment import launch
-from isample.experiment.config import ConfigError, Params, params_values, stage_params
+from isample.experiment.config import ConfigError, Params
 from isample.experiment.prepared import load_prepared
+from isample.experiment.runs import params_values, stage_params
 from isample.experiment.setup import resolve_device
 from isample.experiment.timing import IMPORTANCE, UNIFORM, fit, measure_params, summarize
 from isample.methods.catalog import CATALOG

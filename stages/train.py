@@ -11,8 +11,9 @@ from dvclive import Live
 
 from isample.distributed import SINGLE, end_process, exit_code, leave
 from isample.experiment import launch
-from isample.experiment.config import Params, run_specs
+from isample.experiment.config import Params
 from isample.experiment.prepared import load_prepared
+from isample.experiment.runs import run_specs
 from isample.experiment.tables import load_tables
 from isample.experiment.train import Preempted, train_run
 from isample.methods.catalog import CATALOG

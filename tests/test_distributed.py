@@ -206,7 +206,7 @@ class Interrupted(Exception):
 
 
 def _resume_worker(rank, tmp_path):
-    from isample.experiment.config import run_spec
+    from isample.experiment.runs import run_spec
     from isample.experiment.train import train_run
     from tests.common import FakeClock, make_params, synthetic_data
 

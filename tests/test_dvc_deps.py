@@ -110,7 +110,7 @@ def test_every_loaded_module_is_a_dep_and_no_other_method_is(name):
 
 @pytest.mark.parametrize("name", [n for n in stage_instances() if n.startswith(("train", "timing", "tables"))])
 def test_stage_params_are_what_config_says_the_stage_reads(name):
-    from isample.experiment.config import stage_params
+    from isample.experiment.runs import stage_params
 
     stage = stage_instances()[name]
     kind = name.split("@")[0].removesuffix("_is").removesuffix("_uniform").removesuffix("_peer")

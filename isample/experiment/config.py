@@ -1,5 +1,6 @@
-"""The typed schema of params.yaml, checked before any work starts, and what it specifies: one
-`RunSpec` per training run, and the keys each stage reads (dvc.yaml lists the same, a test checks).
+"""The typed schema of params.yaml, checked before any work starts (`validate`): one line per problem,
+naming its key. What it specifies, the keys each stage reads and one `RunSpec` per run, is in
+`isample.experiment.runs`.
 
 The sections of the pipeline (data, model, train, ...) have no defaults here: params.yaml holds every
 value. The selection methods' options are validated through their own Options dataclasses
@@ -7,17 +8,15 @@ value. The selection methods' options are validated through their own Options da
 one of them, a test checks it holds the same values).
 """
 
-import dataclasses
-import functools
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from isample.experiment.data import DATASETS, IMAGEFOLDER
+from isample.experiment.method_params import method_options, option_problems, sections_problems
 from isample.experiment.models import NORMS, check_model_name, check_norm
-from isample.experiment.spec import LrSchedule, RunSpec
-from isample.methods.catalog import CATALOG, entry, rule_problems
+from isample.methods.catalog import CATALOG
 from isample.names import IMPORTANCE, UNIFORM
 
 ALWAYS_RUN = (IMPORTANCE, UNIFORM)  # the notebook's two runs, train_is and train_uniform
@@ -270,89 +269,6 @@ class Params(_Section):
         return [*ALWAYS_RUN, *self.compare.methods]
 
 
-def _lookup(raw: dict, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(raw, dict) or part not in raw:
-            raise KeyError(key)
-        raw = raw[part]
-    return raw
-
-
-@functools.cache
-def _options_model(options_type: type, fields: tuple[str, ...]) -> type[BaseModel]:
-    """A strict pydantic model of the Options fields params.yaml holds (types, unknown and missing keys);
-    the ranges stay the dataclass's own rules, applied when it is built."""
-    types = {field.name: (field.type, ...) for field in dataclasses.fields(options_type) if field.name in fields}
-    config = ConfigDict(strict=True, extra="forbid")
-    return create_model(f"{options_type.__name__}Params", __config__=config, **types)
-
-
-def _option_problems(params: dict, name: str) -> tuple[Any, list[str]]:
-    """The Options of method `name` from the raw params, or the problems with them, each naming its key."""
-    method = entry(name)
-    keys = method.option_keys()
-    values, problems = {}, []
-    for field, key in keys.items():
-        try:
-            values[field] = _lookup(params, key)
-        except KeyError:
-            problems.append(f"{key}: missing")
-    if method.section:  # a section of its own: every key in it must be an option
-        section = (params.get("methods") or {}).get(name) or {}
-        problems += [f"methods.{name}.{key}: unknown parameter" for key in section if key not in keys]
-    if problems:
-        return None, problems
-    try:
-        _options_model(method.options, tuple(keys)).model_validate(values)
-        typed = set()
-    except ValidationError as error:
-        by_field: dict[str, list[dict]] = {}
-        for problem in error.errors():
-            by_field.setdefault(problem["loc"][0], []).append(problem)
-        typed = set(by_field)
-        for field, errors in by_field.items():  # a union ("auto" or a number) fails once per branch
-            problems.append(f"{keys[field]} = {errors[0]['input']!r}: {' or '.join(e['msg'] for e in errors)}")
-    rules = getattr(method.options, "RULES", {})
-    problems += [
-        f"{keys[line.split(' ', 1)[0]]} {line.split(' ', 1)[1]}"
-        for line in rule_problems({f: v for f, v in values.items() if f not in typed}, rules)
-    ]
-    if problems:
-        return None, problems
-    try:
-        return method.options(**values), []  # the values as written, so a rule's message quotes them
-    except ValueError as error:  # a rule of a method registered from outside, without RULES
-        field, _, rest = str(error).partition(" ")
-        return None, [f"{keys.get(field, field)} {rest}"]
-
-
-def method_options(params: "Params | dict", name: str) -> Any:
-    """The Options of selection method `name` from params (ValueError naming the key when they are bad)."""
-    raw = params.model_dump() if isinstance(params, BaseModel) else params
-    options, problems = _option_problems(raw, name)
-    if problems:
-        raise ValueError("; ".join(problems))
-    return options
-
-
-def _sections_problems(raw: dict) -> list[str]:
-    """Keys of `sampler` no method reads, and `methods.<name>` sections of no known method."""
-    claimed = {key for method in CATALOG.values() for key in method.option_keys().values()}
-    problems = [
-        f"sampler.{key}: unknown parameter" for key in raw.get("sampler") or {} if f"sampler.{key}" not in claimed
-    ]
-    known = ", ".join(CATALOG)
-    problems += [
-        f"methods.{name}: unknown selection method; known: {known}"
-        for name in raw.get("methods") or {}
-        if name not in CATALOG
-    ]
-    for name in (raw.get("compare") or {}).get("methods") or []:
-        if name in CATALOG and CATALOG[name].section and name not in (raw.get("methods") or {}):
-            problems.append(f"compare.methods lists {name!r} but params.yaml has no methods.{name} section")
-    return problems
-
-
 def sync_bn_problem(train: TrainConfig, device: str) -> str | None:
     """The sync_bn rule, checked on the configured device and again on the one `auto` resolves to:
     SyncBatchNorm joins several processes' batches (one process: nothing to sync) on GPUs only."""
@@ -420,144 +336,12 @@ def validate(raw: dict | None) -> Params:
         params = Params.model_validate(raw)
     except ValidationError as error:
         problems += [_describe(e) for e in error.errors()]
-    problems += _sections_problems(raw)
+    problems += sections_problems(raw)
     for name in CATALOG:
         if CATALOG[name].section is None or name in (raw.get("methods") or {}):
-            problems += _option_problems(raw, name)[1]
+            problems += option_problems(raw, name)[1]
     if params is not None and not problems:
         problems += _across_problems(params)
     if problems:
         raise ConfigError("\n".join(f"params.yaml: {problem}" for problem in dict.fromkeys(problems)))
     return params
-
-
-# -- what each stage reads, and what shapes a run ----------------------------------------------------
-
-# Keys that decide which runs happen, how they are kept and how fast data is read, not what a run computes.
-TRAIN_OPERATIONAL = (
-    "data.workers",
-    "train.budget",
-    "train.budgets",
-    "train.seeds",
-    "train.checkpoint_every",
-    "train.gpu_wait",
-    "train.eval_batch_size",
-    "train.rdzv_endpoint",
-    "train.rdzv_id",
-)
-TABLES_READ = (
-    "batch_size",
-    "data.name",
-    "data.augment",
-    "data.workers",
-    "train.device",
-    "train.eval_batch_size",
-    "train.amp",
-    "irreducible",
-)
-_TRAINING = ("batch_size", "data.name", "data.augment", "data.workers", "model", "train")
-_TIMED = (
-    "batch_size",
-    "data.name",
-    "data.augment",
-    "data.workers",
-    "model",
-    "train.device",
-    "train.gpu_wait",
-    "train.amp",
-    "train.channels_last",
-    "train.lr",
-    "train.lr_scale",
-    "train.momentum",
-    "train.weight_decay",
-    "timing",
-)
-
-
-def method_keys(name: str) -> list[str]:
-    """The params.yaml keys holding a method's options; a section whose every key it reads counts whole."""
-    method = entry(name)
-    if method.section:
-        return [method.section]
-    claimed = {key for other in CATALOG.values() for key in other.option_keys().values() if key.startswith("sampler.")}
-    keys = list(method.option_keys().values())
-    if claimed <= set(keys):
-        keys = [key for key in keys if not key.startswith("sampler.")] + ["sampler"]
-    return keys
-
-
-def stage_params(stage: str, method: str | None = None) -> list[str]:
-    """The params.yaml keys a stage reads: dvc.yaml's `params:` of it (tests/test_dvc_deps.py checks)."""
-    if stage == "train":
-        return [*_TRAINING, *method_keys(method)]
-    if stage == "timing":  # uniform and upper_bound at every ratio of timing.presamples (not at `presample`)
-        return [*_TIMED, *(key for key in method_keys(IMPORTANCE) if key != "presample")]
-    if stage == "timing_peer":  # uniform beside one other method
-        return [*_TIMED, *method_keys(UNIFORM), *method_keys(method)]
-    if stage == "tables":  # the per-example tables one method reads (rho_loss: the IL models' losses)
-        return [*TABLES_READ]
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-def _flat(nested: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in nested.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def params_values(params: Params, keys: list[str]) -> dict:
-    """The values under `keys` (a section stands for all its keys), flat: "train.lr" -> 0.1."""
-    return {
-        key: value
-        for key, value in _flat(params.model_dump()).items()
-        if any(key == wanted or key.startswith(wanted + ".") for wanted in keys)
-    }
-
-
-def shaping_values(params: Params, method: str) -> dict:
-    """Every params.yaml value that shapes a run of `method` (its run key and its record's parameters):
-    what its training stage reads, less what only picks or keeps runs (TRAIN_OPERATIONAL)."""
-    values = params_values(params, stage_params("train", method))
-    return {key: value for key, value in values.items() if key not in TRAIN_OPERATIONAL}
-
-
-def run_spec(params: Params, method: str, budget: str, seed: int) -> RunSpec:
-    """The specification of one run of `method` for one budget and seed."""
-    train = params.train
-    constant = train.lr_schedule == "constant"
-    shaping = shaping_values(params, method)
-    return RunSpec(
-        method=method,
-        options=method_options(params, method),
-        seed=seed,
-        budget=budget,
-        budget_seconds=parse_duration(budget),
-        lr=LrSchedule(train.lr * train.lr_scale, train.lr_gamma, () if constant else tuple(train.lr_milestones)),
-        momentum=train.momentum,
-        weight_decay=train.weight_decay,
-        batch_size=params.batch_size,
-        model=params.model.name,
-        norm=params.model.norm,
-        augment=params.data.augment,
-        device=train.device,
-        amp=train.amp,
-        channels_last=train.channels_last,
-        sync_bn=train.sync_bn,
-        eval_batch_size=train.eval_batch_size,
-        checkpoint_seconds=train.checkpoint_seconds,
-        dataset=params.data.name,
-        workers=params.data.workers,
-        record_tag=entry(method).record_tag,
-        shaping=tuple(sorted(shaping.items(), key=lambda item: item[0])),
-    )
-
-
-def run_specs(params: Params, method: str) -> list[RunSpec]:
-    """One RunSpec per (budget, seed) pair, budgets shortest first."""
-    return [
-        run_spec(params, method, budget, seed) for budget in params.train.budget_list for seed in params.train.seeds
-    ]

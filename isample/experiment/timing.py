@@ -20,8 +20,9 @@ import torch
 from tqdm import tqdm
 
 from isample import costmodel
-from isample.experiment.config import Params, run_spec
+from isample.experiment.config import Params
 from isample.experiment.data import PreparedData
+from isample.experiment.runs import run_spec
 from isample.experiment.setup import build_setup
 from isample.methods.catalog import CATALOG, UniformOptions, UpperBoundOptions
 from isample.names import IMPORTANCE, MODEL_PHASES, PHASES, UNIFORM  # the `run` column holds the method

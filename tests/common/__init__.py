@@ -114,7 +114,7 @@ def tiny_params(sampler=None, **train):
 
 def tiny_spec(method="uniform", seed=0, sampler=None, **train):
     """The RunSpec of one run of tiny_params."""
-    from isample.experiment.config import run_spec
+    from isample.experiment.runs import run_spec
 
     params = tiny_params(sampler, **train)
     return run_spec(params, method, params.train.budget_list[0], seed)

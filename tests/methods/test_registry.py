@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from isample.experiment.config import ConfigError, run_spec
+from isample.experiment.config import ConfigError
+from isample.experiment.runs import run_spec
 from isample.experiment.train import train_run
 from isample.methods import METHODS, Selection, SelectionMethod, register
 from isample.methods.catalog import check_options, is_number
