@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from isample.examples import stop_workers
 from isample.methods import METHODS, ReuseOptions
 from isample.selector import BatchSelector
 from tests.common import toy_problem, toy_tables
@@ -52,6 +53,7 @@ def test_reuse_through_a_prefetching_loader_is_unbiased():
             plain.append(f[indices].mean())  # (no observe: the table, and so q, stay as set above)
     weighted, plain = torch.stack(weighted), torch.stack(plain)
     error = weighted.std() / len(weighted) ** 0.5
+    stop_workers(loader)
     assert abs(weighted.mean() - f.mean()) < 4 * error
     assert abs(plain.mean() - f.mean()) > 20 * error
 
@@ -81,6 +83,8 @@ def test_every_method_trains_a_model_in_a_plain_loop(method):
             optimizer.step()
             optimizer.zero_grad()
             selector.observe(losses.detach(), logits.detach(), y)
+    stop_workers(loader)
+    selector.close()
     assert full_data_loss() < 0.5 * before, (before, full_data_loss())
 
 

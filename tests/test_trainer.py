@@ -340,7 +340,7 @@ def test_an_unreadable_example_is_one_line_from_the_worker():
     from isample.trainer import Trainer
 
     model, optimizer, x, y = toy_problem(n=100)
-    sampler = Trainer("uniform", model, optimizer, _Listed(x, y, broken=7), None, 100, workers=2)
-    with pytest.raises(OSError) as caught:
-        sampler.step()
+    with Trainer("uniform", model, optimizer, _Listed(x, y, broken=7), None, 100, workers=2) as sampler:
+        with pytest.raises(OSError) as caught:
+            sampler.step()
     assert str(caught.value) == "cannot read example 7"

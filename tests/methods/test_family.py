@@ -108,6 +108,7 @@ def test_loading_ahead_changes_no_example_order_weight_or_augmentation(method):
                 steps.append((it.indices, it.weights, it.plain_loss))
             if epoch == 1:
                 trainer.state_dict()  # as a checkpoint: what was loaded ahead is dropped
+        trainer.close()
         runs.append(steps)
     for (indices, weights, loss), (disk_indices, disk_weights, disk_loss) in zip(*runs, strict=True):
         assert torch.equal(indices, disk_indices) and torch.equal(weights, disk_weights)
