@@ -97,13 +97,26 @@ def lr_activation(is_runs: list[Run]) -> Facts:
     never = all(math.isnan(t) for t in facts.numbers["first_on_seconds"])
     facts.conclusions["activation"] = ("never_on" if never else "switched_on", {})
     facts.tables["distance"] = distance = pd.DataFrame([rule_distance(run) for run in is_runs])
-    best = distance["speedup_peak"].max()
-    if never:
+    best = distance["speedup_peak"].max()  # nan when no run measured a
+    if math.isnan(best):
+        rule = "a_unmeasured"
+    elif never:
         rule = "never_short" if best < 1 else "never_above"
     else:
         rule = "on_distance"
     facts.conclusions["distance"] = (rule, {"best": best, "gap": 1 - best})
     return facts
+
+
+def _seed_distance(words: dict, r) -> str:
+    """One seed's distance from paying, saying what was not measured rather than printing nan."""
+    if math.isnan(r.tau_peak):
+        return words["distance_seed_no_tau"].format(seed=r.seed)
+    if math.isnan(r.speedup_peak) or math.isnan(r.tau_th_at_peak):
+        return words["distance_seed_no_a"].format(seed=r.seed, tau=r.tau_peak)
+    return words["distance_seed"].format(
+        seed=r.seed, tau=r.tau_peak, th=r.tau_th_at_peak, speedup=r.speedup_peak, share=r.paying_share
+    )
 
 
 def section(words: dict, is_runs: list[Run], figures: dict) -> Section:
@@ -136,12 +149,7 @@ def section(words: dict, is_runs: list[Run], figures: dict) -> Section:
         off = "; ".join(", ".join(f"{t:.0f} s" for t in s) or "-" for s in facts.numbers["switched_off_seconds"])
         out += [words["first_on"].format(times=", ".join(times), off=off), ""]
         distance = facts.tables["distance"]
-        details = "; ".join(
-            words["distance_seed"].format(
-                seed=r.seed, tau=r.tau_peak, th=r.tau_th_at_peak, speedup=r.speedup_peak, share=r.paying_share
-            )
-            for r in distance.itertuples()
-        )
+        details = "; ".join(_seed_distance(words, r) for r in distance.itertuples())
         out += [words["conclusion"], ""] + conclude(words, facts, {"details": details}) + [""]
         metrics["activation"] = {
             "first_on_seconds": [None if math.isnan(t) else t for t in first_on],
@@ -185,6 +193,10 @@ TEXT = {
         "never_above": "tau / (1 + a) reached {best:.3f}, above 1, yet IS never switched on: the threshold used was "
         "not 1 + a, or the excess lasted less than the average of tau needs ({details}).",
         "on_distance": "How far IS was from paying, tau / (1 + a) against 1: {details}.",
+        "distance_seed_no_tau": "seed {seed}: no tau recorded",
+        "distance_seed_no_a": "seed {seed}: tau peaked at {tau:.3f}, with no measured a to set it against",
+        "a_unmeasured": "a was not measured, so whether IS would have paid for its presample cannot be told: with "
+        "a fixed threshold (sampler.tau_th set to a number) or timing off, the run prices nothing ({details}).",
     },
     "zh": {
         "s2": "## 2. 学习率与重要性采样的启用（笔记实验 3-5）",
@@ -204,6 +216,10 @@ TEXT = {
         "never_above": "tau / (1 + a) 达到 {best:.3f}，超过 1，但重要性采样从未启用：所用阈值不是 1 + a，或超出的时间"
         "短于 tau 的滑动平均所需（{details}）。",
         "on_distance": "重要性采样离划算有多远，tau / (1 + a) 与 1 相比：{details}。",
+        "distance_seed_no_tau": "种子 {seed}：没有记录 tau",
+        "distance_seed_no_a": "种子 {seed}：tau 峰值 {tau:.3f}，没有测得的 a 可与之比较",
+        "a_unmeasured": "没有测量 a，因此无法判断重要性采样能否抵得上预采样的代价：阈值固定（sampler.tau_th 设为数值）"
+        "或关闭计时时，运行不为其定价（{details}）。",
     },
 }
 RULES = {

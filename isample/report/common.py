@@ -130,6 +130,11 @@ def times_to_target(pairs: Paired, share: float) -> list[tuple[float, float]]:
 
 
 def table(header: list[str], rows: list[list]) -> str:
+    """A markdown table; its header cells must be unique, and every row as wide as the header."""
+    if len({cell.strip() for cell in header}) < len(header):
+        raise ValueError(f"a table's header repeats a cell: {header}")
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"a row of the table headed {header} has another width")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)

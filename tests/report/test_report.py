@@ -225,3 +225,45 @@ def test_how_far_is_was_from_paying_comes_from_the_records_numbers():
     assert activation.lr_activation(frames).conclusions["distance"][0] == "on_distance"
     zh = "\n".join(activation.section(words("zh"), frames, {}).lines)
     assert "tau 峰值 1.300" in zh and "大于 1 的迭代占 17%" in zh
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Every table of a markdown text, as rows of cells (the separator line left out)."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            if not set(line) <= set("|-: "):
+                current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_every_table_of_the_report_has_unique_headers_and_rows_as_wide(language):
+    is_runs, uniform_runs = pairs([0.62, 0.63, 0.61], [0.60, 0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
+    text, _ = report(is_runs, uniform_runs, timing_tables(), language, {})
+    tables = markdown_tables(text)
+    assert len(tables) >= 3  # equal time, the switching rule's, the cost's
+    for header, *rows in tables:
+        assert len(set(header)) == len(header), header
+        assert all(len(row) == len(header) for row in rows), header
+
+
+@pytest.mark.parametrize("missing", [("a", "predicted_speedup"), ("tau", "a", "predicted_speedup"), ("tau_threshold",)])
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize("switched_on", [False, True])
+def test_no_conclusion_rests_on_a_missing_value(missing, language, switched_on):
+    """A fixed tau_th measures no a; a record may lack tau: the report says what is missing, never nan."""
+    import re
+
+    share = (0.0, 0.6, 0.6) if switched_on else (0.0, 0.0, 0.0)
+    is_runs, uniform_runs = pairs([0.62, 0.63], [0.60, 0.61], is_share_by_lr=share)
+    for r in is_runs:
+        r.epochs["a"], r.epochs["predicted_speedup"] = 0.5, r.epochs["tau"] / 1.5
+        for column in missing:
+            r.epochs[column] = np.nan
+    text, _ = report(is_runs, uniform_runs, timing_tables(), language, {})
+    printed = re.compile(r"\bnan\b|\bNone\b")  # how Python prints a missing value (the rules say "NaN")
+    assert not printed.search(text), [line for line in text.splitlines() if printed.search(line)]
