@@ -161,6 +161,29 @@ def resolution_line(words: dict, method: str, row: pd.Series) -> str:
     )
 
 
+def _tables_cost_lines(words: dict, runs: dict[str, list[Run]], order: list[str]) -> list[str]:
+    """What a method's tables cost (rho_loss's IL models) against the budget, for every method that read
+    some; with its charged row, or why there is none (the tables took the whole budget)."""
+    lines = []
+    for arm in (arm for arm in order if not arm.endswith(CHARGED)):
+        seconds = pd.Series([run.tables_seconds for run in runs[arm]]).dropna()
+        charged = pd.Series([run.charged_seconds for run in runs.get(f"{arm}{CHARGED}", [])])
+        if seconds.empty and charged.empty:
+            continue
+        values = {
+            "name": method_name(words, arm),
+            "charged": method_name(words, f"{arm}{CHARGED}"),
+            "seconds": seconds.mean() if len(seconds) else charged.mean(),
+            "budget": pd.Series([run.budget_seconds for run in runs[arm]]).mean(),
+        }
+        if len(charged):
+            rule = "charged_note"
+        else:  # the stage trains no charged run when the tables took the budget or more
+            rule = "no_charged_note" if values["seconds"] >= values["budget"] else "uncharged_note"
+        lines += [words[rule].format(**values), ""]
+    return lines
+
+
 def section(words: dict, runs: dict[str, list[Run]], per_ratio, figures: dict) -> Section:
     facts = compare_methods(runs, per_ratio)
     out = [words["s4"], ""] + missing_lines(words, facts)
@@ -172,9 +195,7 @@ def section(words: dict, runs: dict[str, list[Run]], per_ratio, figures: dict) -
     if not math.isnan(budget):
         out += [words["methods_budget"].format(budget=budget), ""]
     out += [table(words["cols_methods"], _rows(words, table_, order)), "", words["methods_note"], ""]
-    for arm in (arm for arm in order if arm.endswith(CHARGED)):
-        charged = pd.Series([run.charged_seconds for run in runs[arm]])
-        out += [words["charged_note"].format(name=method_name(words, arm), seconds=charged.mean()), ""]
+    out += _tables_cost_lines(words, runs, order)
     out += [words["resolution_title"], ""]
     out += [f"- {resolution_line(words, method, table_.loc[method])}" for method in facts.numbers["ranking"]] + [""]
     out += [words["conclusion"], ""]
@@ -215,9 +236,14 @@ TEXT = {
             "time to 95%",
             "time to 100%",
         ],
-        "charged_note": "{name}: trained for the budget less the {seconds:.0f} s its IL models took (tables@rho_loss), "
-        "what a user training once pays; the amortised row trains for the whole budget, as the authors count "
-        "(the IL models reused over many runs).",
+        "charged_note": "{charged}: trained for the {budget:.0f} s budget less the {seconds:.0f} s its IL models took "
+        "(tables@rho_loss), what a user training once pays; the amortised row trains for the whole budget, as the "
+        "authors count (the IL models reused over many runs).",
+        "no_charged_note": "{name}: its IL models took {seconds:.0f} s (tables@rho_loss), the whole {budget:.0f} s "
+        "budget or more, so charged to it they leave no time to train: there is no charged row, and the row shown "
+        "amortises them, as the authors count (the IL models reused over many runs).",
+        "uncharged_note": "{name}: its IL models took {seconds:.0f} s (tables@rho_loss) of the {budget:.0f} s budget; "
+        "these records hold no charged run, so the row shown amortises them, as the authors count.",
         "methods_note": "a is the method's iteration time minus the training step's, over the training step's (timing "
         "stage; for upper_bound the notebook's a at its presample ratio: the presample's time over the "
         "training step's). Time to X%: training time until the test accuracy, "
@@ -265,8 +291,12 @@ TEXT = {
             "达到 95% 的时间",
             "达到 100% 的时间",
         ],
-        "charged_note": "{name}：训练时间为预算减去其 IL 模型所用的 {seconds:.0f} 秒（tables@rho_loss），即只训练一次的用户"
-        "所付的代价；摊销一行用满整个预算，与作者的计法相同（IL 模型在多次运行中复用）。",
+        "charged_note": "{charged}：训练时间为 {budget:.0f} 秒预算减去其 IL 模型所用的 {seconds:.0f} 秒（tables@rho_loss），"
+        "即只训练一次的用户所付的代价；摊销一行用满整个预算，与作者的计法相同（IL 模型在多次运行中复用）。",
+        "no_charged_note": "{name}：其 IL 模型用了 {seconds:.0f} 秒（tables@rho_loss），达到或超过整个 {budget:.0f} 秒预算，"
+        "计入预算后已无训练时间：因此没有计入一行，所示一行按作者的计法摊销（IL 模型在多次运行中复用）。",
+        "uncharged_note": "{name}：其 IL 模型用了 {budget:.0f} 秒预算中的 {seconds:.0f} 秒（tables@rho_loss）；这些记录中没有"
+        "计入的运行，所示一行按作者的计法摊销。",
         "methods_note": "a 为该方法的迭代时间减去训练步时间，再除以训练步时间（timing 阶段；upper_bound 为其预采样比下笔记中的 a："
         "预采样时间除以训练步时间）。"
         f"达到 X% 的时间：测试精度（最近 {SMOOTHING_EPOCHS} 个 epoch 的平均）首次达到均匀采样最佳平均精度的 X% "

@@ -97,6 +97,11 @@ class Run:
         return float(self.params.get("charged_seconds", "0"))
 
     @property
+    def tables_seconds(self) -> float:
+        """What the tables it read cost (rho_loss's IL models), charged or not; nan for a method reading none."""
+        return float(self.params.get("tables_seconds", "nan"))
+
+    @property
     def budget_seconds(self) -> float:
         """The run's budget, time charged before training included (nan in a record that does not say)."""
         return float(self.params.get("budget_seconds", "nan")) + self.charged_seconds

@@ -139,6 +139,7 @@ def test_the_tables_stage_then_both_rho_loss_arms_train_from_it(tmp_path, monkey
     assert set(runs) == {"rho_loss", "rho_loss_charged"}
     assert runs["rho_loss"].budget_seconds == runs["rho_loss_charged"].budget_seconds == 3.0  # paired with uniform's
     assert float(runs["rho_loss_charged"].params["budget_seconds"]) == 2.0  # what was left to train
+    assert runs["rho_loss"].tables_seconds == runs["rho_loss_charged"].tables_seconds == 1.0  # the report states it
     assert stopped_at_budget(runs["rho_loss_charged"].epochs, 2.0)
 
     save_tables(tmp_path / "results/tables/rho_loss/tables.pt", tables, "another data set", 1.0)

@@ -160,4 +160,24 @@ def test_the_il_charged_arm_is_a_row_of_its_own_costing_as_its_method():
     )
     section = markdown.split("## 4.")[1].split("## 5.")[0]
     assert "| RHO-LOSS (IL time charged) |" in section and "| RHO-LOSS (IL amortised) |" in section
-    assert "the budget less the 40 s its IL models took" in section
+    assert "RHO-LOSS (IL time charged): trained for the 100 s budget less the 40 s its IL models took" in section
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_the_report_states_the_il_cost_and_why_no_charged_row_exists(language):
+    """IL models that took longer than the budget: no charged run was trained; the report says what they
+    cost against the budget and why its charged row is missing."""
+    seeds = range(2)
+    runs = {
+        "uniform": [curve("uniform", s, rising(offset=0.002 * s), seconds=20.0) for s in seeds],
+        "rho_loss": [curve("rho_loss", s, rising(offset=-0.01), seconds=20.0) for s in seeds],
+    }
+    for run in runs["rho_loss"]:
+        run.params["tables_seconds"] = "108.0"
+    markdown, _ = report([], runs["uniform"], timing_tables(), language, {}, peer_runs={"rho_loss": runs["rho_loss"]})
+    section = markdown.split("## 4.")[1].split("## 5.")[0]
+    said = {
+        "en": ("its IL models took 108 s", "the whole 20 s budget", "there is no charged row"),
+        "zh": ("108 秒", "20 秒预算", "没有计入一行"),
+    }
+    assert all(words in section for words in said[language]), section
