@@ -240,12 +240,33 @@ def test_timing_off_reports_no_phases():
     assert sampler.step().phases is None
 
 
+@pytest.mark.parametrize(
+    "module, old_name, new", [("isample.sampler", "Sampler", Trainer), ("isample.loop", "BatchSelector", None)]
+)
+def test_each_old_module_is_a_re_export_that_warns_once(module, old_name, new):
+    import importlib
+    import sys
+    import warnings
+
+    from isample.selector import BatchSelector
+
+    sys.modules.pop(module, None)  # as in a process that has not imported it yet
+    with pytest.warns(DeprecationWarning, match="is now isample"):
+        old = importlib.import_module(module)
+    assert getattr(old, old_name) is (new or BatchSelector)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.import_module(module)  # imported already: no second warning
+
+
 def test_old_names_still_work_and_warn():
     model, optimizer, x, y = toy_problem()
+    import sys
+
+    sys.modules.pop("isample.sampler", None)
     with pytest.warns(DeprecationWarning, match="Trainer"):
         from isample import Sampler
-
-        old = Sampler("uniform", model, optimizer, x, y, 32, seed=3)
+    old = Sampler("uniform", model, optimizer, x, y, 32, seed=3)
     assert isinstance(old, Trainer)
     it = old.step()
     with pytest.warns(DeprecationWarning, match="weighted_loss"):
