@@ -39,13 +39,12 @@ from typing import Any
 import torch
 
 from isample.distributed import Group
-from isample.examples import Closing
 from isample.methods import method_class
-from isample.methods.base import Selection, SelectionMethod, build_context, context_state, load_context_state
+from isample.methods.base import RunsMethod, Selection, SelectionMethod, build_context
 from isample.step import StepResult
 
 
-class BatchSelector(Closing):
+class BatchSelector(RunsMethod):
     """A selection method of `isample.methods.METHODS` as a DataLoader batch sampler (see the module).
 
     method: a name or a SelectionMethod subclass; options: its Options (defaults when None);
@@ -54,7 +53,8 @@ class BatchSelector(Closing):
     share of training done, in [0, 1], for methods that change late (InfoBatch's annealing); group:
     the DDP ranks (torch.distributed's when initialised); autocast_dtype: for the methods' own forwards;
     tables: per-example values by data-set index a method reads (rho_loss: {"irreducible_loss": ...}).
-    Given a dataset, it loads candidates in a thread of its own: `close()` (or `with`) stops it.
+    Given a dataset, it loads candidates in a thread of its own: `close()` (or `with`) stops it. Its
+    `state_dict()` is for a checkpoint taken between epochs (batches handed out but not delivered are not kept).
     """
 
     def __init__(
@@ -131,15 +131,3 @@ class BatchSelector(Closing):
     def metrics(self) -> dict[str, float]:
         """The method's own numbers (tau, a, pruned share, ...), as SelectionMethod.metrics."""
         return self.method.metrics()
-
-    def state_dict(self) -> dict:
-        """For a checkpoint taken between epochs (batches handed out but not delivered are not kept)."""
-        return context_state(self.context) | {"method": self.method.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.method.load_state_dict(state["method"])
-        load_context_state(self.context, state)
-
-    def close(self) -> None:
-        """Stop the thread that loads the method's candidates (idempotent)."""
-        self.context.examples.close()

@@ -15,9 +15,8 @@ from typing import Any
 import torch
 
 from isample.distributed import Group
-from isample.examples import Closing
 from isample.methods import method_class
-from isample.methods.base import SelectionMethod, build_context, context_state, load_context_state
+from isample.methods.base import RunsMethod, SelectionMethod, build_context
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.names import IMPORTANCE, UNIFORM
 from isample.phases import PhaseTimer
@@ -64,7 +63,7 @@ class Iteration:
         return self.metrics.get("a", math.nan)
 
 
-class Trainer(Closing):
+class Trainer(RunsMethod):
     """Trains `model` with the examples a selection method chooses, one iteration per `step()`.
 
     method: a name of `isample.methods.METHODS` or a SelectionMethod subclass; options: its
@@ -164,17 +163,6 @@ class Trainer(Closing):
     @property
     def generator(self) -> torch.Generator:
         return self.examples.generator
-
-    def state_dict(self) -> dict:
-        return context_state(self.context) | {"method": self.method.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.method.load_state_dict(state["method"])
-        load_context_state(self.context, state)
-
-    def close(self) -> None:
-        """Stop the threads and worker processes loading its examples (idempotent)."""
-        self.examples.close()
 
 
 class _TracksTau:

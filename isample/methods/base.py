@@ -17,7 +17,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from isample.distributed import SINGLE, Group, current_group
-from isample.examples import Examples, IndicesOnly, LoadedExamples, Reshuffling
+from isample.examples import Closing, Examples, IndicesOnly, LoadedExamples, Reshuffling
 from isample.methods.catalog import NoOptions
 from isample.names import SCORE_MODES
 from isample.phases import PhaseTimer
@@ -133,6 +133,25 @@ def load_context_state(context: Context, state: dict) -> None:
     context.examples.stream.load_state_dict(state["stream"])
     context.generator.set_state(state["generator"])
     context.shared_generator.set_state(state["shared_generator"])
+
+
+class RunsMethod(Closing):
+    """What `Trainer` and `BatchSelector` share: a method over its context, their checkpoint state (the
+    streams and the method's own) and `close()`, which stops what loads the examples."""
+
+    context: "Context"
+    method: "SelectionMethod"
+
+    def state_dict(self) -> dict:
+        return context_state(self.context) | {"method": self.method.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state["method"])
+        load_context_state(self.context, state)
+
+    def close(self) -> None:
+        """Stop the thread and the DataLoader workers loading its examples, if any (idempotent)."""
+        self.context.examples.close()
 
 
 @dataclass
