@@ -6,6 +6,7 @@ a and the cost model's predictions per ratio from medians; `fit` does the across
 presample time against p, and how the presample forward and the training step move together.
 """
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -116,6 +117,39 @@ def _row(configuration: Configuration, index: int, it: Iteration, total: float, 
     }
 
 
+TURN = 5  # iterations a configuration runs in its turn before the next one's
+
+
+class _Timed:
+    """One configuration's sampler under measurement: its rows, and its model's initial weights to go
+    back to when the model diverges (cost needs no finite model)."""
+
+    def __init__(self, configuration: "Configuration", sampler: Trainer):
+        self.configuration, self.sampler = configuration, sampler
+        self.model, self.optimizer = sampler.train_step.model, sampler.train_step.optimizer
+        self.initial = copy.deepcopy(self.model.state_dict())
+        self.done = self.resets = 0
+        self.rows: list[dict] = []
+
+    def run(self, count: int, warmup: int, limit: int, bar) -> None:
+        """`count` more iterations, a row for each past the warm-up."""
+        for _ in range(count):
+            while True:
+                try:
+                    it, total = _timed_step(self.sampler, self.sampler.context.device)
+                    break
+                except NonFiniteScores:
+                    self.resets += 1
+                    if self.resets > limit:
+                        raise
+                    self.model.load_state_dict(self.initial)
+                    self.optimizer.state.clear()
+            self.done += 1
+            bar.update()
+            if self.done > warmup:
+                self.rows.append(_row(self.configuration, self.done - warmup, it, total, self.resets))
+
+
 def measure(
     make_sampler: Callable[[Configuration], Trainer],
     measured: Sequence[Configuration],
@@ -123,41 +157,30 @@ def measure(
     warmup: int = 3,
     iterations: int = 10,
     progress: bool = True,
+    turn: int = TURN,
 ) -> pd.DataFrame:
     """One row per measured iteration of every configuration: its wall time and the seconds of every
     phase. `make_sampler` builds the sampler a configuration trains with (the timing stage: the
     training set-up itself), with timing on.
 
+    The configurations take turns (round-robin, `turn` iterations each, after `warmup` each), so that
+    drift and other load on the machine spread over all of them instead of landing on a few.
+
     Cost needs no finite model: when the scores of a diverging model (say at lr 1000) stop being
     finite, the model and optimizer go back to their initial state, the iteration is measured
     again, and the row's `diverged_resets` counts how often that happened in its configuration.
     """
-    rows = []
     bar = tqdm(total=len(measured) * (warmup + iterations), desc="timing", disable=not progress)
-    previous_model = initial_weights = None
-    for configuration in measured:
-        with make_sampler(configuration) as sampler:  # its loading thread and workers stop after it
-            model, optimizer = sampler.train_step.model, sampler.train_step.optimizer
-            if model is not previous_model:  # a model several configurations share goes back to where it began
-                previous_model, initial_weights = model, copy.deepcopy(model.state_dict())
-            resets, index = 0, 0
-            bar.set_postfix(run=configuration.name, p=configuration.presample, chunk=configuration.forward_chunk)
-            while index < warmup + iterations:
-                try:
-                    it, total = _timed_step(sampler, sampler.context.device)
-                except NonFiniteScores:
-                    resets += 1
-                    if resets > 10 * (warmup + iterations):
-                        raise
-                    model.load_state_dict(initial_weights)
-                    optimizer.state.clear()
-                    continue
-                index += 1
-                bar.update()
-                if index > warmup:
-                    rows.append(_row(configuration, index - warmup, it, total, resets))
+    limit = 10 * (warmup + iterations)
+    with contextlib.ExitStack() as stack:  # every sampler's loading thread and workers stop at the end
+        timed = [_Timed(configuration, stack.enter_context(make_sampler(configuration))) for configuration in measured]
+        for one in timed:
+            one.run(warmup, warmup, limit, bar)
+        while any(one.done < warmup + iterations for one in timed):
+            for one in timed:
+                one.run(min(turn, warmup + iterations - one.done), warmup, limit, bar)
     bar.close()
-    return pd.DataFrame(rows)
+    return pd.DataFrame([row for one in timed for row in one.rows])  # in the configurations' order
 
 
 def measure_params(params: Params, data: PreparedData, peer: str | None = None, progress: bool = True) -> pd.DataFrame:
@@ -183,6 +206,18 @@ def measure_params(params: Params, data: PreparedData, peer: str | None = None, 
         return build_setup(spec, data, tables=tables, exact_timing=True).sampler
 
     return measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
+
+
+def median_interval(values: pd.Series, level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median of `values` (order statistics: the binomial(n, 1/2)
+    quantiles), at `level`; with too few values for it, their range."""
+    from scipy.stats import binom
+
+    ordered, n = np.sort(np.asarray(values, dtype=float)), len(values)
+    below = int(binom.ppf((1 - level) / 2, n, 0.5))  # the interval is [x_(below), x_(n - below + 1)], 1-based
+    if below < 1:
+        return float(ordered[0]), float(ordered[-1])
+    return float(ordered[below - 1]), float(ordered[n - below])
 
 
 def _iqr(series: pd.Series) -> float:
@@ -238,6 +273,7 @@ def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
                 "iterations": len(group),
                 "measured_seconds": group["total_seconds"].median(),
                 "measured_seconds_iqr": _iqr(group["total_seconds"]),
+                **dict(zip(("measured_seconds_low", "measured_seconds_high"), median_interval(group["total_seconds"]))),
                 "train_step_seconds": train_step_seconds(group).median(),
                 "t": t,
                 "T": big_t,

@@ -78,6 +78,13 @@ def timing_facts(timing: dict[str, pd.DataFrame] | None) -> Facts:
     else:
         strong = correlation >= STRONG_CORRELATION
         facts.conclusions["correlation"] = ("passes_correlated" if strong else "passes_not_correlated", {})
+    train_step = per_ratio["train_step_seconds"]  # the same b-example step in every row: a check of the clock
+    facts.numbers["train_step_spread"] = float((train_step.max() - train_step.min()) / train_step.median())
+    if "measured_seconds_low" in per_ratio:  # records before the timing stage gave the median's interval
+        half = (
+            (per_ratio["measured_seconds_high"] - per_ratio["measured_seconds_low"]) / 2 / per_ratio["measured_seconds"]
+        )
+        facts.numbers["median_interval_worst"] = float(half.max())
     facts.numbers["prediction_error_worst"] = error = float(importance["prediction_error"].abs().max())
     measured = float(importance["prediction_error_measured"].abs().max())
     facts.numbers["prediction_error_measured_worst"] = measured
@@ -124,6 +131,21 @@ def _row(words: dict, r: dict) -> list:
     ]
 
 
+def _precision_line(words: dict, per_ratio: pd.DataFrame, numbers: dict) -> str:
+    """How far the measurement itself can be trusted: the train step's spread across the rows (the same
+    work in each), and the widest interval of a median iteration time."""
+    values = {
+        "low": 1000 * per_ratio["train_step_seconds"].min(),
+        "high": 1000 * per_ratio["train_step_seconds"].max(),
+        "spread": numbers["train_step_spread"],
+        "interval": numbers.get("median_interval_worst", math.nan),
+    }
+    line = words["train_step_spread"].format(**values)
+    if math.isnan(values["interval"]):  # a record from before the stage gave the interval
+        return line
+    return f"{line} {words['median_interval'].format(n=int(per_ratio['iterations'].min()), **values)}"
+
+
 def section(words: dict, timing: dict[str, pd.DataFrame] | None, figures: dict) -> Section:
     facts = timing_facts(timing)
     out = [words["s3"], ""] + missing_lines(words, facts)
@@ -141,6 +163,7 @@ def section(words: dict, timing: dict[str, pd.DataFrame] | None, figures: dict) 
         }
         rows = [_row(words, r) for r in facts.tables["per_ratio"].to_dict("records")]
         out += [table(words["cols_timing"], rows), "", words["model_note"], ""]
+        out += [_precision_line(words, facts.tables["per_ratio"], n), ""]
         if facts.conclusions["fit"][0] != "fit_one_ratio":
             out += [words["fit"].format(**values), ""]
         if not math.isnan(values["corr"]):
@@ -175,6 +198,11 @@ TEXT = {
             "tau_th = 1 + a",
             "non-model share (IQR)",
         ],
+        "train_step_spread": "The train step, the same b-example forward, backward and optimizer step in every "
+        "row, measured {low:.1f}-{high:.1f} ms across the rows: a spread of {spread:.0%} of its median, the "
+        "measurement's own noise.",
+        "median_interval": "Each row's iteration time is a median over {n} or more iterations, the configurations "
+        "measured in turns; its 95% interval is at most ±{interval:.0%} wide.",
         "fit": "Presample time = {slope:.2f} ms x p {intercept:+.2f} ms (R² = {r2:.3f}).",
         "correlation": "Correlation of presample and training-step times across the iterations of a ratio (median "
         "over ratios): r = {corr:.2f}.",
@@ -237,6 +265,9 @@ TEXT = {
             "tau_th = 1 + a",
             "非模型时间占比 (IQR)",
         ],
+        "train_step_spread": "训练步（每行都是同样 b 个样本的前向、反向和优化器步）在各行间测得 {low:.1f}-{high:.1f} ms："
+        "相差其中位数的 {spread:.0%}，即测量本身的噪声。",
+        "median_interval": "每行的迭代时间是至少 {n} 次迭代的中位数，各配置轮流测量；其 95% 区间至多 ±{interval:.0%}。",
         "fit": "预采样时间 = {slope:.2f} ms x p {intercept:+.2f} ms（R² = {r2:.3f}）。",
         "correlation": "同一比例各迭代中预采样与训练步时间的相关系数（各比例的中位数）：r = {corr:.2f}。",
         "model_note": "t 和 T 是训练步中每个样本的前向和反向时间，k = T / t；a 是测得的预采样时间与训练步时间之比"

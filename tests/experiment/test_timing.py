@@ -199,3 +199,37 @@ def test_the_timing_stage_measures_rho_loss_beside_uniform_without_its_tables():
     assert set(per_ratio["run"]) == {UNIFORM, "rho_loss"}
     a = float(per_ratio.loc[per_ratio["run"] == "rho_loss", "a"].iloc[0])
     assert a > 1  # 320 candidates scored per 32 trained: more than one training step's time
+
+
+def test_configurations_take_turns_after_their_warm_up():
+    """Round-robin: each configuration warms up, then they alternate `turn` iterations at a time, so drift
+    or other load lands on all of them alike."""
+    order = []
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    x, y = torch.randn(200, 3, 8, 8), torch.randint(4, (200,))
+
+    def make_sampler(configuration):
+        sampler = Trainer(configuration.run, model, torch.optim.SGD(model.parameters(), lr=0.01), x, y, 16)
+        step = sampler.step
+        sampler.step = lambda: (order.append(configuration.name), step())[1]
+        return sampler
+
+    measured = configurations(UpperBoundOptions(presample_bf16=False), [2], [0])  # uniform, IS off, IS at p = 2
+    rows = measure(make_sampler, measured, warmup=1, iterations=4, turn=2, progress=False)
+    names = [configuration.name for configuration in measured]
+    turns = [name for name in names for _ in range(2)]
+    assert order == names + turns + turns  # warm-ups, then two turns of two
+    assert len(rows) == 3 * 4 and rows.groupby("run", sort=False).size().tolist() == [4, 4, 4]
+
+
+def test_the_median_interval_covers_the_median_95_percent_of_the_time():
+    from isample.experiment.timing import median_interval
+
+    generator = np.random.default_rng(0)
+    true_median = np.log(2)  # of an exponential with rate 1 (skewed, as iteration times are)
+    covered = [
+        low <= true_median <= high
+        for low, high in (median_interval(pd.Series(generator.exponential(size=30))) for _ in range(2000))
+    ]
+    assert 0.93 <= np.mean(covered) <= 0.99  # order statistics: at least 95%, a little more at n = 30
