@@ -46,6 +46,8 @@ def fit_rule(ratios: int, fit: dict, largest_p: float) -> str:
 
 def prediction_rule(error: float, measured_error: float) -> str:
     """Which cost model predicts every measured ratio within PREDICTION_TOLERANCE."""
+    if math.isnan(error) or math.isnan(measured_error):  # a model's predictions are not in the record
+        return "prediction_unknown"
     notebook, measured = error <= PREDICTION_TOLERANCE, measured_error <= PREDICTION_TOLERANCE
     return {
         (True, True): "both_models_fit",
@@ -68,10 +70,13 @@ def timing_facts(timing: dict[str, pd.DataFrame] | None) -> Facts:
     ratios = ", ".join(f"{p:g}" for p in sorted(importance["presample"].unique()))
     facts.conclusions["fit"] = (fit_rule(facts.numbers["ratios"], fit, importance["presample"].max()), {"p": ratios})
     worst = facts.numbers["non_model_share_worst"] = float(importance["non_model_share"].max())
-    facts.conclusions["non_model"] = (
-        "non_model_negligible" if worst <= NON_MODEL_NEGLIGIBLE else "non_model_large",
-        {},
-    )
+    if math.isnan(worst):
+        facts.conclusions["non_model"] = ("non_model_unknown", {})
+    else:
+        facts.conclusions["non_model"] = (
+            "non_model_negligible" if worst <= NON_MODEL_NEGLIGIBLE else "non_model_large",
+            {},
+        )
     correlation = fit.get("presample_train_step_correlation", math.nan)
     if math.isnan(correlation):  # fewer than three iterations per ratio, or no spread in them
         facts.conclusions["correlation"] = ("passes_no_correlation", {})
@@ -120,15 +125,19 @@ def _row(words: dict, r: dict) -> list:
         number(r["a"], 3),
         number(r.get("a_per_p", math.nan), 3),
         number(notebook, 3),
-        f"{r['k']:.2f}",
+        number(r["k"], 2),
         milliseconds(r["predicted_seconds"]),
         percent(r["prediction_error"]),
         milliseconds(r.get("predicted_seconds_measured")),
         percent(r.get("prediction_error_measured")),
         number(r.get("speedup_u", math.nan), 3),
         number(r.get("tau_th", math.nan), 3),
-        f"{r['non_model_share']:.1%} ({r['non_model_share_iqr']:.1%})",
+        _share(r["non_model_share"], r["non_model_share_iqr"]),
     ]
+
+
+def _share(value: float, iqr: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1%} ({iqr:.1%})"
 
 
 def _precision_line(words: dict, per_ratio: pd.DataFrame, numbers: dict) -> str:
@@ -224,6 +233,9 @@ TEXT = {
         "'timing.presamples=[2,3,5,7]'`.",
         "non_model_negligible": "Non-model time is at most {worst:.1%} of an IS iteration at every ratio: it can be "
         "ignored (notebook, experiment 7).",
+        "non_model_unknown": "The record holds no non-model share, so whether non-model time matters cannot be told.",
+        "prediction_unknown": "The record holds no prediction error for one of the cost models, so neither can be "
+        "said to fit.",
         "non_model_large": "Non-model time reaches {worst:.1%} of an IS iteration: it is not negligible (notebook, "
         "experiment 6).",
         "passes_correlated": "The presample forward and training-step times move together (r = {corr:.2f}).",
@@ -283,6 +295,8 @@ TEXT = {
         "`dvc exp run -S 'timing.presamples=[2,3,5,7]'`。",
         "non_model_negligible": "在每个比例下，非模型时间最多占重要性采样迭代的 {worst:.1%}：可以忽略（笔记实验 7）。",
         "non_model_large": "非模型时间最多占重要性采样迭代的 {worst:.1%}：不可忽略（笔记实验 6）。",
+        "non_model_unknown": "记录中没有非模型时间占比，无法判断非模型时间是否重要。",
+        "prediction_unknown": "记录中缺少某个代价模型的预测误差，因此无法说哪个模型符合。",
         "passes_correlated": "预采样前向与训练步时间同步变化（r = {corr:.2f}）。",
         "passes_not_correlated": "预采样前向与训练步时间没有强相关（r = {corr:.2f}）。",
         "passes_no_correlation": "每个比例测得的迭代太少，无法计算预采样与训练步时间的相关性：请增加 `timing.iterations`。",

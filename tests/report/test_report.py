@@ -267,3 +267,19 @@ def test_no_conclusion_rests_on_a_missing_value(missing, language, switched_on):
     text, _ = report(is_runs, uniform_runs, timing_tables(), language, {})
     printed = re.compile(r"\bnan\b|\bNone\b")  # how Python prints a missing value (the rules say "NaN")
     assert not printed.search(text), [line for line in text.splitlines() if printed.search(line)]
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["a", "a_per_p", "prediction_error", "prediction_error_measured", "presample_seconds", "non_model_share", "k"],
+)
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_no_cost_conclusion_rests_on_a_missing_timing_value(column, language):
+    """Section 3's rules with one of the timing record's inputs missing in every row: no nan or None."""
+    import re
+
+    timing = timing_tables()
+    timing["per_ratio"][column] = np.nan
+    text, _ = report(*pairs([0.62, 0.63], [0.60, 0.61]), timing, language, {})
+    printed = re.compile(r"\bnan\b|\bNone\b")
+    assert not printed.search(text), [line for line in text.splitlines() if printed.search(line)]
