@@ -134,8 +134,7 @@ def main(params: Params, method: str) -> None:
             ) from None
         if not group.is_local_main:
             continue
-        if charged:  # what its tables cost, charged to this run or not (the report states it)
-            run.params["tables_seconds"] = f"{charged}"
+        run.params.update({"tables_seconds": f"{charged}"} if charged else {})  # what its tables cost: reported
         write_run(staging / spec.record_name, run)
         if spec is plain[len(plain) - len(params.train.seeds)]:  # dvc plots: the longest budget's first seed
             run.epochs[list(CURVE_COLUMNS)].to_csv(staging / "curve.csv", index=False)
