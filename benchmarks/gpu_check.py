@@ -39,7 +39,8 @@ from isample.experiment.config import ConfigError, validate
 from isample.experiment.data import BatchTransform, DataError, load_dataset, subset
 from isample.experiment.runs import run_spec
 from isample.experiment.setup import build_setup, resolve_device
-from isample.experiment.timing import IMPORTANCE, UNIFORM, measure_params, summarize
+from isample.experiment.timing import IMPORTANCE, UNIFORM, measure_params
+from isample.experiment.timing_summary import summarize
 from isample.experiment.train import train_run
 from isample.step import autocast
 

@@ -12,7 +12,8 @@ import torch
 
 from isample.experiment.data import BatchTransform, PreparedData
 from isample.experiment.models import build_model
-from isample.experiment.timing import IMPORTANCE, configurations, measure, summarize
+from isample.experiment.timing import IMPORTANCE, configurations, measure
+from isample.experiment.timing_summary import summarize
 from isample.methods.catalog import UpperBoundOptions
 from isample.trainer import Trainer
 

@@ -15,7 +15,8 @@ from isample.experiment.config import ConfigError, Params
 from isample.experiment.prepared import load_prepared
 from isample.experiment.runs import params_values, stage_params
 from isample.experiment.setup import resolve_device
-from isample.experiment.timing import IMPORTANCE, UNIFORM, fit, measure_params, summarize
+from isample.experiment.timing import IMPORTANCE, UNIFORM, measure_params
+from isample.experiment.timing_summary import fit, summarize
 from isample.methods.catalog import CATALOG
 from isample.report.records import params_frame, timing_path, write_workbook
 from stages.common import RESULTS_DIR, prepared_path, replace_directory, run_stage

@@ -1,9 +1,7 @@
-"""Where an IS iteration spends its time (notebook experiments 6-8), and the cost model against it.
-
-`measure` times real sampler iterations per presample ratio with IS forced on, uniform SGD for
-reference, and any other selection method of the family as it runs; `summarize` derives t, T, k,
-a and the cost model's predictions per ratio from medians; `fit` does the across-ratio checks:
-presample time against p, and how the presample forward and the training step move together.
+"""Where an IS iteration spends its time (notebook experiments 6-8): `measure` times real sampler
+iterations per presample ratio with IS forced on, uniform SGD for reference, and any other selection
+method of the family as it runs, the configurations taking turns. What the measurements say (t, T,
+k, a, the cost models) is `isample.experiment.timing_summary`.
 """
 
 import contextlib
@@ -15,19 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-from isample import costmodel
 from isample.experiment.config import Params
 from isample.experiment.data import PreparedData
 from isample.experiment.runs import run_spec
 from isample.experiment.setup import build_setup
 from isample.methods.catalog import CATALOG, UniformOptions, UpperBoundOptions
 from isample.names import IMPORTANCE, MODEL_PHASES, PHASES, UNIFORM  # the `run` column holds the method
-from isample.report.records import presample_seconds, train_step_seconds
 from isample.sampling import NonFiniteScores
 from isample.trainer import Iteration, Trainer
 
@@ -206,164 +201,3 @@ def measure_params(params: Params, data: PreparedData, peer: str | None = None, 
         return build_setup(spec, data, tables=tables, exact_timing=True).sampler
 
     return measure(make_sampler, measured, warmup=timing.warmup, iterations=timing.iterations, progress=progress)
-
-
-def median_interval(values: pd.Series, level: float = 0.95) -> tuple[float, float]:
-    """A distribution-free interval for the median of `values` (order statistics: the binomial(n, 1/2)
-    quantiles), at `level`; with too few values for it, their range."""
-    from scipy.stats import binom
-
-    ordered, n = np.sort(np.asarray(values, dtype=float)), len(values)
-    below = int(binom.ppf((1 - level) / 2, n, 0.5))  # the interval is [x_(below), x_(n - below + 1)], 1-based
-    if below < 1:
-        return float(ordered[0]), float(ordered[-1])
-    return float(ordered[below - 1]), float(ordered[n - below])
-
-
-def _iqr(series: pd.Series) -> float:
-    return float(series.quantile(0.75) - series.quantile(0.25))
-
-
-def _cost(run: str, presample: float, group: pd.DataFrame, batch_size: int, t: float, k: float) -> dict:
-    """a and the notebook model's prediction: upper_bound's from its presample, any other method's
-    from its whole iteration (selection and bookkeeping alike) over the training step."""
-    train_step, measured = train_step_seconds(group).median(), group["total_seconds"].median()
-    if run != IMPORTANCE:
-        predicted = (1 + k) * batch_size * t  # uniform SGD: b (t + T)
-        return {
-            "a": (measured - train_step) / train_step,
-            "predicted_seconds": predicted,
-            "prediction_error": predicted / measured - 1,
-        }
-    presample_time = presample_seconds(group).median()
-    a = presample_time / train_step
-    predicted = costmodel.iteration_time(presample, k, batch_size, t)
-    examples = round(presample * batch_size)
-    return {
-        "presample_seconds": presample_time,
-        "a": a,
-        "a_per_p": a / presample,
-        "a_predicted": costmodel.ratio_from_k(presample, k),
-        "predicted_seconds": predicted,
-        "prediction_error": predicted / measured - 1,
-        "speedup_u": costmodel.speedup_vs_full_batch(presample, k),
-        "tau_th": costmodel.tau_threshold(a),
-        "t_p": group["time_presample_forward"].median() / examples,
-        "t_s": group["time_scoring"].median() / examples,
-        "t_l": group["time_data_loading"].median() / examples,  # loading one example (0 in memory)
-    }
-
-
-def summarize(iterations: pd.DataFrame, batch_size: int) -> pd.DataFrame:
-    """Per configuration, from medians over iterations: t, T, k, a and the cost model's predictions.
-
-    t and T are the training step's own forward and backward times per example (k = T / t); a is
-    the measured presample time over the training-step time; the predictions use p, k, b and t.
-    """
-    rows = []
-    groups = iterations.groupby(["run", "presample", "forward_chunk"], sort=False, dropna=False)
-    for (run, presample, chunk), group in groups:
-        t = group["time_train_forward"].median() / batch_size
-        big_t = group["time_backward"].median() / batch_size
-        rows.append(
-            {
-                "run": run,
-                "presample": presample,
-                "forward_chunk": chunk,
-                "iterations": len(group),
-                "measured_seconds": group["total_seconds"].median(),
-                "measured_seconds_iqr": _iqr(group["total_seconds"]),
-                **dict(zip(("measured_seconds_low", "measured_seconds_high"), median_interval(group["total_seconds"]))),
-                "train_step_seconds": train_step_seconds(group).median(),
-                "t": t,
-                "T": big_t,
-                "k": big_t / t,
-                "non_model_share": group["non_model_share"].median(),
-                "non_model_share_iqr": _iqr(group["non_model_share"]),
-                "non_model_share_max": group["non_model_share"].max(),
-                "diverged_resets": int(group["diverged_resets"].max()) if "diverged_resets" in group else 0,
-                **{f"time_{name}": group[f"time_{name}"].median() for name in PHASES},
-                **_cost(run, presample, group, batch_size, t, big_t / t),
-                "non_model_seconds": group["non_model_seconds"].median() if "non_model_seconds" in group else math.nan,
-            }
-        )
-    return _predict_from_measured_rates(pd.DataFrame(rows), batch_size)
-
-
-def _predict_from_measured_rates(per_ratio: pd.DataFrame, batch_size: int) -> pd.DataFrame:
-    """The measured cost model's prediction of every configuration from rates pooled over all of them:
-    t_p, t_s and t_l (presample forward, bound and loading per example: medians over the IS
-    configurations), and t, T, the optimizer step and the non-model time of the uniform iteration. Each
-    ratio is thus predicted, not read back from its own times."""
-    uniform = per_ratio[per_ratio["run"] == UNIFORM]
-    importance = per_ratio["run"] == IMPORTANCE
-    if uniform.empty:
-        return per_ratio
-    base = uniform.iloc[0]
-    t_p = float(per_ratio.loc[importance, "t_p"].median()) if importance.any() else 0.0
-    t_s = float(per_ratio.loc[importance, "t_s"].median()) if importance.any() else 0.0
-    t_l = float(per_ratio.loc[importance, "t_l"].median()) if importance.any() else 0.0
-    p = per_ratio["presample"].where(importance, 0.0)
-    per_ratio["predicted_seconds_measured"] = [
-        costmodel.measured_iteration_time(
-            ratio,
-            batch_size,
-            t_p,
-            t_s,
-            base["t"],
-            base["T"],
-            base["time_optimizer_step"],
-            base["non_model_seconds"],
-            t_l,
-        )
-        for ratio in p
-    ]
-    per_ratio["prediction_error_measured"] = per_ratio["predicted_seconds_measured"] / per_ratio["measured_seconds"] - 1
-    per_ratio.loc[importance, "a_measured_model"] = [
-        costmodel.measured_ratio(ratio, t_p, t_s, base["t"], base["T"], t_l) for ratio in p[importance]
-    ]
-    return per_ratio
-
-
-def least_squares(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
-    """slope, intercept and R^2 of the line y = slope * x + intercept."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2 or np.ptp(x) == 0:
-        return math.nan, math.nan, math.nan
-    slope, intercept = np.polyfit(x, y, 1)
-    residual = y - (slope * x + intercept)
-    total = ((y - y.mean()) ** 2).sum()
-    r2 = 1 - (residual**2).sum() / total if total > 0 else 1.0
-    return float(slope), float(intercept), float(r2)
-
-
-def fit(iterations: pd.DataFrame, per_ratio: pd.DataFrame) -> pd.DataFrame:
-    """Across ratios: presample time against p (exp. 8), presample forward against training step
-    per iteration (exp. 7), and the non-model share (exp. 6 and 7)."""
-    importance = per_ratio[per_ratio["run"] == IMPORTANCE]
-    # One chunk size per ratio for the line: the first configured one.
-    line = importance[importance["forward_chunk"] == importance["forward_chunk"].iloc[0]]
-    slope, intercept, r2 = least_squares(line["presample"], line["presample_seconds"])
-    # Within each ratio, so that p itself does not drive the correlation (exp. 7: shared load).
-    correlations = []
-    for _, group in iterations[iterations["run"] == IMPORTANCE].groupby(["presample", "forward_chunk"]):
-        presample, train_step = presample_seconds(group), train_step_seconds(group)
-        if len(group) > 2 and presample.std() > 0 and train_step.std() > 0:
-            correlations.append(float(np.corrcoef(presample, train_step)[0, 1]))
-    correlation = float(np.median(correlations)) if correlations else math.nan
-    values = {
-        "presample_slope_seconds_per_p": slope,
-        "presample_intercept_seconds": intercept,
-        "presample_r2": r2,
-        "train_step_seconds_median": float(line["train_step_seconds"].median()),
-        "slope_over_train_step": slope / float(line["train_step_seconds"].median()),
-        "a_per_p_mean": float(importance["a_per_p"].mean()),
-        "presample_train_step_correlation": correlation,  # median over ratios
-        "non_model_share_median": float(per_ratio["non_model_share"].median()),
-        "non_model_share_worst_ratio": float(importance["non_model_share"].max()),
-        "prediction_error_worst": float(importance["prediction_error"].abs().max()),
-        "prediction_error_measured_worst": float(importance["prediction_error_measured"].abs().max())
-        if "prediction_error_measured" in importance
-        else math.nan,
-    }
-    return pd.DataFrame({"metric": list(values), "value": list(values.values())})

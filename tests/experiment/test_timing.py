@@ -4,16 +4,8 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.experiment.timing import (
-    IMPORTANCE,
-    IMPORTANCE_OFF,
-    UNIFORM,
-    configurations,
-    fit,
-    least_squares,
-    measure,
-    summarize,
-)
+from isample.experiment.timing import IMPORTANCE, IMPORTANCE_OFF, UNIFORM, configurations, measure
+from isample.experiment.timing_summary import fit, least_squares, summarize
 from isample.methods.catalog import UpperBoundOptions
 from isample.methods.upper_bound import TAU_EVERY
 from isample.phases import PHASES
@@ -224,7 +216,7 @@ def test_configurations_take_turns_after_their_warm_up():
 
 
 def test_the_median_interval_covers_the_median_95_percent_of_the_time():
-    from isample.experiment.timing import median_interval
+    from isample.experiment.timing_summary import median_interval
 
     generator = np.random.default_rng(0)
     true_median = np.log(2)  # of an exponential with rate 1 (skewed, as iteration times are)
