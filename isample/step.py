@@ -7,6 +7,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from isample.phases import PhaseTimer
+from isample.pricing import Work
 from isample.scores import per_example_loss
 
 
@@ -43,7 +44,8 @@ def running_statistics_frozen(model: torch.nn.Module):
 
 
 class TrainStep:
-    """Trains on b examples with per-example loss weights (None: all 1), timing each phase."""
+    """Trains on b examples with per-example loss weights (None: all 1), timing each phase and counting
+    its work (`isample.pricing`) in `work`."""
 
     def __init__(
         self,
@@ -51,8 +53,10 @@ class TrainStep:
         optimizer: torch.optim.Optimizer,
         timer: PhaseTimer,
         autocast_dtype: torch.dtype | None = None,
+        work: Work | None = None,
     ):
         self.model = model
+        self.work = work if work is not None else Work()
         self.optimizer = optimizer
         self.timer = timer
         self.device = next(model.parameters()).device
@@ -72,6 +76,7 @@ class TrainStep:
             loss.backward()
         with timer.phase("optimizer_step"):
             self.optimizer.step()
+        self.work.train_step(len(y))
         logits = logits.detach()
         hits = logits.argmax(dim=1) == y
         if weights is None:

@@ -20,6 +20,7 @@ from isample.methods.base import RunsMethod, SelectionMethod, build_context
 from isample.methods.catalog import UniformOptions, UpperBoundOptions
 from isample.names import IMPORTANCE, UNIFORM
 from isample.phases import PhaseTimer
+from isample.pricing import Prices, Work
 from isample.step import TrainStep
 
 
@@ -38,6 +39,8 @@ class Iteration:
     # Seconds per phase, None when timing is off; on CUDA without exact timing, those of the iteration
     # `PhaseTimer.lag` steps back (zeros before it), so that no step waits for the device.
     phases: dict[str, float] | None
+    # What it did (`isample.pricing`): examples through forwards and backwards, scored, iterations.
+    work: Work | None = None
 
     @property
     def loss(self) -> torch.Tensor:
@@ -81,6 +84,8 @@ class Trainer(RunsMethod):
     timing: time every phase (`isample.phases`); on CUDA without `exact_timing`, with events read a
     few iterations later (no synchronisation: `Iteration.phases` is then an earlier iteration's), with
     it by synchronising the device at every phase edge (what the timing stage measures).
+    prices: a priced clock's (`isample.pricing`): a method that weighs its own cost (IS's tau_th = 1 + a)
+    takes it from them instead of measured times. Every iteration counts its work (`Iteration.work`).
     Read from disk, it holds a loading thread and `workers` processes: `close()` (or `with Trainer(...)
     as trainer:`) stops them.
     """
@@ -106,6 +111,7 @@ class Trainer(RunsMethod):
         group: Group | None = None,
         progress: Callable[[], float] | None = None,
         tables: dict[str, torch.Tensor] | None = None,
+        prices: Prices | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -129,11 +135,12 @@ class Trainer(RunsMethod):
             autocast_dtype=autocast_dtype,
             progress=progress,
             tables=tables,
+            prices=prices,
         )
         self.examples = self.context.examples
         method_type = method_class(method) if isinstance(method, str) else method
         self.method = method_type(self.context, options)
-        self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype)
+        self.train_step = TrainStep(model, optimizer, self.timer, autocast_dtype, self.context.work)
         self.batch_size = batch_size
 
     def start_epoch(self) -> int:
@@ -143,6 +150,7 @@ class Trainer(RunsMethod):
     def step(self) -> Iteration:
         timer = self.timer
         timer.reset()
+        self.context.work.reset()
         selection = self.method.select()
         result = self.train_step(selection.inputs, selection.targets, selection.weights)
         self.method.observe(selection, result)
@@ -157,6 +165,7 @@ class Trainer(RunsMethod):
             correct=result.correct,
             accuracy_weighted=result.accuracy_weighted,
             phases=timer.snapshot(),
+            work=self.context.work.copy(),
         )
         return iteration
 

@@ -7,6 +7,7 @@ import argparse
 import shutil
 import sys
 
+import pandas as pd
 import torch
 from dvclive import Live
 
@@ -16,7 +17,7 @@ from isample.experiment.prepared import load_prepared
 from isample.experiment.runs import params_values, stage_params
 from isample.experiment.setup import resolve_device
 from isample.experiment.timing import IMPORTANCE, UNIFORM, measure_params
-from isample.experiment.timing_summary import fit, summarize
+from isample.experiment.timing_summary import fit, machine_prices, summarize
 from isample.methods.catalog import CATALOG
 from isample.report.records import params_frame, timing_path, write_workbook
 from stages.common import RESULTS_DIR, prepared_path, replace_directory, run_stage
@@ -69,9 +70,14 @@ def main(params: Params, peer: str | None = None) -> None:
     sheets = {"iterations": iterations, "per_ratio": per_ratio, "params": params_frame(info)}
     if peer is None:
         sheets["fit"] = fitted = fit(iterations, per_ratio)
+        prices = machine_prices(per_ratio, params.batch_size)
+        sheets["prices"] = pd.DataFrame({"price": list(prices), "seconds": list(prices.values())})
         _write_live(fitted)
     write_workbook(timing_path(RESULTS_DIR, peer), sheets)
     print(per_ratio[[column for column in SHOWN if column in per_ratio]].to_string(index=False, float_format="%.3f"))
+    if peer is None:  # in the form params.yaml takes, to price runs as this machine runs them
+        print("this machine's prices (params.yaml, train.prices):")
+        print("\n".join(f"    {name}: {seconds:.3g}" for name, seconds in prices.items()))
 
 
 if __name__ == "__main__":

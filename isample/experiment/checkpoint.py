@@ -40,10 +40,13 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
 
 @dataclass
 class Progress:
-    """Where a run stands: its epoch rows so far, its training seconds, and how it ended (if it did)."""
+    """Where a run stands: its epoch rows so far, its training seconds (on the clock the budget counts,
+    and on both clocks), and how it ended (if it did)."""
 
     rows: list[dict] = field(default_factory=list)
     elapsed: float = 0.0
+    wall: float = 0.0
+    priced: float = 0.0
     status: str | None = None  # None while it may go on; "completed" or "diverged at ..." once ended
     # The epoch a stop request interrupted: its totals so far, iterations done and length (else None).
     epoch_in_progress: dict | None = None
@@ -80,6 +83,8 @@ class Checkpoints:
             "torch_rng": torch.get_rng_state(),
             "rows": progress.rows,
             "elapsed": progress.elapsed,
+            "wall": progress.wall,
+            "priced": progress.priced,
             "status": progress.status or "",
             "epoch_in_progress": progress.epoch_in_progress or {},
         }
@@ -113,4 +118,5 @@ class Checkpoints:
         setup.sampler.load_state_dict(own["sampler"])
         setup.augment.set_state(own["augment_generator"])
         in_progress = state.get("epoch_in_progress") or None
-        return Progress(list(state["rows"]), float(state["elapsed"]), state.get("status") or None, in_progress)
+        clocks = float(state.get("wall", state["elapsed"])), float(state.get("priced", 0.0))
+        return Progress(list(state["rows"]), float(state["elapsed"]), *clocks, state.get("status") or None, in_progress)

@@ -55,6 +55,7 @@ class DataConfig(_Section):
     workers: int = Field(ge=0)  # imagefolder: DataLoader worker processes reading the images
     train_subset: int = Field(ge=0)
     test_subset: int = Field(ge=0)
+    train_eval_subset: int = Field(ge=0)  # training examples evaluated after every epoch, 0 = all
     augment: bool
 
     @model_validator(mode="after")
@@ -82,6 +83,24 @@ class ModelConfig(_Section):
         return self
 
 
+class PricesConfig(_Section):
+    """The priced clock's seconds (`isample.pricing.Prices`), and IS's presample priced by them or stated."""
+
+    forward: float = Field(gt=0)  # per example, training forward
+    backward: float = Field(gt=0)  # per example
+    iteration: float = Field(gt=0)  # per iteration: the optimizer step and the loop around it
+    score: float = Field(gt=0)  # per example scored without gradients (presample, candidates)
+    presample_a: Any  # IS's presample of B: "from_prices" (B x score), or a number a of training steps
+
+    @field_validator("presample_a")
+    @classmethod
+    def _share(cls, value):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value != "from_prices" and not (number and value >= 0):
+            raise ValueError("must be 'from_prices' or a share of a training step >= 0 (0: a free presample)")
+        return value
+
+
 class TrainConfig(_Section):
     # One budget, or a list of them (a budget sweep); exactly one of the two keys is given.
     budget: str | None = None
@@ -105,6 +124,8 @@ class TrainConfig(_Section):
     nodes: int = Field(ge=1)  # machines one run is spread over, `processes` each (torchrun's --nnodes)
     rdzv_endpoint: str  # host:port of the c10d rendezvous every node joins (nodes > 1); '' with one node
     rdzv_id: str = Field(min_length=1)  # the run's rendezvous id, alike on every node
+    clock: Literal["wall", "priced"]  # what the budget counts: wall-clock seconds or the price of the work done
+    prices: PricesConfig
 
     @field_validator("rdzv_endpoint")
     @classmethod

@@ -16,7 +16,7 @@ class EpochTotals:
         self.plain_loss = torch.zeros((), device=device)
         self.accuracy_weighted = torch.zeros((), device=device)
         self.correct = torch.zeros((), device=device, dtype=torch.int64)
-        self.iterations = self.scored = 0
+        self.iterations = self.scored = self.examples_scored = 0
         self.phases = dict.fromkeys(PHASES, 0.0)
         self.metric_sums: dict[str, float] = {}
         self.metric_counts: dict[str, int] = {}
@@ -28,6 +28,7 @@ class EpochTotals:
         self.correct += it.correct
         self.iterations += 1
         self.scored += it.by_score
+        self.examples_scored += it.work.scored if it.work else 0
         self.add_phases(it.phases)
         for name, value in it.metrics.items():  # a metric the method cannot tell yet (nan) is left out
             finite = math.isfinite(value)
@@ -41,7 +42,7 @@ class EpochTotals:
     def state_dict(self) -> dict:
         """The sums so far (for a checkpoint taken mid-epoch): tensors and plain numbers only."""
         tensors = {name: getattr(self, name).cpu() for name in ("loss", "plain_loss", "accuracy_weighted", "correct")}
-        counts = {"iterations": self.iterations, "scored": self.scored}
+        counts = {"iterations": self.iterations, "scored": self.scored, "examples_scored": self.examples_scored}
         return {
             **tensors,
             **counts,
@@ -55,7 +56,11 @@ class EpochTotals:
         totals = cls(device)
         for name in ("loss", "plain_loss", "accuracy_weighted", "correct"):
             setattr(totals, name, state[name].to(device))
-        totals.iterations, totals.scored = state["iterations"], state["scored"]
+        totals.iterations, totals.scored, totals.examples_scored = (
+            state["iterations"],
+            state["scored"],
+            state["examples_scored"],
+        )
         totals.phases, totals.metric_sums, totals.metric_counts = state["phases"], state["sums"], state["counts"]
         return totals
 
@@ -70,7 +75,7 @@ class EpochTotals:
         loss, plain_loss, accuracy_weighted = group.mean(
             [self.loss.item(), self.plain_loss.item(), self.accuracy_weighted.item()]
         )
-        correct = group.total([float(self.correct.item())])[0]
+        correct, examples_scored = group.total([float(self.correct.item()), float(self.examples_scored)])
         metrics = {
             name: total / self.metric_counts[name] if self.metric_counts[name] else math.nan
             for name, total in self.metric_sums.items()
@@ -82,6 +87,7 @@ class EpochTotals:
             "train_loss_weighted": loss / n,
             "train_accuracy_weighted": accuracy_weighted / n,
             "scored_share": self.scored / n,
+            "examples_scored": examples_scored,  # through a forward without gradients, to choose (all ranks)
             **{f"time_{name}": seconds for name, seconds in self.phases.items()},
             **metrics,
         }

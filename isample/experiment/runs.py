@@ -6,6 +6,7 @@ from isample.experiment.method_params import method_options
 from isample.experiment.spec import LrSchedule, RunSpec
 from isample.methods.catalog import CATALOG, entry
 from isample.names import IMPORTANCE, UNIFORM
+from isample.pricing import Prices
 
 # Keys that decide which runs happen, how they are kept and how fast data is read, not what a run computes.
 TRAIN_OPERATIONAL = (
@@ -29,7 +30,7 @@ TABLES_READ = (
     "train.amp",
     "irreducible",
 )
-_TRAINING = ("batch_size", "data.name", "data.augment", "data.workers", "model", "train")
+_TRAINING = ("batch_size", "data.name", "data.augment", "data.workers", "data.train_eval_subset", "model", "train")
 _TIMED = (
     "batch_size",
     "data.name",
@@ -99,6 +100,17 @@ def shaping_values(params: Params, method: str) -> dict:
     return {key: value for key, value in values.items() if key not in TRAIN_OPERATIONAL}
 
 
+def run_prices(params: Params, method: str) -> Prices:
+    """The priced clock's prices for a run of `method`: train.prices, with IS's score price set so that its
+    presample of B costs train.prices.presample_a training steps when that is stated."""
+    stated = params.train.prices
+    prices = Prices(stated.forward, stated.backward, stated.iteration, stated.score)
+    if method != IMPORTANCE or stated.presample_a == "from_prices":
+        return prices
+    presample = round(method_options(params, IMPORTANCE).presample * params.batch_size)
+    return prices.with_presample_share(float(stated.presample_a), presample, params.batch_size)
+
+
 def run_spec(params: Params, method: str, budget: str, seed: int) -> RunSpec:
     """The specification of one run of `method` for one budget and seed."""
     train = params.train
@@ -127,6 +139,9 @@ def run_spec(params: Params, method: str, budget: str, seed: int) -> RunSpec:
         workers=params.data.workers,
         record_tag=entry(method).record_tag,
         shaping=tuple(sorted(shaping.items(), key=lambda item: item[0])),
+        clock=train.clock,
+        prices=run_prices(params, method),
+        train_set_examples=params.data.train_eval_subset,
     )
 
 

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Subset
 from isample.distributed import SINGLE, Group
 from isample.examples import Closing, stop_workers
 from isample.experiment.config import ConfigError
-from isample.experiment.data import BatchTransform, PreparedData
+from isample.experiment.data import BatchTransform, PreparedData, stratified_subset
 from isample.experiment.models import build_model
 from isample.experiment.spec import RunSpec
 from isample.seeds import derive_seed
@@ -83,10 +83,11 @@ class TrainingSetup(Closing):
     augment: torch.Generator  # the training transform's draws (checkpointed with the sampler's)
     curve: EvalSet  # the test examples evaluated after every epoch
     test: EvalSet  # the whole test set, for the final accuracy
+    train_set: EvalSet  # the training examples evaluated after every epoch (eval mode, not augmented)
 
     def close(self) -> None:
         """Stop every loading thread and DataLoader worker the run started (idempotent)."""
-        for holder in (self.sampler, self.curve, self.test):
+        for holder in (self.sampler, self.curve, self.test, self.train_set):
             holder.close()
 
 
@@ -165,8 +166,13 @@ def build_setup(
         group=group,
         progress=progress,
         tables=tables,
+        prices=spec.prices if spec.clock == "priced" else None,
     )
     test_transform = BatchTransform(data.mean, data.std, False, spec.channels_last)
     curve = EvalSet(data, data.curve_test, test_transform, spec, device)
     test = EvalSet(data, torch.arange(data.test_size), test_transform, spec, device)
-    return TrainingSetup(device, autocast_dtype, model, optimizer, sampler, augment, curve, test)
+    # The same class-stratified examples for every method and seed.
+    train_set = EvalSet(
+        data, stratified_subset(data.train_y, spec.train_set_examples), test_transform, spec, device, split="train"
+    )
+    return TrainingSetup(device, autocast_dtype, model, optimizer, sampler, augment, curve, test, train_set)

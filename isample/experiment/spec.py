@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from isample.pricing import Prices
+
 
 @dataclass(frozen=True)
 class LrSchedule:
@@ -49,6 +51,9 @@ class RunSpec:
     # Of the budget, the seconds spent before training (rho_loss's IL models, charged to a user training
     # once): budget_seconds is what is left to train; `budget` stays the budget as written.
     charged_seconds: float = 0.0
+    clock: str = "wall"  # the clock the budget counts: wall | priced (`isample.pricing`)
+    prices: Prices | None = None  # the priced clock's (recorded beside the wall clock whichever counts)
+    train_set_examples: int = 0  # class-stratified training examples evaluated after every epoch, 0 = all
 
     def key(self, data_hash: str, tables: dict | None = None) -> str:
         """What a checkpoint must match to be resumed: the shaping values, the budget, the seed, the data

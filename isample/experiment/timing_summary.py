@@ -131,6 +131,22 @@ def _predict_from_measured_rates(per_ratio: pd.DataFrame, batch_size: int) -> pd
     return per_ratio
 
 
+def machine_prices(per_ratio: pd.DataFrame, batch_size: int) -> dict[str, float]:
+    """This machine's prices for the priced clock (params.yaml's train.prices, `isample.pricing.Prices`), so
+    that a priced second is about a second here: the training forward and backward per example (t and T),
+    the rest of a uniform iteration (its median time less b (t + T)), and per example scored the median
+    over the ratios of IS's extra time per presampled example, (time at p - uniform's) / (p b)."""
+    uniform = per_ratio[per_ratio["run"] == UNIFORM].iloc[0]
+    importance = per_ratio[per_ratio["run"] == IMPORTANCE]
+    extra = (importance["measured_seconds"] - uniform["measured_seconds"]) / (importance["presample"] * batch_size)
+    return {
+        "forward": float(uniform["t"]),
+        "backward": float(uniform["T"]),
+        "iteration": float(uniform["measured_seconds"] - batch_size * (uniform["t"] + uniform["T"])),
+        "score": float(extra.median()) if len(extra) else math.nan,
+    }
+
+
 def least_squares(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
     """slope, intercept and R^2 of the line y = slope * x + intercept."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)

@@ -1,7 +1,8 @@
-"""One training run of one selection method for a wall-clock budget, recorded epoch by epoch.
+"""One training run of one selection method for a training-time budget, recorded epoch by epoch.
 
 The budget clock runs only while training: evaluation pauses it, so runs of different methods
-with the same budget get the same training time. A checkpoint at epoch ends lets a killed run
+with the same budget get the same training time, wall-clock or priced (`spec.clock`: the price of
+each iteration's work, the same on any machine; both clocks are recorded). A checkpoint at epoch ends lets a killed run
 resume with the same budget accounting; a run asked to stop (a scheduler's SIGTERM, through
 `stop_requested`) finishes its iteration, saves a checkpoint mid-epoch and raises `Preempted`.
 A run whose loss or scores stop being finite ends there, and its record says so (`status`), so a
@@ -13,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 
 import torch
 from tqdm import tqdm
@@ -130,10 +132,12 @@ def train_epoch(
         for group in setup.optimizer.param_groups:
             group["lr"] = spec.lr(now / spec.budget_seconds)
         try:
-            totals.add(setup.sampler.step())
+            iteration_done = setup.sampler.step()
         except NonFiniteScores:
             _pause(clock, totals, setup)
             return totals, True
+        totals.add(iteration_done)
+        clock.charge(iteration_done.work)
         if now - shown >= 1.0:
             display.advance(now)
             shown = now
@@ -160,24 +164,32 @@ def epoch_row(
     rank 0's row (the other ranks wait for it), so each node can write the record."""
     train = totals.row(group, spec.batch_size)
     eval_started = time.perf_counter()
-    test_loss = test_accuracy = math.nan
+    test_loss = test_accuracy = train_set_loss = train_set_accuracy = train_set_seconds = math.nan
     if group.is_main:
         test_loss, test_accuracy = evaluate(setup.model, setup.curve, setup.device, setup.autocast_dtype)
+        train_set_started = time.perf_counter()
+        train_set_loss, train_set_accuracy = evaluate(setup.model, setup.train_set, setup.device, setup.autocast_dtype)
+        train_set_seconds = time.perf_counter() - train_set_started
     row = {
         "epoch": len(progress.rows) + 1,
         "total_iterations": progress.total_iterations + totals.iterations,
         "train_seconds": clock.elapsed,
+        "wall_seconds": clock.wall,
+        "priced_seconds": clock.priced_seconds,
         "lr": setup.optimizer.param_groups[0]["lr"],  # the epoch's last iteration's
         **train,
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
+        "train_set_loss": train_set_loss,
+        "train_set_accuracy": train_set_accuracy,
         "eval_seconds": time.perf_counter() - eval_started,
+        "train_set_eval_seconds": train_set_seconds,
     }
     return group.object_from(row)
 
 
-def diverged_status(progress: Progress, totals: EpochTotals, lr: float) -> str:
-    iteration = progress.total_iterations + totals.iterations + 1
+def diverged_status(progress: Progress, totals: EpochTotals, optimizer: torch.optim.Optimizer) -> str:
+    iteration, lr = progress.total_iterations + totals.iterations + 1, optimizer.param_groups[0]["lr"]
     return f"diverged at epoch {len(progress.rows) + 1}, iteration {iteration}, lr {lr:g}"
 
 
@@ -202,11 +214,11 @@ def train_run(
     it reads per example, part of the checkpoint's key). Under DDP every rank calls this; rank 0 keeps the
     clock and evaluates, every rank returns rank 0's record, each node's first process writes the checkpoint.
     Once `stop_requested()` on any rank, all stop after the same iteration, save it and raise `Preempted`."""
-    budget_clock = BudgetClock(spec.budget_seconds, clock=clock, group=group, stop_requested=stop_requested)
+    budget_clock = BudgetClock(spec.budget_seconds, clock, group, stop_requested, spec.prices, spec.clock == "priced")
     with build_setup(spec, data, group, progress=budget_clock.progress, tables=tables) as setup:
         checkpoints = Checkpoints(checkpoint_path, spec.key(data.content_hash, tables), group)
         state = checkpoints.resume(setup)
-        budget_clock.resume(state.elapsed)
+        budget_clock.resume(state.wall, state.priced)
         if (state.rows or state.epoch_in_progress) and group.is_local_main:
             print(f"resumed {spec.method} {spec.budget} seed {spec.seed} from {checkpoint_path}: {_where(state)}")
         list(map(on_epoch, state.rows))
@@ -223,12 +235,11 @@ def train_run(
                 # Train one epoch, then evaluate and record it (an epoch that ran no iteration ends the run).
                 totals, diverged = train_epoch(spec, setup, budget_clock, display, state.epoch_in_progress)
                 state.epoch_in_progress = None
-                lr = setup.optimizer.param_groups[0]["lr"]
-                state.status = diverged_status(state, totals, lr) if diverged else None
+                state.status = diverged_status(state, totals, setup.optimizer) if diverged else None
                 if totals.iterations:
                     row = epoch_row(spec, setup, totals, state, budget_clock, group)
                     state.rows.append(row)
-                    state.elapsed = budget_clock.elapsed
+                    state.elapsed, state.wall, state.priced = budget_clock.elapsed, *budget_clock.readings(current=True)
                     on_epoch(row)
                     display.epoch(row)
                 elif not diverged:
@@ -241,6 +252,7 @@ def train_run(
         except Preempted as stop:
             # Every rank stopped at the reading that saw the request: that is the time trained.
             state.epoch_in_progress, state.elapsed = stop.epoch_in_progress, budget_clock.last_shared
+            state.wall, state.priced = budget_clock.readings()  # the budget's own as last read
             checkpoints.save(setup, state)
             raise
         finally:
@@ -269,6 +281,9 @@ def _record(
         "budget": spec.budget,
         "budget_seconds": spec.budget_seconds,
         "charged_seconds": spec.charged_seconds,
+        "clock": spec.clock,
+        **{f"price_{name}": value for name, value in (asdict(spec.prices) if spec.prices else {}).items()},
+        "train_set_examples": len(setup.train_set),
         "status": state.status,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -21,6 +21,7 @@ from isample.examples import Closing, Examples, IndicesOnly, LoadedExamples, Res
 from isample.methods.catalog import NoOptions
 from isample.names import SCORE_MODES
 from isample.phases import PhaseTimer
+from isample.pricing import Prices, Work
 from isample.sampling import NonFiniteScores
 from isample.scores import candidate_loss
 from isample.seeds import derive_seed
@@ -46,6 +47,11 @@ class Context:
     shared_generator: torch.Generator | None = None
     # Per-example values by data-set index that a method reads (RHO-LOSS's "irreducible_loss"), on the CPU.
     tables: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The work of the current iteration (`isample.pricing`): the training step and every scoring forward count.
+    work: Work = field(default_factory=Work)
+    # A priced clock's prices, when the run is budgeted by them: a method that weighs its own cost (IS's
+    # tau_th = 1 + a) then takes that cost from them, not from measured times.
+    prices: Prices | None = None
 
     @property
     def device(self) -> torch.device:
@@ -73,6 +79,7 @@ def build_context(
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[], float] | None = None,
     tables: dict[str, torch.Tensor] | None = None,
+    prices: Prices | None = None,
 ) -> Context:
     """A method's context, built one way for `Trainer` and `BatchSelector`.
 
@@ -81,8 +88,8 @@ def build_context(
     DataLoader. Every stream comes from `seed` (`isample.seeds`): the epoch order, alike on every
     rank of `group`; this rank's draws and the draws every rank makes alike, unless given as
     `generator` and `shared_generator`. `tables`: per-example values by data-set index a method reads
-    (each of length N). A DDP wrapper is unwrapped: a method's own forwards need no
-    collective.
+    (each of length N). `prices`: a priced clock's, which methods weigh their own cost by. A DDP wrapper
+    is unwrapped: a method's own forwards need no collective.
     """
     group = group or current_group()
     if isinstance(model, torch.nn.parallel.DistributedDataParallel):
@@ -105,16 +112,9 @@ def build_context(
         examples = LoadedExamples(inputs, device, transform, generator, stream, timer, workers)
     else:
         examples = Examples(inputs, targets, device, transform, generator, stream)
+    progress = progress or (lambda: 0.0)
     return Context(
-        model,
-        examples,
-        batch_size,
-        timer,
-        autocast_dtype,
-        progress=progress or (lambda: 0.0),
-        group=group,
-        shared_generator=shared_generator,
-        tables=tables,
+        model, examples, batch_size, timer, autocast_dtype, progress, group, shared_generator, tables, prices=prices
     )
 
 
@@ -220,6 +220,7 @@ def candidate_losses(
     forwards of `chunk` examples (all at once when None); a NaN or infinite one is NonFiniteScores."""
     with context.timer.phase("presample_forward"), autocast(context.device, context.autocast_dtype):
         logits = [context.model(part) for part in inputs.split(chunk or len(inputs))]
+    context.work.score(len(inputs))
     with context.timer.phase("scoring"):
         losses = candidate_loss(torch.cat(logits), targets).cpu()
     if not math.isfinite(float(losses.sum())):  # a NaN or infinite loss makes the sum so

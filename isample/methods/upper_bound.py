@@ -10,8 +10,9 @@ forward's scores, free, as the 2018 code does; or (`scoring`) over one chunk of 
 scored as a presample is (score_mode), every TAU_EVERY iterations. With BatchNorm the two could part
 (batch against running statistics); measured, they agree within 0.02 (docs/switching-rule.md). The
 training forward's tau is recorded whichever decides.
-tau_th = 1 + a (`auto`), a being the measured presample time over the training-step time; while IS is
-off, a comes from probes (one chunk's scoring forward, timed), so pricing draws nothing and the
+tau_th = 1 + a (`auto`), a being the measured presample time over the training-step time, or, under a
+priced clock (`isample.pricing`), the presample's price over the training step's; while IS is
+off, a measured comes from probes (one chunk's scoring forward, timed), so pricing draws nothing and the
 stream and augmentation stay the uniform run's.
 """
 
@@ -84,14 +85,16 @@ class UpperBound(SelectionMethod):
                 with timer.phase("presample_forward"):
                     with autocast(context.device, self._presample_dtype):
                         logits = context.model(x_chunk)
+                context.work.score(len(x_chunk))
                 with timer.phase("scoring"):
                     scores.append(self.score_function(logits, y_chunk))
         with timer.phase("scoring"):
             return torch.cat(scores)
 
     def _pricing(self) -> bool:
-        """`auto` prices IS from probes until a real presample has been timed."""
-        return self.context.timer.enabled and self.fixed_threshold is None and not self._presamples_timed
+        """`auto` prices IS from probes until a real presample has been timed (never under a priced clock)."""
+        timed = self.context.timer.enabled and self.context.prices is None
+        return timed and self.fixed_threshold is None and not self._presamples_timed
 
     def _due_for_sample(self, iteration: int) -> bool:
         """While IS is off: after the second iteration (the first one pays one-off costs), then every
@@ -150,8 +153,16 @@ class UpperBound(SelectionMethod):
         train_step = ema["forward"] + ema["backward"] + ema["step"]
         return ema["presample"] / train_step if train_step > 0 else math.nan
 
+    def _a(self) -> float:
+        """a: a priced clock's price of the presample over a training step's, when the run is priced (the
+        same at every iteration and on every machine), else the measured one."""
+        prices = self.context.prices
+        if prices is not None:
+            return prices.presample_share(self.presample_size, self.context.batch_size)
+        return self._measured_a()
+
     def _threshold(self) -> tuple[float, float]:
-        a = self._measured_a()
+        a = self._a()
         if self.fixed_threshold is not None:
             return self.fixed_threshold, a
         if math.isnan(a):  # nothing measured yet (or timing off): the 2018 default

@@ -29,6 +29,8 @@ PER_SEED = (
     "train_accuracy_weighted",
     "train_loss",
     "train_loss_weighted",
+    "train_set_loss",
+    "train_set_accuracy",
     "test_accuracy",
     "test_loss",
     "best_test_accuracy",
@@ -202,6 +204,8 @@ TEXT = {
             "weighted train accuracy",
             "train loss",
             "unbiased train loss",
+            "training-set loss (eval mode)",
+            "training-set accuracy (eval mode)",
             "final test accuracy (whole test set)",
             "final test loss",
             "best test accuracy (per-epoch subset)",
@@ -213,7 +217,9 @@ TEXT = {
         "ci": "; 95% confidence interval [{low:+.2f}, {high:+.2f}]",
         "train_note": "Train accuracy and loss are measured on the batches actually trained (what the notebook "
         "logged, biased towards hard examples for IS); the unbiased train loss and the weighted train "
-        "accuracy weight each example by 1 / (B q_i), undoing that bias.",
+        "accuracy weight each example by 1 / (B q_i), undoing that bias. The training-set loss and accuracy are "
+        "the notebook's: the model in eval mode on the training set (or its class-stratified subset, "
+        "`data.train_eval_subset`), not augmented, after the last epoch.",
         "one_seed": "One seed: no direction is drawn from test accuracy, time to accuracy or train metrics, since "
         "the difference between two seeds of the same method can be as large (the figures show this one "
         "seed). For a finding, run several seeds: `dvc exp run -S 'train.seeds=[0,1,2]'`.",
@@ -266,6 +272,8 @@ TEXT = {
             "加权训练准确率",
             "训练损失",
             "无偏训练损失",
+            "训练集损失（评估模式）",
+            "训练集准确率（评估模式）",
             "最终测试准确率（全部测试集）",
             "最终测试损失",
             "最佳测试准确率（每轮子集）",
@@ -276,7 +284,8 @@ TEXT = {
         "difference": "最终测试准确率，重要性采样减均匀：{diff:+.2f} 个百分点，{n} 个种子{ci}。",
         "ci": "；95% 置信区间 [{low:+.2f}, {high:+.2f}]",
         "train_note": "训练准确率和损失在实际训练的批次上测得（即笔记记录的量，对重要性采样偏向难样本）；"
-        "无偏训练损失和加权训练准确率对每个样本按 1 / (B q_i) 加权，消除这一偏差。",
+        "无偏训练损失和加权训练准确率对每个样本按 1 / (B q_i) 加权，消除这一偏差。训练集损失和准确率是笔记中的量："
+        "最后一轮后模型在评估模式下、不做增强，在训练集（或其按类分层的子集，`data.train_eval_subset`）上测得。",
         "one_seed": "只有一个种子：不从测试准确率、达到准确率的时间或训练指标得出方向，因为同一方法两个种子之间的差异"
         "可能同样大（图中为这一个种子）。要得出结论，请运行多个种子：`dvc exp run -S 'train.seeds=[0,1,2]'`。",
         "accuracy_is_better": "重要性采样的最终测试准确率高于均匀采样 {diff:+.2f} 个百分点；95% 区间 "

@@ -44,7 +44,8 @@ LABELS = {
         "on trained batches": "on trained batches (biased for IS)",
         "weighted": "importance-weighted (unbiased)",
         "train loss": "train loss (cross-entropy)",
-        "two estimates": "Train loss: two estimates",
+        "two estimates": "Train loss: on the batches trained, and of the training set",
+        "training set": "training set, eval mode (the notebook's)",
         "IS share": "share of iterations with IS",
         "when on": "When importance sampling was on",
         "tau": "tau (variance reduction)",
@@ -85,7 +86,8 @@ LABELS = {
         "on trained batches": "在训练批次上（对重要性采样有偏）",
         "weighted": "重要性加权（无偏）",
         "train loss": "训练损失（交叉熵）",
-        "two estimates": "训练损失：两种估计",
+        "two estimates": "训练损失：训练批次上与训练集上",
+        "training set": "训练集，评估模式（笔记中的量）",
         "IS share": "重要性采样迭代占比",
         "when on": "重要性采样何时启用",
         "tau": "tau（方差缩减）",
@@ -234,12 +236,16 @@ def train_loss(runs, words: dict) -> plt.Figure:
     data = _epochs(runs, words)
     long = data.melt(
         id_vars=["run", "seed", "train_seconds"],
-        value_vars=["train_loss", "train_loss_weighted"],
+        value_vars=[column for column in ("train_loss", "train_loss_weighted", "train_set_loss") if column in data],
         var_name="estimate",
         value_name="loss",
     )
     long["estimate"] = long["estimate"].map(
-        {"train_loss": words["on trained batches"], "train_loss_weighted": words["weighted"]}
+        {
+            "train_loss": words["on trained batches"],
+            "train_loss_weighted": words["weighted"],
+            "train_set_loss": words["training set"],
+        }
     )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(

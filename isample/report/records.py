@@ -28,7 +28,9 @@ EPOCH_COLUMNS = [
     "epoch",
     "iterations",
     "total_iterations",
-    "train_seconds",
+    "train_seconds",  # on the clock the budget counts (`clock` in params): wall or priced
+    "wall_seconds",
+    "priced_seconds",
     "lr",
     "train_loss",
     "train_accuracy",
@@ -36,9 +38,13 @@ EPOCH_COLUMNS = [
     "train_accuracy_weighted",
     "test_loss",
     "test_accuracy",
+    "train_set_loss",  # the training set (or its class-stratified subset) in eval mode, not augmented
+    "train_set_accuracy",
     "scored_share",  # share of the epoch's iterations whose examples were chosen by score
+    "examples_scored",  # examples through a forward without gradients, to choose them
     *[f"time_{phase}" for phase in PHASES],
     "eval_seconds",
+    "train_set_eval_seconds",  # of eval_seconds, the training set's
 ]
 TIMING_COLUMNS = {
     "iterations": ["run", "presample", "total_seconds", "time_presample_forward", "time_train_forward"],
@@ -55,6 +61,7 @@ TIMING_COLUMNS = {
         "non_model_share_iqr",
     ],
     "fit": ["metric", "value"],
+    "prices": ["price", "seconds"],
 }
 PEER_TIMING_COLUMNS = {sheet: TIMING_COLUMNS[sheet] for sheet in ("iterations", "per_ratio")}
 

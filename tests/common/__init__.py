@@ -99,14 +99,15 @@ def make_params(override: dict | None = None):
 
 
 def tiny_params(sampler=None, **train):
-    """resnet8 on the synthetic data, b = 32, p = 2, on the CPU, augmentation on; `train` keys override."""
+    """resnet8 on the synthetic data, b = 32, p = 2, on the CPU, augmentation on, 64 training examples
+    evaluated per epoch; `train` keys override."""
     return make_params(
         {
             "presample": 2,
             "batch_size": 32,
             "model": {"name": "resnet8"},
             "train": {"budget": "2s", "eval_batch_size": 200, "device": "cpu", **train},
-            "data": {"augment": True, "train_subset": 0, "test_subset": 0},
+            "data": {"augment": True, "train_subset": 0, "test_subset": 0, "train_eval_subset": 64},
             "sampler": sampler or {},
         }
     )

@@ -57,6 +57,13 @@ def test_durations(text, seconds):
         ({"train": {"budgets": ["60s", "1m"]}}, ["train.budgets", "repeat"]),
         ({"train": {"budgets": ["1m"], "budget": "2m"}}, ["train:", "exactly one"]),
         ({"batch_size": 500, "presample": 1, "data": {"train_subset": 400}}, ["batch_size = 500", "train_subset"]),
+        ({"train": {"clock": "cpu"}}, ["train.clock", "'cpu'", "'wall' or 'priced'"]),
+        ({"train": {"prices": {"forward": 0}}}, ["train.prices.forward = 0", "greater than 0"]),
+        ({"train": {"prices": {"score": -0.001}}}, ["train.prices.score = -0.001", "greater than 0"]),
+        ({"train": {"prices": {"iteration": "1ms"}}}, ["train.prices.iteration = '1ms'", "number"]),
+        ({"train": {"prices": {"presample_a": -0.1}}}, ["train.prices.presample_a", "-0.1", ">= 0"]),
+        ({"train": {"prices": {"presample_a": "free"}}}, ["train.prices.presample_a", "'free'", "from_prices"]),
+        ({"data": {"train_eval_subset": -1}}, ["data.train_eval_subset = -1", "greater than or equal to 0"]),
         ({"train": {"nodes": 2}}, ["train.nodes = 2", "needs train.rdzv_endpoint", "host:port"]),
         ({"train": {"nodes": 0}}, ["train.nodes = 0", "greater than or equal to 1"]),
         ({"train": {"rdzv_endpoint": "node0"}}, ["train.rdzv_endpoint", "'node0'", "not host:port"]),
@@ -117,4 +124,12 @@ def test_a_listed_method_needs_its_params_section():
         match=r"^params.yaml: compare.methods lists 'infobatch' but params.yaml has no "
         r"methods.infobatch section$",
     ):
+        validate(raw)
+
+
+@pytest.mark.parametrize("price", ["forward", "backward", "iteration", "score", "presample_a"])
+def test_a_missing_price_is_one_line_naming_its_key(price):
+    raw = raw_params()
+    del raw["train"]["prices"][price]
+    with pytest.raises(ConfigError, match=rf"^params.yaml: train.prices.{price}: missing$"):
         validate(raw)

@@ -225,3 +225,42 @@ def test_the_median_interval_covers_the_median_95_percent_of_the_time():
         for low, high in (median_interval(pd.Series(generator.exponential(size=30))) for _ in range(2000))
     ]
     assert 0.93 <= np.mean(covered) <= 0.99  # order statistics: at least 95%, a little more at n = 30
+
+
+def test_machine_prices_price_each_configuration_at_about_its_measured_time():
+    """Synthetic timings with known rates: t and T per example, 0.004 s of loop per iteration, and IS
+    paying 0.0002 s per presampled example; the prices recover them, and price each run near its time."""
+    from isample.experiment.timing_summary import machine_prices
+    from isample.pricing import Prices, Work
+
+    rng = np.random.default_rng(1)
+    rows, b = [], 128
+    for run, p in [(UNIFORM, np.nan), (IMPORTANCE, 2.0), (IMPORTANCE, 3.0), (IMPORTANCE, 5.0)]:
+        for i in range(25):
+            forward, backward = b * 0.0003 * rng.normal(1, 0.01), b * 0.0005 * rng.normal(1, 0.01)
+            presample = 0.0 if run == UNIFORM else p * b * 0.0002 * rng.normal(1, 0.01)
+            total = forward + backward + presample + 0.004
+            rows.append(
+                {
+                    "run": run,
+                    "presample": p,
+                    "forward_chunk": 0,
+                    "iteration": i,
+                    "total_seconds": total,
+                    "non_model_share": 0.004 / total,
+                    **{f"time_{name}": 0.0 for name in PHASES},
+                    "time_presample_forward": presample,
+                    "time_train_forward": forward,
+                    "time_backward": backward,
+                }
+            )
+    per_ratio = summarize(pd.DataFrame(rows), b)
+    prices = machine_prices(per_ratio, b)
+    assert prices["forward"] == pytest.approx(0.0003, rel=0.01) and prices["backward"] == pytest.approx(
+        0.0005, rel=0.01
+    )
+    assert prices["iteration"] == pytest.approx(0.004, rel=0.25) and prices["score"] == pytest.approx(0.0002, rel=0.03)
+    priced = Prices(**prices)
+    for _, row in per_ratio.iterrows():
+        scored = 0 if row["run"] == UNIFORM else round(row["presample"] * b)
+        assert priced.seconds(Work(b, b, 1, scored)) == pytest.approx(row["measured_seconds"], rel=0.02)

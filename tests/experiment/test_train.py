@@ -288,7 +288,8 @@ def test_on_a_terminal_progress_is_a_tqdm_bar(tiny_data):
 
 
 def test_the_final_accuracy_is_measured_on_the_whole_test_set(tiny_data, monkeypatch):
-    """Every epoch evaluates the curve subset; the record's final accuracy, the whole test set."""
+    """Every epoch evaluates the curve subset and the training-set subset; the record's final accuracy,
+    the whole test set."""
     from isample.experiment.data import subset
 
     data = subset(tiny_data, 0, 40)
@@ -300,7 +301,8 @@ def test_the_final_accuracy_is_measured_on_the_whole_test_set(tiny_data, monkeyp
 
     monkeypatch.setattr(train_module, "evaluate", recording)
     record = train_run(tiny_spec("uniform"), data, progress=False, clock=FakeClock(2**-7))
-    assert sizes == [40] * len(record.epochs) + [data.test_size] and data.test_size == 120
+    assert sizes == [40, 64] * len(record.epochs) + [data.test_size] and data.test_size == 120
     assert record.params["test_examples"] == "120" and record.params["curve_test_examples"] == "40"
+    assert record.params["train_set_examples"] == "64"
     assert record.final_accuracy == float(record.params["final_test_accuracy"])
     assert 120 * record.final_accuracy == pytest.approx(round(120 * record.final_accuracy))
