@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from benchmarks.switching_rule import interval_text, merged, run_facts
+from benchmarks.switching_rule import interval_text, merged, run_facts, weighted_mean
 from isample.experiment.config import validate
 from isample.experiment.data import load_dataset, subset
 from isample.experiment.runs import run_spec
@@ -48,15 +48,28 @@ REGIMES = {
 }
 
 
+# Changing one thing at zero price, when IS loses there: name -> (method, forced, params.yaml overrides,
+# the method's option overrides). `lr_tau` scales the lr by --tau (the effective batch tau b).
+CAUSES = {
+    "no_smoothing": ("upper_bound", True, {"sampler": {"smoothing": 0.0}}, {}),
+    "from_first_drop": ("upper_bound", True, {}, {"importance_from": "first_milestone"}),
+    "lr_tau": ("upper_bound", True, {"train": {"lr_scale": "tau"}}, {}),
+    "uniform_with_replacement": ("uniform", False, {}, {"with_replacement": True}),
+    "layer_norm_uniform": ("uniform", False, {"model": {"norm": "layer"}}, {}),
+    "layer_norm_forced": ("upper_bound", True, {"model": {"norm": "layer"}}, {}),
+}
+WEIGHTS = ("weight_max", "effective_share", "distinct_share")
+
+
 def price_label(price) -> str:
     return "from_prices" if price == "from_prices" else f"{float(price):g}"
 
 
-def train_variant(raw: dict, method: str, forced: bool, seed: int, data, budget: float, price):
+def train_variant(raw: dict, method: str, forced: bool, seed: int, data, budget: float, price, options=None):
     raw = merged(raw, {"train": {"clock": "priced", "budget": f"{budget:g}s", "prices": {"presample_a": price}}})
     spec = run_spec(validate(raw), method, f"{budget:g}s", seed)
-    if forced:
-        spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, always_importance=True))
+    changed = {"always_importance": True} if forced else {}
+    spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, **changed, **(options or {})))
     started = time.perf_counter()
     run = train_run(spec, data, progress=False)
     epochs = run.epochs
@@ -64,6 +77,7 @@ def train_variant(raw: dict, method: str, forced: bool, seed: int, data, budget:
         **run_facts(run),
         "train_set_loss": float(epochs["train_set_loss"].iloc[-1]),
         "train_set_accuracy": float(epochs["train_set_accuracy"].iloc[-1]),
+        **{name: weighted_mean(epochs, name) for name in WEIGHTS},
         "priced_seconds": float(epochs["priced_seconds"].iloc[-1]),
         "wall_seconds": float(epochs["wall_seconds"].iloc[-1]),
         "run_seconds": time.perf_counter() - started,
@@ -171,7 +185,11 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/break_even.csv", help="every run's facts")
     parser.add_argument("--figure", default="docs/figures/break_even.png")
     parser.add_argument("--summary-only", action="store_true", help="summarize --out without training")
+    parser.add_argument("--causes", nargs="+", choices=list(CAUSES), help="train these at zero price instead")
+    parser.add_argument("--tau", type=float, default=1.0, help="the lr scale of the lr_tau cause")
     args = parser.parse_args()
+    if args.causes:
+        return _train_causes(args)
     prices = [price if price == "from_prices" else float(price) for price in args.prices]
     facts = pd.read_csv(args.out) if args.summary_only else _train_all(args, prices)
     table, verdicts = summarize(facts)
@@ -199,6 +217,29 @@ def _train_all(args, prices) -> pd.DataFrame:
                 print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
                 pd.DataFrame(facts).to_csv(args.out, index=False)
     return pd.DataFrame(facts)
+
+
+def _train_causes(args) -> None:
+    """Each cause at zero price, one change from IS forced on, per regime and seed; its gain against the
+    uniform run of the same regime and seed in --out (the layer-norm pair against each other)."""
+    base = yaml.safe_load(Path("params.yaml").read_text())
+    base["train"].pop("budgets", None)
+    full = load_dataset(base["data"]["name"], base["data"]["root"], base["data"]["download"])
+    facts = []
+    for regime in args.regimes:
+        raw = merged(base, REGIMES[regime])
+        data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
+        for seed in args.seeds:
+            for cause in args.causes:
+                method, forced, overrides, options = CAUSES[cause]
+                if overrides.get("train", {}).get("lr_scale") == "tau":
+                    overrides = {"train": {"lr_scale": raw["train"]["lr_scale"] * args.tau}}
+                if options.get("importance_from") == "first_milestone":
+                    options = {"importance_from": raw["train"]["lr_milestones"][0]}
+                run = train_variant(merged(raw, overrides), method, forced, seed, data, args.budget, 0.0, options)
+                facts.append({"regime": regime, "variant": cause, "price": "0", "seed": seed, **run})
+                print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
+                pd.DataFrame(facts).to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":

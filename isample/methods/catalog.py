@@ -67,8 +67,15 @@ class NoOptions:
 class UniformOptions:
     score: Score = "gnorm"  # score behind the tracked tau (uniform never uses it to choose)
     tau_momentum: float = 0.9
+    # Draw each batch's b examples from all N with replacement instead of the reshuffled stream (the draw
+    # tau's variance reduction is stated against; a diagnostic, not in params.yaml)
+    with_replacement: bool = False
 
-    RULES: ClassVar[dict] = {"score": SCORE_RULE, "tau_momentum": MOMENTUM_RULE}
+    RULES: ClassVar[dict] = {
+        "score": SCORE_RULE,
+        "tau_momentum": MOMENTUM_RULE,
+        "with_replacement": (lambda v: isinstance(v, bool), "must be true or false"),
+    }
 
     def __post_init__(self):
         check_options(self, self.RULES)
@@ -85,6 +92,8 @@ class UpperBoundOptions:
     tau_momentum: float = 0.9
     presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
     always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
+    # No IS before this share of the training budget (the authors' documentation: from the first lr drop)
+    importance_from: float = 0.0
     # tau while IS is off: "training", of the training forward's scores (the 2018 code's, free);
     # "scoring", of one chunk of the trained examples scored as a presample is, every 16 iterations
     tau_source: TauSource = "training"
@@ -102,6 +111,7 @@ class UpperBoundOptions:
         "tau_momentum": MOMENTUM_RULE,
         "presample_bf16": (lambda v: isinstance(v, bool), "must be true or false"),
         "always_importance": (lambda v: isinstance(v, bool), "must be true or false"),
+        "importance_from": (share_rule(low_open=False, high_open=True)[0], "must be in [0, 1) (a share of the budget)"),
         "tau_source": (lambda v: v in TAU_SOURCES, f"must be one of {', '.join(TAU_SOURCES)}"),
     }
 

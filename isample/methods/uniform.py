@@ -1,6 +1,9 @@
-"""uniform: plain SGD on random-reshuffling epochs, b examples at a time (the baseline people train with)."""
+"""uniform: plain SGD on random-reshuffling epochs, b examples at a time (the baseline people train with);
+or, as a diagnostic (`with_replacement`), b drawn from all N with replacement."""
 
 import math
+
+import torch
 
 from isample.methods.base import Selection, SelectionMethod, moving_average
 from isample.methods.catalog import UniformOptions
@@ -23,9 +26,12 @@ class Uniform(SelectionMethod):
         self.tau: float | None = None  # the first batch's tau starts the average (one from 0 would lag)
 
     def select(self) -> Selection:
-        examples = self.context.examples
+        examples, b = self.context.examples, self.context.batch_size
         with self.context.timer.phase("draw_batch"):
-            indices = examples.take(self.context.batch_size)
+            if self.options.with_replacement:
+                indices = torch.randint(len(examples), (b,), generator=self.context.generator)
+            else:
+                indices = examples.take(b)
             x, y = examples.gather(indices)
         return Selection(indices, None, x, y)
 

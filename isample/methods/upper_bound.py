@@ -34,6 +34,21 @@ PROBE_EVERY = 50  # iterations between probes of the presample's cost while IS i
 TAU_EVERY = 16  # iterations between scoring-mode samples of tau while IS is off (tau_source: scoring), each
 # also a probe: one chunk's forward every 16 iterations, x1.010 a uniform iteration on resnet8 (mean)
 PROBES = 5  # probes the estimate is the median of
+WEIGHT_METRICS = ("weight_max", "effective_share", "distinct_share")
+
+
+def weight_spread(positions: torch.Tensor, weights: torch.Tensor) -> dict[str, float]:
+    """An importance-sampled batch's weights: the largest, the effective sample size over b ((sum w)^2 /
+    (b sum w^2): 1 for equal weights), and the share of its b draws that are distinct examples (drawn
+    with replacement, some repeat even when every score is equal)."""
+    b = len(weights)
+    return {
+        "weight_max": float(weights.max()),
+        "effective_share": float(weights.sum() ** 2 / (b * (weights * weights).sum())),
+        "distinct_share": len(torch.unique(positions)) / b,
+    }
+
+
 # A presample's cost, as the notebook counts it: the forward of B and the bound, and loading B from disk.
 PRESAMPLE_PHASES = ("presample_forward", "scoring", "data_loading")
 
@@ -70,6 +85,7 @@ class UpperBound(SelectionMethod):
         self._pending_probes: deque[tuple] = deque()
         self._probes: deque[float] = deque(maxlen=PROBES)
         self._presamples_timed = False
+        self._weights, self._last_by_score = dict.fromkeys(WEIGHT_METRICS, math.nan), False
         # bf16 for the presample alone, or whatever the training step autocasts to.
         self._presample_dtype = torch.bfloat16 if options.presample_bf16 else context.autocast_dtype
         self.tau_threshold, self.a = self._threshold()
@@ -176,6 +192,7 @@ class UpperBound(SelectionMethod):
         b = context.batch_size
         with timer.phase("decision"):
             use_importance = self.options.always_importance or self.tau > self.tau_threshold
+            use_importance = use_importance and context.progress() >= self.options.importance_from
         if not use_importance:
             with timer.phase("draw_batch"):
                 indices = examples.take(b)
@@ -192,11 +209,13 @@ class UpperBound(SelectionMethod):
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
             self._tau_step = variance_reduction(scores)
+            self._weights = weight_spread(positions, weights)
         self._presample_reading = timer.since(start, PRESAMPLE_PHASES)  # the draw of b loads nothing
         return Selection(presample_indices[positions], weights, x, y, by_score=True)
 
     def observe(self, selection: Selection, result: StepResult) -> None:
         timer, options = self.context.timer, self.options
+        self._last_by_score = selection.by_score
         # Counted first: a diverged model raises below, and a caller that resets it (the timing stage)
         # must not find this iteration due for a sample again and again.
         iteration, self.iterations = self.iterations, self.iterations + 1
@@ -256,9 +275,12 @@ class UpperBound(SelectionMethod):
 
     def metrics(self) -> dict[str, float]:
         """tau (the one that decides) and its threshold, the training forward's tau, a (presample over
-        training-step time), k = T / t, and the speed-up IS would bring by the rule, tau / (1 + a)."""
+        training-step time), k = T / t, the speed-up IS would bring by the rule, tau / (1 + a), and the
+        last importance-sampled batch's weights (`weight_spread`; nan while IS is off)."""
         tau = self.tau if self.iterations else math.nan  # nothing measured yet
+        weights = self._weights if self._last_by_score else dict.fromkeys(WEIGHT_METRICS, math.nan)
         return {
+            **weights,
             "tau": tau,
             "tau_threshold": self.tau_threshold,
             "tau_training": self.tau_training if self.iterations else math.nan,

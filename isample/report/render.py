@@ -15,6 +15,7 @@ PARAMETERS_SHOWN = [
     "data.name",
     "model.name",
     "budget",
+    "clock",  # what the budget counts: wall or priced seconds (docs/priced-clock.md)
     "presample",
     "batch_size",
     "train.lr",
@@ -28,6 +29,7 @@ PARAMETERS_SHOWN = [
     "sampler.score_mode",
     "sampler.smoothing",
     "train_examples",
+    "train_set_examples",
     "test_examples",
     "device_name",
     "torch",
