@@ -43,8 +43,9 @@ EVALUATED = {"test_subset": 1000, "train_eval_subset": 2000}
 REGIMES = {
     "default": {"data": EVALUATED},  # 10,000 images with augmentation: still learning
     "memorise": {"data": {"train_subset": 4000, "augment": False, **EVALUATED}},  # fits its data
-    # The memorising regime at p = 5: a larger presample raises tau (and, priced from_prices, a).
-    "memorise_p5": {"presample": 5, "data": {"train_subset": 4000, "augment": False, **EVALUATED}},
+    # Chosen where tau stays high: 1,000 images without augmentation, memorised within the budget (at 60 priced
+    # seconds, 72 epochs), so that most examples are fitted and a few are not (tau measured first, uniform).
+    "memorised_1k": {"data": {"train_subset": 1000, "augment": False, **EVALUATED}},
 }
 
 
@@ -59,6 +60,10 @@ CAUSES = {
     "layer_norm_forced": ("upper_bound", True, {"model": {"norm": "layer"}}, {}),
 }
 WEIGHTS = ("weight_max", "effective_share", "distinct_share")
+
+
+def _price(text: str):
+    return text if text == "from_prices" else float(text)
 
 
 def price_label(price) -> str:
@@ -148,6 +153,41 @@ def summarize(facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(verdicts)
 
 
+BASELINES = {"layer_norm_forced": "layer_norm_uniform"}  # a cause's uniform run when it is not plain uniform's
+
+
+def summarize_causes(causes: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
+    """Each cause's final accuracy against its baseline of the same regime and seed (uniform, or the
+    uniform run with the same change), beside IS forced on at zero price against uniform."""
+    runs = pd.concat(
+        [
+            facts[facts["variant"].isin(["uniform", "forced"]) & (facts["price"].astype(str) == "0")],
+            facts[facts["variant"] == "uniform"],
+            causes,
+        ]
+    ).drop_duplicates(["regime", "variant", "seed"])
+    rows = []
+    for (regime, variant), group in runs.groupby(["regime", "variant"], sort=False):
+        if variant == "uniform" or variant == "layer_norm_uniform":
+            continue
+        baseline = runs[(runs["regime"] == regime) & (runs["variant"] == BASELINES.get(variant, "uniform"))]
+        paired = group.set_index("seed")["final_accuracy"] - baseline.set_index("seed")["final_accuracy"]
+        loss = group.set_index("seed")["train_set_loss"] - baseline.set_index("seed")["train_set_loss"]
+        rows.append(
+            {
+                "regime": regime,
+                "variant": variant,
+                "against": BASELINES.get(variant, "uniform"),
+                "seeds": int(paired.notna().sum()),
+                "gain_points": interval_text(paired.dropna().tolist()),
+                "train_set_loss_difference": float(loss.mean()),
+                "tau": group["tau"].mean(),
+                **{name: group[name].mean() for name in WEIGHTS if name in group},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def calibration_figure(table: pd.DataFrame, path: Path) -> None:
     """The measured gain of IS forced on against the speed-up tau / (1 + a) the rule predicts."""
     import matplotlib
@@ -181,37 +221,45 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=float, default=200.0, help="priced seconds per run")
     parser.add_argument("--prices", nargs="+", default=["0", "0.1", "from_prices"], help="IS's presample_a values")
-    parser.add_argument("--no-rule", action="store_true", help="skip the runs of IS by its rule")
+    parser.add_argument("--rule-prices", nargs="*", help="the prices IS runs by its rule at (default: --prices)")
     parser.add_argument("--out", default="benchmarks/break_even.csv", help="every run's facts")
     parser.add_argument("--figure", default="docs/figures/break_even.png")
     parser.add_argument("--summary-only", action="store_true", help="summarize --out without training")
     parser.add_argument("--causes", nargs="+", choices=list(CAUSES), help="train these at zero price instead")
     parser.add_argument("--tau", type=float, default=1.0, help="the lr scale of the lr_tau cause")
+    parser.add_argument("--causes-facts", help="with --summary-only: the causes' facts, set against --out's")
     args = parser.parse_args()
     if args.causes:
         return _train_causes(args)
-    prices = [price if price == "from_prices" else float(price) for price in args.prices]
+    prices = [_price(price) for price in args.prices]
     facts = pd.read_csv(args.out) if args.summary_only else _train_all(args, prices)
     table, verdicts = summarize(facts)
     shown = [c for c in table.columns if c not in ("gain", "gain_low", "gain_high")]
     print("\n" + table[shown].to_markdown(index=False, floatfmt=".3f"))
     print("\n" + verdicts.to_markdown(index=False, floatfmt=".3f"))
     calibration_figure(table, Path(args.figure))
+    if args.causes_facts:
+        print("\n" + summarize_causes(pd.read_csv(args.causes_facts), facts).to_markdown(index=False, floatfmt=".3f"))
 
 
 def _train_all(args, prices) -> pd.DataFrame:
     base = yaml.safe_load(Path("params.yaml").read_text())
     base["train"].pop("budgets", None)
     full = load_dataset(base["data"]["name"], base["data"]["root"], base["data"]["download"])
-    facts = []
+    rule_prices = prices if args.rule_prices is None else [_price(price) for price in args.rule_prices]
+    # Runs already in --out are kept, not trained again (a priced run's record is the same every time).
+    facts = pd.read_csv(args.out).to_dict("records") if Path(args.out).is_file() else []
+    done = {(row["regime"], row["variant"], str(row["price"]), int(row["seed"])) for row in facts}
     for regime in args.regimes:
         raw = merged(base, REGIMES[regime])
         data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
         for seed in args.seeds:
             variants = [("uniform", "uniform", False, "from_prices")]
             variants += [("forced", "upper_bound", True, price) for price in prices]
-            variants += [] if args.no_rule else [("rule", "upper_bound", False, price) for price in prices]
+            variants += [("rule", "upper_bound", False, price) for price in rule_prices]
             for variant, method, forced, price in variants:
+                if (regime, variant, price_label(price), seed) in done:
+                    continue
                 run = train_variant(raw, method, forced, seed, data, args.budget, price)
                 facts.append({"regime": regime, "variant": variant, "price": price_label(price), "seed": seed, **run})
                 print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)

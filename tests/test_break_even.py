@@ -29,3 +29,34 @@ def test_summary_pairs_by_seed_and_gives_a_star_with_its_interval():
     verdict = verdicts.iloc[0]
     assert verdict["a_star"] == pytest.approx(0.2)
     assert verdict["rule_break_even_tau_minus_1"] == pytest.approx(0.2)
+
+
+def test_each_cause_is_set_against_its_own_baseline_seed_by_seed():
+    from benchmarks.break_even import summarize_causes
+
+    def run(variant, seed, accuracy, price="0"):
+        return {
+            "regime": "r",
+            "variant": variant,
+            "price": price,
+            "seed": seed,
+            "final_accuracy": accuracy,
+            "train_set_loss": 1.0,
+            "tau": 1.1,
+        }
+
+    facts = pd.DataFrame(
+        [run("uniform", s, 0.5 + s / 100, "from_prices") for s in range(3)]
+        + [run("forced", s, 0.48 + s / 100) for s in range(3)]
+    )
+    causes = pd.DataFrame(
+        [run("no_smoothing", s, 0.51 + s / 100) for s in range(3)]
+        + [run("layer_norm_uniform", s, 0.4) for s in range(3)]
+        + [run("layer_norm_forced", s, 0.43) for s in range(3)]
+    )
+    table = summarize_causes(causes, facts).set_index("variant")
+    assert table.loc["forced", "gain_points"].startswith("-2.00")
+    assert table.loc["no_smoothing", "gain_points"].startswith("+1.00")
+    assert table.loc["layer_norm_forced", "against"] == "layer_norm_uniform"
+    assert table.loc["layer_norm_forced", "gain_points"].startswith("+3.00")
+    assert "layer_norm_uniform" not in table.index and table["seeds"].eq(3).all()

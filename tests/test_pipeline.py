@@ -258,6 +258,29 @@ def test_divergence_ends_as_a_result_not_a_traceback(project):
     run("git", "checkout", "--", ".")
 
 
+@REPRO
+def test_a_priced_pipeline_runs_through_and_gives_identical_records_twice(project):
+    """`dvc exp run -S train.clock=priced` reruns every stage that trains and the report; the train stage run
+    again from scratch (no checkpoint to resume) writes the same record, wall-clock columns aside."""
+    clone, run = project
+    import pandas as pd
+
+    run("git", "checkout", "--", ".")
+    result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "train.clock=priced")
+    assert stages_run(result.stdout) - {"prepare"} == {"train_is", "train_uniform", "train_peer@reuse", "report"}
+    record = clone / "results/upper_bound/cifar10.is.4s.0.xlsx"
+    first = pd.read_excel(record, sheet_name="epochs")
+    shutil.rmtree(clone / "checkpoints")
+    run(sys.executable, "-m", "stages.train", "--method", "upper_bound")
+    second = pd.read_excel(record, sheet_name="epochs")
+    machine = {"wall_seconds", "eval_seconds", "train_set_eval_seconds", "k"}
+    same = [column for column in first.columns if not column.startswith("time_") and column not in machine]
+    pd.testing.assert_frame_equal(first[same], second[same])
+    assert (first["train_seconds"] == first["priced_seconds"]).all() and first["train_set_loss"].notna().all()
+    assert "| clock | priced |" in (clone / "reports/README.md").read_text()
+    run("git", "checkout", "--", ".")
+
+
 @PROCESSES
 def test_two_processes_write_one_record_per_run(project):
     """`dvc exp run -S train.processes=2`: DDP over two gloo processes writes one record per (budget, seed).

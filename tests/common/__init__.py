@@ -52,6 +52,20 @@ def toy_sampler(method, options=None, n=2000, batch_size=32, seed=0, timing=True
     )
 
 
+class Killed(Exception):
+    """Where a killed process would die: raised from a run's epoch callback."""
+
+
+def kill_at_epoch(epoch: int):
+    """An `on_epoch` callback that kills the run once epoch `epoch` is recorded."""
+
+    def on_epoch(row: dict) -> None:
+        if row["epoch"] == epoch:
+            raise Killed
+
+    return on_epoch
+
+
 def stopped_at_budget(epochs, budget: float) -> bool:
     """A wall-clock run ended at its budget: the clock is read before each iteration, so the last one
     ends past the budget by an iteration's time (a few mean ones allowed: on a loaded machine one can

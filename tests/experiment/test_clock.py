@@ -8,7 +8,7 @@ import torch
 from isample.experiment.clock import BudgetClock
 from isample.experiment.train import Preempted, train_run
 from isample.pricing import Prices, Work
-from tests.common import FakeClock, tiny_spec
+from tests.common import FakeClock, Killed, kill_at_epoch, tiny_spec
 
 # What depends on the machine: the wall clock and what it times (IS's measured k among them).
 MACHINE_COLUMNS = ("wall_seconds", "eval_seconds", "train_set_eval_seconds", "k")
@@ -79,16 +79,9 @@ def test_a_killed_priced_run_resumes_to_the_uninterrupted_record(tiny_data, tmp_
     spec = priced_spec(checkpoint_every="0.01s")
     uninterrupted = train_run(spec, tiny_data, progress=False)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_epoch_3(row):
-        if row["epoch"] == 3:
-            raise Killed
-
     checkpoint = tmp_path / "seed0.pt"
     with pytest.raises(Killed):
-        train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint, on_epoch=kill_at_epoch_3)
+        train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint, on_epoch=kill_at_epoch(3))
     resumed = train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint)
     assert len(uninterrupted.epochs) > 3
     assert deterministic(resumed).equals(deterministic(uninterrupted))

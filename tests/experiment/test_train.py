@@ -11,7 +11,7 @@ from isample.experiment.clock import BudgetClock
 from isample.experiment.spec import LrSchedule
 from isample.experiment.train import train_run
 from isample.report.records import EPOCH_COLUMNS, read_run, write_run
-from tests.common import FakeClock, tiny_spec
+from tests.common import FakeClock, Killed, kill_at_epoch, tiny_spec
 
 
 def test_record_schema_and_workbook_round_trip(tiny_data, tmp_path):
@@ -121,21 +121,9 @@ def test_resume_after_a_kill_continues_to_the_same_record(tiny_data, tmp_path):
     # Clock steps of 2**-6 s keep every time sum exact, so both runs cross the lr milestones alike.
     uninterrupted = exact_run(spec, tiny_data)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_epoch_3(row):
-        if row["epoch"] == 3:
-            raise Killed
-
     checkpoint = tmp_path / "seed0.pt"
     with pytest.raises(Killed):
-        exact_run(
-            spec,
-            tiny_data,
-            checkpoint_path=checkpoint,
-            on_epoch=kill_at_epoch_3,
-        )
+        exact_run(spec, tiny_data, checkpoint_path=checkpoint, on_epoch=kill_at_epoch(3))
     assert checkpoint.is_file()
     assert len(torch.load(checkpoint, weights_only=True)["rows"]) == 2
     resumed = exact_run(spec, tiny_data, checkpoint_path=checkpoint)
