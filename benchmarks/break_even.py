@@ -92,6 +92,14 @@ def train_variant(raw: dict, method: str, forced: bool, seed: int, data, budget:
     }
 
 
+def loss_text(differences: list[float]) -> str:
+    """The mean of paired loss differences with its 95% interval (Student t)."""
+    if not differences:
+        return ""
+    low, high = confidence_interval(differences)
+    return f"{sum(differences) / len(differences):+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def crossing(prices: list[float], gains: list[float]) -> float:
     """The price where `gains`, linear between `prices` (increasing), first falls to 0; -inf when it is
     below 0 already at the first, inf when still above at the last."""
@@ -124,7 +132,7 @@ def summarize(facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "a": group["a_priced"].mean(),
                     "seeds": len(seeds),
                     "gain_points": interval_text(gain) if len(gain) > 1 else f"{100 * sum(gain):+.2f}",
-                    "train_set_loss_difference": sum(loss) / len(loss) if loss else math.nan,
+                    "train_set_loss_difference": loss_text(loss),
                     "is_share": group["is_share"].mean(),
                     "tau": group["tau"].mean(),
                     "predicted_speedup": group["tau"].mean() / (1 + group["a_priced"].mean()),
@@ -180,7 +188,7 @@ def summarize_causes(causes: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
                 "against": BASELINES.get(variant, "uniform"),
                 "seeds": int(paired.notna().sum()),
                 "gain_points": interval_text(paired.dropna().tolist()),
-                "train_set_loss_difference": float(loss.mean()),
+                "train_set_loss_difference": loss_text(loss.dropna().tolist()),
                 "tau": group["tau"].mean(),
                 **{name: group[name].mean() for name in WEIGHTS if name in group},
             }

@@ -81,7 +81,8 @@ def render(
     text = words(lang)
     at_longest = {method: longest_budget(method_runs) for method, method_runs in runs.items() if method_runs}
     is_runs, uniform_runs = at_longest.get(IMPORTANCE, []), at_longest.get(UNIFORM, [])
-    out = [text["title"], "", text["generated"], ""] + parameters_section(text, is_runs + uniform_runs, files)
+    out = [text["title"], "", text["generated"], "", text["break_even"], ""]
+    out += parameters_section(text, is_runs + uniform_runs, files)
     sections = [
         equal_time.section(text, is_runs, uniform_runs, figures),
         activation.section(text, is_runs, figures),
