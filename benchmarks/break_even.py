@@ -50,9 +50,12 @@ REGIMES = {
 
 
 # Changing one thing at zero price, when IS loses there: name -> (method, forced, params.yaml overrides,
-# the method's option overrides). `lr_tau` scales the lr by --tau (the effective batch tau b).
+# the method's option overrides). `lr_tau` scales the lr by --tau (the effective batch tau b);
+# `presample_flat` keeps IS's draw (b of B = p b, with replacement) but all but drops its scores
+# (smoothing 0.999: every weight within 0.1% of 1), so only the presample's repeats differ from uniform.
 CAUSES = {
     "no_smoothing": ("upper_bound", True, {"sampler": {"smoothing": 0.0}}, {}),
+    "presample_flat": ("upper_bound", True, {"sampler": {"smoothing": 0.999}}, {}),
     "from_first_drop": ("upper_bound", True, {}, {"importance_from": "first_milestone"}),
     "lr_tau": ("upper_bound", True, {"train": {"lr_scale": "tau"}}, {}),
     "uniform_with_replacement": ("uniform", False, {}, {"with_replacement": True}),

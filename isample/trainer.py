@@ -230,5 +230,9 @@ class ImportanceSampler(_TracksTau, Trainer):
 def _split(options_type: type, keywords: dict) -> tuple[Any, dict]:
     """The keywords that are fields of `options_type` as one Options, and the rest."""
     fields = {field.name for field in dataclasses.fields(options_type)}
+    for key in {"presample", "presample_max"} & set(keywords) - fields:
+        raise ValueError(
+            f"{key} = {keywords[key]!r}: {options_type.__name__} does not presample (only upper_bound does)"
+        )
     options = options_type(**{key: value for key, value in keywords.items() if key in fields})
     return options, {key: value for key, value in keywords.items() if key not in fields}

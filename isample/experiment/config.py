@@ -309,13 +309,19 @@ def _across_problems(params: Params) -> list[str]:
     """Rules across sections that need the methods' options."""
     importance = method_options(params, IMPORTANCE)
     presample, subset, n = (
-        round(importance.presample * params.batch_size),
+        round(importance.largest_presample * params.batch_size),
         params.data.train_subset,
         params.train.world_size,
     )
     problems = []
+    if importance.presample == "auto" and params.train.prices.presample_a != "from_prices":
+        problems.append(
+            f"train.prices.presample_a = {params.train.prices.presample_a!r}: must be from_prices with presample: "
+            "auto (a stated a prices one presample size; auto prices every ratio by train.prices.score)"
+        )
     if subset and presample > subset:
-        problems.append(f"presample * batch_size = {presample} exceeds data.train_subset = {subset}")
+        ratio = "sampler.presample_max" if importance.presample == "auto" else "presample"
+        problems.append(f"{ratio} * batch_size = {presample} exceeds data.train_subset = {subset}")
     elif subset and params.batch_size > subset:  # (implied by the line above when that one is said)
         problems.append(f"batch_size = {params.batch_size} exceeds data.train_subset = {subset}")
     if presample % n:

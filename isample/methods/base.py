@@ -180,6 +180,9 @@ class SelectionMethod:
     runs_own_forwards: ClassVar[bool] = False
 
     def __init__(self, context: Context, options: Any = None):
+        if options is not None and not isinstance(options, self.Options):
+            presample = " (only upper_bound presamples)" if hasattr(options, "presample") else ""
+            raise ValueError(f"{self.name} takes {self.Options.__name__}, not {type(options).__name__}{presample}")
         self.context = context
         self.options = self.Options() if options is None else options
 

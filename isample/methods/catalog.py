@@ -83,7 +83,8 @@ class UniformOptions:
 
 @dataclass(frozen=True)
 class UpperBoundOptions:
-    presample: float = 2.0  # p = B / b
+    presample: float | Literal["auto"] = 2.0  # p = B / b; "auto": chosen while training, up to presample_max
+    presample_max: float = 8.0  # the largest ratio `auto` tries (isample.methods.presample_ratio)
     tau_threshold: float | Literal["auto"] = "auto"  # "auto": 1 + a from measured times; or a fixed number
     score: Score = "gnorm"
     score_mode: ScoreMode = "eval"  # eval: BatchNorm with running statistics | batch: batch statistics
@@ -99,7 +100,11 @@ class UpperBoundOptions:
     tau_source: TauSource = "training"
 
     RULES: ClassVar[dict] = {
-        "presample": (lambda p: is_number(p) and p >= 1, "must be >= 1 (B = presample * batch_size)"),
+        "presample": (
+            lambda p: p == "auto" or (is_number(p) and p >= 1),
+            "must be 'auto' or >= 1 (B = presample * batch_size)",
+        ),
+        "presample_max": (lambda p: is_number(p) and p >= 2, "must be >= 2 (the largest ratio presample: auto tries)"),
         "tau_threshold": (lambda t: t == "auto" or (is_number(t) and t >= 0), "must be 'auto' or >= 0"),
         "score": SCORE_RULE,
         "score_mode": SCORE_MODE_RULE,
@@ -117,6 +122,16 @@ class UpperBoundOptions:
 
     def __post_init__(self):
         check_options(self, self.RULES)
+        if self.presample == "auto" and self.tau_threshold != "auto":
+            raise ValueError(
+                f"tau_threshold = {self.tau_threshold!r}: must be 'auto' with presample: auto "
+                "(each ratio is priced by its own a)"
+            )
+
+    @property
+    def largest_presample(self) -> float:
+        """The largest ratio a presample is taken at: the fixed one, or auto's bound."""
+        return self.presample_max if self.presample == "auto" else self.presample
 
 
 @dataclass(frozen=True)
@@ -244,6 +259,7 @@ CATALOG: dict[str, Entry] = {
             tag="is",
             keys={
                 "presample": "presample",
+                "presample_max": "sampler.presample_max",
                 "tau_threshold": "sampler.tau_th",
                 **{field: f"sampler.{field}" for field in _SAMPLER},
             },

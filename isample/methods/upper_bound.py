@@ -14,6 +14,8 @@ tau_th = 1 + a (`auto`), a being the measured presample time over the training-s
 priced clock (`isample.pricing`), the presample's price over the training step's; while IS is
 off, a measured comes from probes (one chunk's scoring forward, timed), so pricing draws nothing and the
 stream and augmentation stay the uniform run's.
+`presample: auto` chooses p while training, up to `presample_max` (`isample.methods.presample_ratio`):
+the ratio of the largest predicted speed-up tau(p) / (1 + a(p)), IS off when that is not above 1.
 """
 
 import math
@@ -25,6 +27,7 @@ import torch
 from isample import costmodel
 from isample.methods.base import Selection, SelectionMethod, moving_average, scoring_mode
 from isample.methods.catalog import UpperBoundOptions
+from isample.methods.presample_ratio import RatioChoice, subsample_taus
 from isample.names import IMPORTANCE, TRAIN_STEP_PHASES
 from isample.sampling import importance_draw, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
@@ -64,15 +67,15 @@ class UpperBound(SelectionMethod):
         self.tau_training = 0.0  # of the training forward's scores (recorded whatever decides)
         self.tau_samples = 0
         options, b = self.options, context.batch_size
-        self.presample_size = round(options.presample * b)
-        if self.presample_size > len(context.examples):
+        largest = round(options.largest_presample * b)
+        if largest > len(context.examples):
             raise ValueError(
-                f"presample size B = p * b = {self.presample_size} is larger than the data set "
-                f"({len(context.examples)})"
+                f"presample size B = p * b = {largest} is larger than the data set ({len(context.examples)})"
             )
-        # Batch statistics must come from batches the size of the training batch to match its forward.
-        chunk = b if options.score_mode == "batch" else options.forward_chunk or self.presample_size
-        self.chunks = max(1, round(self.presample_size / chunk))
+        # `auto`: the ratio chosen while training, the smallest until IS is on; else the fixed one.
+        self.choice = RatioChoice(options.presample_max, options.tau_momentum) if options.presample == "auto" else None
+        self.presample_size = round((self.choice.ratio if self.choice else options.presample) * b)
+        self._ratio_used, self._ratio_taus = math.nan, {}  # this iteration's presample ratio and subsample taus
         self.fixed_threshold = None if options.tau_threshold == "auto" else float(options.tau_threshold)
         self.score_function = SCORE_FUNCTIONS[options.score]
         self.iterations = 0
@@ -90,6 +93,12 @@ class UpperBound(SelectionMethod):
         self._presample_dtype = torch.bfloat16 if options.presample_bf16 else context.autocast_dtype
         self.tau_threshold, self.a = self._threshold()
 
+    def chunks(self, size: int) -> int:
+        """Forwards a presample of `size` is scored in: batch statistics must come from batches the size of
+        the training batch to match its forward; in eval mode, forward_chunk at a time (0: all at once)."""
+        chunk = self.context.batch_size if self.options.score_mode == "batch" else self.options.forward_chunk or size
+        return max(1, round(size / chunk))
+
     # -- scoring ----------------------------------------------------------------------------------
 
     def presample_scores(self, x: torch.Tensor, y: torch.Tensor, chunks: int | None = None) -> torch.Tensor:
@@ -97,7 +106,8 @@ class UpperBound(SelectionMethod):
         context, timer = self.context, self.context.timer
         scores = []
         with scoring_mode(context.model, self.options.score_mode), torch.inference_mode():
-            for x_chunk, y_chunk in zip(x.tensor_split(chunks or self.chunks), y.tensor_split(chunks or self.chunks)):
+            chunks = chunks or self.chunks(len(x))
+            for x_chunk, y_chunk in zip(x.tensor_split(chunks), y.tensor_split(chunks), strict=True):
                 with timer.phase("presample_forward"):
                     with autocast(context.device, self._presample_dtype):
                         logits = context.model(x_chunk)
@@ -127,7 +137,7 @@ class UpperBound(SelectionMethod):
         B; the estimate is the median of the last PROBES probes, so one probe hit by other load on
         the machine cannot price IS out for good)."""
         timer = self.context.timer
-        chunk = math.ceil(self.presample_size / self.chunks)
+        chunk = math.ceil(self.presample_size / self.chunks(self.presample_size))
         repeats = math.ceil(chunk / len(inputs))
         x, y = torch.cat([inputs] * repeats)[:chunk], torch.cat([targets] * repeats)[:chunk]
         start = timer.mark()
@@ -177,7 +187,36 @@ class UpperBound(SelectionMethod):
             return prices.presample_share(self.presample_size, self.context.batch_size)
         return self._measured_a()
 
+    def _a_of(self, ratio: float) -> float:
+        """`auto`: a at presample ratio `ratio`, priced, or the measured a of the current B in proportion to
+        the presample's size (B / 3b, the 2018 default's, while nothing is measured)."""
+        b = self.context.batch_size
+        size = round(ratio * b)
+        if self.context.prices is not None:
+            return self.context.prices.presample_share(size, b)
+        a = self._measured_a()
+        return size / (3 * b) if math.isnan(a) else a * size / self.presample_size
+
+    def _choose_ratio(self) -> tuple[float, float]:
+        """`auto`: train at the ratio of the largest predicted speed-up; its tau_th = 1 + a at that ratio.
+        The presample's measured seconds are kept for the current B, so they follow it."""
+        ratio, _ = self.choice.choose(self.tau, self._a_of)
+        a = self._a_of(ratio)
+        size = round(ratio * self.context.batch_size)
+        scale = size / self.presample_size
+        if self.time_ema["presample"] is not None:
+            self.time_ema["presample"] *= scale
+        self._probes = deque((probe * scale for probe in self._probes), maxlen=PROBES)
+        self.presample_size = size
+        return costmodel.tau_threshold(a), a
+
+    def _deciding_tau(self) -> float:
+        """The tau set against tau_th: `auto`'s estimate at the chosen ratio, else the one tau."""
+        return self.choice.estimate(self.choice.ratio, self.tau) if self.choice else self.tau
+
     def _threshold(self) -> tuple[float, float]:
+        if self.choice is not None:
+            return self._choose_ratio()
         a = self._a()
         if self.fixed_threshold is not None:
             return self.fixed_threshold, a
@@ -191,7 +230,7 @@ class UpperBound(SelectionMethod):
         context, timer, examples = self.context, self.context.timer, self.context.examples
         b = context.batch_size
         with timer.phase("decision"):
-            use_importance = self.options.always_importance or self.tau > self.tau_threshold
+            use_importance = self.options.always_importance or self._deciding_tau() > self.tau_threshold
             use_importance = use_importance and context.progress() >= self.options.importance_from
         if not use_importance:
             with timer.phase("draw_batch"):
@@ -199,8 +238,9 @@ class UpperBound(SelectionMethod):
                 x, y = examples.gather(indices)
             return Selection(indices, None, x, y)
         start = timer.mark()
+        size = round(self.choice.presample_ratio() * b) if self.choice else self.presample_size
         with timer.phase("draw_presample"):
-            presample_indices = examples.take(self.presample_size)
+            presample_indices = examples.take(size)
             x_all, y_all = examples.gather(presample_indices)
         scores = self.presample_scores(x_all, y_all)
         with timer.phase("draw_batch"):
@@ -208,7 +248,11 @@ class UpperBound(SelectionMethod):
             device_positions = positions.to(context.device)
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
-            self._tau_step = variance_reduction(scores)
+            if self.choice:  # tau at every ratio this presample holds; the one that decides at the chosen ratio
+                self._ratio_taus = subsample_taus(scores, b, self.choice.ratios, context.generator)
+                self._tau_step, self._ratio_used = self._ratio_taus[self.choice.ratio], size / b
+            else:
+                self._tau_step = variance_reduction(scores)
             self._weights = weight_spread(positions, weights)
         self._presample_reading = timer.since(start, PRESAMPLE_PHASES)  # the draw of b loads nothing
         return Selection(presample_indices[positions], weights, x, y, by_score=True)
@@ -229,12 +273,17 @@ class UpperBound(SelectionMethod):
             tau_step = tau_training if options.tau_source == "training" else tau_sample  # nan: no sample now
         self._add_probes()
         known = self._known_times(iteration, selection.by_score)
+        ratio_taus = self._ratio_taus if self.choice and selection.by_score else {}
         with timer.phase("threshold_update"):
             # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same
             # tau and tau_th and decide together; in one process these are its own values.
-            tau_step, tau_training, presample, forward, backward, step = self.context.group.mean(
-                [tau_step, tau_training, *(known[2:] if known else (0.0,) * 4)]
+            tau_step, tau_training, presample, forward, backward, step, *ratio_values = self.context.group.mean(
+                [tau_step, tau_training, *(known[2:] if known else (0.0,) * 4), *ratio_taus.values()]
             )
+            if self.choice and selection.by_score:
+                self.choice.observe(dict(zip(ratio_taus, ratio_values, strict=True)))
+            elif self.choice:
+                self.choice.off()
             if known and known[0] > 0:  # the first iteration pays one-off costs: not a time
                 self._update_time_estimates(known[1], presample, forward, backward, step)
             self.tau_training = moving_average(
@@ -254,13 +303,16 @@ class UpperBound(SelectionMethod):
         if not timer.enabled:
             return None
         presample = self._presample_reading if by_score else None
+        size = round(self._ratio_used * self.context.batch_size) if self.choice and by_score else self.presample_size
         self._pending_times.append(
-            (iteration, by_score, presample, *(timer.since(None, (phase,)) for phase in TRAIN_STEP_PHASES))
+            (iteration, by_score, size, presample, *(timer.since(None, (phase,)) for phase in TRAIN_STEP_PHASES))
         )
         if len(self._pending_times) <= timer.lag:
             return None
-        iteration, by_score, *readings = self._pending_times.popleft()
-        return (iteration, by_score, *(reading.value() if reading else 0.0 for reading in readings))
+        iteration, by_score, size, *readings = self._pending_times.popleft()
+        presample, *train_step = (reading.value() if reading else 0.0 for reading in readings)
+        # A presample's seconds for the current B (`auto` may have taken it at another; 1 at a fixed p).
+        return (iteration, by_score, presample * (self.presample_size / size), *train_step)
 
     def _update_time_estimates(
         self, used_importance: bool, presample: float, forward: float, backward: float, step: float
@@ -279,14 +331,16 @@ class UpperBound(SelectionMethod):
         last importance-sampled batch's weights (`weight_spread`; nan while IS is off)."""
         tau = self.tau if self.iterations else math.nan  # nothing measured yet
         weights = self._weights if self._last_by_score else dict.fromkeys(WEIGHT_METRICS, math.nan)
+        ratio = {"presample_ratio": self._ratio_used if self._last_by_score else math.nan} if self.choice else {}
         return {
             **weights,
+            **ratio,
             "tau": tau,
             "tau_threshold": self.tau_threshold,
             "tau_training": self.tau_training if self.iterations else math.nan,
             "a": self.a,
             "k": self.k,
-            "predicted_speedup": tau / (1 + self.a),
+            "predicted_speedup": (self._deciding_tau() if self.iterations else math.nan) / (1 + self.a),
         }
 
     def state_dict(self) -> dict:
@@ -300,6 +354,7 @@ class UpperBound(SelectionMethod):
             "time_ema": dict(self.time_ema),
             "probes": list(self._probes),
             "presamples_timed": self._presamples_timed,
+            **({"presample_size": self.presample_size, "choice": self.choice.state_dict()} if self.choice else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -310,3 +365,6 @@ class UpperBound(SelectionMethod):
         self.time_ema = dict(state["time_ema"])
         self._probes = deque(state["probes"], maxlen=PROBES)
         self._presamples_timed = state["presamples_timed"]
+        if self.choice:
+            self.presample_size = state["presample_size"]
+            self.choice.load_state_dict(state["choice"])

@@ -46,7 +46,8 @@ def method_row(method: str, runs: list[Run], uniform_runs: list[Run], per_ratio)
     healthy = [run for run in runs if not run.diverged]
     pairs = paired(healthy, uniform_runs)
     low, high = pairs.interval
-    presample = float(runs[0].params["presample"]) if "presample" in runs[0].params else None
+    presample = runs[0].params.get("presample")
+    presample = float(presample) if presample not in (None, "auto") else None  # auto: no one ratio's row
     return {
         "method": method,
         "seeds": len(healthy),

@@ -55,6 +55,7 @@ LABELS = {
         "tau_training": "tau of the training forward",
         "predicted speed-up": "tau / (1 + a)",
         "how far": "The speed-up IS would bring by the rule (above 1: IS pays)",
+        "p chosen": "The presample ratio presample: auto trained at",
         "median per iteration": "median time per iteration (ms)",
         "where time goes": "Where an iteration's time goes",
         "measured": "measured (median)",
@@ -97,6 +98,7 @@ LABELS = {
         "tau_training": "训练前向的 tau",
         "predicted speed-up": "tau / (1 + a)",
         "how far": "按规则重要性采样带来的加速（大于 1：重要性采样划算）",
+        "p chosen": "presample: auto 训练时选用的预采样比例",
         "median per iteration": "每次迭代的中位时间 (ms)",
         "where time goes": "一次迭代的时间分布",
         "measured": "实测（中位数）",
@@ -260,10 +262,12 @@ def train_loss(runs, words: dict) -> plt.Figure:
 
 def is_activation(is_runs, words: dict) -> plt.Figure:
     """upper_bound's share of IS iterations per epoch; its tau (and the training forward's) against
-    tau_th; and the speed-up IS would bring by the rule, tau / (1 + a), against 1 (its own metrics)."""
+    tau_th; the speed-up IS would bring by the rule, tau / (1 + a), against 1 (its own metrics); and,
+    with presample: auto, the ratio it trained at."""
     data = _epochs(is_runs, words)
     data["predicted_speedup"] = predicted_speedup(data)
-    fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True)
+    chosen = "presample_ratio" in data and data["presample_ratio"].notna().any()
+    fig, axes = plt.subplots(4 if chosen else 3, 1, figsize=(9, 13 if chosen else 10), sharex=True)
     sns.lineplot(data=data, x="train_seconds", y="scored_share", hue="seed", marker="o", ax=axes[0])
     axes[0].set(ylabel=words["IS share"], title=words["when on"])
     names = {"tau": words["tau"], "tau_threshold": words["tau_th"], "tau_training": words["tau_training"]}
@@ -280,6 +284,9 @@ def is_activation(is_runs, words: dict) -> plt.Figure:
     sns.lineplot(data=data, x="train_seconds", y="predicted_speedup", hue="seed", marker="o", ax=axes[2])
     axes[2].axhline(1.0, color="black", linewidth=1)
     axes[2].set(xlabel=words["training time (s)"], ylabel=words["predicted speed-up"], title=words["how far"])
+    if chosen:
+        sns.lineplot(data=data, x="train_seconds", y="presample_ratio", hue="seed", marker="o", ax=axes[3])
+        axes[3].set(xlabel=words["training time (s)"], ylabel=words["presample ratio"], title=words["p chosen"])
     _mark(axes, lr_changes(is_runs), words)
     fig.tight_layout()
     return fig

@@ -112,12 +112,12 @@ def make_params(override: dict | None = None):
     return validate(raw_params(override))
 
 
-def tiny_params(sampler=None, **train):
+def tiny_params(sampler=None, presample=2, **train):
     """resnet8 on the synthetic data, b = 32, p = 2, on the CPU, augmentation on, 64 training examples
     evaluated per epoch; `train` keys override."""
     return make_params(
         {
-            "presample": 2,
+            "presample": presample,
             "batch_size": 32,
             "model": {"name": "resnet8"},
             "train": {"budget": "2s", "eval_batch_size": 200, "device": "cpu", **train},
@@ -127,11 +127,11 @@ def tiny_params(sampler=None, **train):
     )
 
 
-def tiny_spec(method="uniform", seed=0, sampler=None, **train):
+def tiny_spec(method="uniform", seed=0, sampler=None, presample=2, **train):
     """The RunSpec of one run of tiny_params."""
     from isample.experiment.runs import run_spec
 
-    params = tiny_params(sampler, **train)
+    params = tiny_params(sampler, presample, **train)
     return run_spec(params, method, params.train.budget_list[0], seed)
 
 

@@ -1,5 +1,6 @@
 """The budget clock, wall or priced (`isample.experiment.clock`), and runs budgeted by the priced one."""
 
+import dataclasses
 import math
 
 import pytest
@@ -98,6 +99,21 @@ def test_a_priced_run_stopped_mid_epoch_resumes_to_the_uninterrupted_record(tiny
         train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint, stop_requested=lambda: next(polls) == 21)
     saved = torch.load(checkpoint, weights_only=True)
     assert 0 < saved["epoch_in_progress"]["done"] < saved["epoch_in_progress"]["length"]
+    resumed = train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint)
+    assert deterministic(resumed).equals(deterministic(uninterrupted))
+
+
+def test_a_priced_auto_run_records_its_ratio_and_resumes_mid_epoch_to_the_uninterrupted_record(tiny_data, tmp_path):
+    spec = priced_spec(presample="auto", sampler={"presample_max": 4}, checkpoint_every="1h")
+    spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, always_importance=True))
+    uninterrupted = train_run(spec, tiny_data, progress=False)
+    ratios = uninterrupted.epochs["presample_ratio"]
+    assert ratios.between(2, 4).all() and (ratios > 2).any()  # the first presample is a probe at the bound
+    assert uninterrupted.params["presample"] == "auto" and float(uninterrupted.params["sampler.presample_max"]) == 4
+    polls = iter(range(10**6))
+    checkpoint = tmp_path / "seed0.pt"
+    with pytest.raises(Preempted):
+        train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint, stop_requested=lambda: next(polls) == 7)
     resumed = train_run(spec, tiny_data, progress=False, checkpoint_path=checkpoint)
     assert deterministic(resumed).equals(deterministic(uninterrupted))
 

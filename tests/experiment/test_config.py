@@ -22,6 +22,17 @@ def test_durations(text, seconds):
     [
         ({"presample": 0.5}, ["presample", "0.5", ">= 1"]),
         ({"presample": "7"}, ["presample", "'7'"]),
+        ({"presample": "often"}, ["presample = 'often'", "'auto'"]),
+        ({"presample": "auto", "sampler": {"presample_max": 1.5}}, ["sampler.presample_max = 1.5", ">= 2"]),
+        ({"presample": "auto", "sampler": {"tau_th": 1.5}}, ["sampler.tau_th = 1.5", "'auto' with presample: auto"]),
+        (
+            {"presample": "auto", "train": {"prices": {"presample_a": 0.1}}},
+            ["train.prices.presample_a = 0.1", "from_prices with presample: auto"],
+        ),
+        (
+            {"presample": "auto", "sampler": {"presample_max": 100}},
+            ["sampler.presample_max * batch_size = 12800", "data.train_subset = 10000"],
+        ),
         ({"batch_size": 0}, ["batch_size", "0"]),
         ({"train": {"budget": "soon"}}, ["train.budget", "'soon'", "90s"]),
         ({"train": {"budget": "0s"}}, ["train.budget", "> 0"]),

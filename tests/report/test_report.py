@@ -185,6 +185,18 @@ def test_figures_are_real_png_files(tmp_path):
     assert figures.lr_changes(is_runs) == pytest.approx([60.0, 90.0])
 
 
+def test_the_activation_figure_draws_the_ratio_auto_chose_when_the_records_have_it():
+    is_runs, _ = pairs([0.62, 0.61], [0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))
+    words = figures.labels("en")
+    assert len(figures.is_activation(is_runs, words).axes) == 3  # a fixed p: no ratio to draw
+    for record in is_runs:
+        record.epochs["presample_ratio"] = [2.0 + epoch % 3 for epoch in range(len(record.epochs))]
+    axes = figures.is_activation(is_runs, words).axes
+    assert len(axes) == 4 and axes[3].get_title() == words["p chosen"]
+    drawn = {float(y) for line in axes[3].get_lines() if line.get_marker() == "o" for y in line.get_ydata()}
+    assert drawn == {2.0, 3.0, 4.0}
+
+
 def test_the_report_loads_no_torch():
     from tests.test_package import loaded_after
 

@@ -1,0 +1,113 @@
+"""`presample: auto`: upper_bound's presample ratio p chosen while training (the notebook's adjustable p).
+
+tau can grow with the presample (a larger B holds more of the scores' tail) and so does its price,
+1 + a(p) with a(p) in proportion to p, so the best p moves as training goes on. Each importance-sampled
+iteration estimates tau(p') for every candidate ratio p' whose presample fits in the one it scored: p' b
+of its scores drawn uniformly without replacement are the scores of a uniform presample of p' b, at no
+extra forward. Every PROBE_EVERY importance-sampled iterations the presample is taken at the bound
+instead, so that the larger ratios are estimated too; that iteration trains on its draw like any other
+(the estimator is unbiased at every B). IS trains at the ratio of the largest predicted speed-up
+tau(p') / (1 + a(p')) and is off when even that is not above 1. While IS is off only one tau is known
+(the training forward's), the same for every ratio, so the best is the smallest and the rule is the
+fixed-p rule at p = 2, tau > 1 + a(2): the fixed rule is the limit case.
+"""
+
+import math
+
+import torch
+
+from isample.methods.base import moving_average
+from isample.sampling import variance_reduction
+
+PROBE_EVERY = 50  # importance-sampled iterations between presamples at the bound
+SMALLEST = 2.0  # the smallest candidate ratio
+
+
+def candidate_ratios(presample_max: float) -> tuple[float, ...]:
+    """2, 3, ... up to the bound, and the bound itself."""
+    if presample_max < SMALLEST:
+        raise ValueError(f"presample_max = {presample_max!r}: must be >= {SMALLEST:g} with presample: auto")
+    ratios = [float(p) for p in range(int(SMALLEST), math.floor(presample_max) + 1)]
+    return tuple(ratios if presample_max in ratios else [*ratios, float(presample_max)])
+
+
+def subsample_taus(
+    scores: torch.Tensor, b: int, ratios: tuple[float, ...], generator: torch.Generator | None = None
+) -> dict[float, float]:
+    """tau of a uniform presample of p' b for every ratio p' whose presample the scores hold: the first p' b
+    of one random order of them (each a uniform draw without replacement; all of them at their own size)."""
+    order = torch.randperm(len(scores), generator=generator)
+    return {
+        ratio: variance_reduction(scores[order[: round(ratio * b)]])
+        for ratio in ratios
+        if round(ratio * b) <= len(scores)
+    }
+
+
+def best_ratio(taus: dict[float, float], a_of) -> tuple[float, float]:
+    """The ratio of the largest predicted speed-up tau(p') / (1 + a(p')), and that speed-up (ties: the
+    smallest ratio, the cheapest)."""
+    speedups = {ratio: tau / (1.0 + a_of(ratio)) for ratio, tau in sorted(taus.items())}
+    ratio = max(speedups, key=speedups.get)
+    return ratio, speedups[ratio]
+
+
+class RatioChoice:
+    """While IS is on: tau at the smallest ratio (measured every importance-sampled iteration) and each
+    ratio's gain over it, tau(p') / tau(2), moving averages of what each presample held. The gains come from
+    one presample at a time, so a ratio measured only at the probes is not set against a fresher tau:
+    tau(p') is estimated as tau(2) x its gain. Also the chosen ratio and when to probe the bound."""
+
+    def __init__(self, presample_max: float, momentum: float):
+        self.ratios = candidate_ratios(presample_max)
+        self.momentum = momentum
+        self.tau_smallest: float | None = None  # None while IS is off (what it measured is then forgotten)
+        self.gains: dict[float, float] = {}
+        self.ratio = self.ratios[0]
+        self.since_probe = 0  # importance-sampled iterations since the last presample at the bound
+
+    @property
+    def bound(self) -> float:
+        return self.ratios[-1]
+
+    def presample_ratio(self) -> float:
+        """The ratio to presample at in an importance-sampled iteration: the bound when it is due for a
+        probe (never measured since IS went on, or PROBE_EVERY iterations ago), else the chosen one."""
+        due = self.bound not in self.gains or self.since_probe >= PROBE_EVERY
+        return self.bound if due and self.ratio < self.bound else self.ratio
+
+    def observe(self, taus: dict[float, float]) -> None:
+        """One importance-sampled iteration's subsample taus (`subsample_taus`)."""
+        smallest = taus[self.ratios[0]]
+        self.tau_smallest = moving_average(self.tau_smallest, smallest, self.momentum)
+        for ratio, tau in taus.items():
+            self.gains[ratio] = moving_average(self.gains.get(ratio), tau / smallest, self.momentum)
+        self.since_probe = 0 if self.bound in taus else self.since_probe + 1
+
+    def off(self) -> None:
+        """IS went off: what it measured is forgotten, the single tau decides until it is on again."""
+        self.tau_smallest = None
+        self.gains.clear()
+
+    def estimate(self, ratio: float, tau: float) -> float:
+        """tau at `ratio`: tau(2) x its gain while IS is on (no gain until one is measured), else `tau`."""
+        if self.tau_smallest is None:
+            return tau
+        return self.tau_smallest * self.gains.get(ratio, 1.0)
+
+    def choose(self, tau: float, a_of) -> tuple[float, float]:
+        """Choose the ratio (`best_ratio`) from the estimates (`estimate`); returns it and its speed-up."""
+        self.ratio, speedup = best_ratio({ratio: self.estimate(ratio, tau) for ratio in self.ratios}, a_of)
+        return self.ratio, speedup
+
+    def state_dict(self) -> dict:
+        return {
+            "tau_smallest": self.tau_smallest,
+            "gains": dict(self.gains),
+            "ratio": self.ratio,
+            "since_probe": self.since_probe,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tau_smallest, self.gains = state["tau_smallest"], {float(r): g for r, g in state["gains"].items()}
+        self.ratio, self.since_probe = float(state["ratio"]), state["since_probe"]
