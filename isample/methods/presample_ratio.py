@@ -7,9 +7,11 @@ of its scores drawn uniformly without replacement are the scores of a uniform pr
 extra forward. Every PROBE_EVERY importance-sampled iterations the presample is taken at the bound
 instead, so that the larger ratios are estimated too; that iteration trains on its draw like any other
 (the estimator is unbiased at every B). IS trains at the ratio of the largest predicted speed-up
-tau(p') / (1 + a(p')) and is off when even that is not above 1. While IS is off only one tau is known
-(the training forward's), the same for every ratio, so the best is the smallest and the rule is the
-fixed-p rule at p = 2, tau > 1 + a(2): the fixed rule is the limit case.
+tau(p') / (1 + a(p')) and is off when even that is not above 1. The method's tau is the one a fixed p = 2
+run keeps (the presample's at p = 2 while IS is on, the training forward's while it is off); the larger
+ratios add their gain over it while IS is on. While IS is off only that tau is known, the same for every
+ratio, so the best is the smallest and the rule is the fixed rule at p = 2, tau > 1 + a(2): the fixed
+rule is the limit case.
 """
 
 import math
@@ -19,7 +21,7 @@ import torch
 from isample.methods.base import moving_average
 from isample.sampling import variance_reduction
 
-PROBE_EVERY = 50  # importance-sampled iterations between presamples at the bound
+PROBE_EVERY = 50  # importance-sampled iterations from one presample at the bound to the next
 SMALLEST = 2.0  # the smallest candidate ratio
 
 
@@ -53,18 +55,22 @@ def best_ratio(taus: dict[float, float], a_of) -> tuple[float, float]:
 
 
 class RatioChoice:
-    """While IS is on: tau at the smallest ratio (measured every importance-sampled iteration) and each
-    ratio's gain over it, tau(p') / tau(2), moving averages of what each presample held. The gains come from
-    one presample at a time, so a ratio measured only at the probes is not set against a fresher tau:
-    tau(p') is estimated as tau(2) x its gain. Also the chosen ratio and when to probe the bound."""
+    """While IS is on, each larger ratio's gain over the smallest, tau(p') / tau(2), a moving average of what
+    each presample held (the gains come from one presample at a time, so a ratio measured only at the probes
+    is never set against a fresher tau); tau(p') is estimated as tau(2) x its gain, tau(2) being the method's
+    own tau (`UpperBound.tau`, which auto feeds with the presample's tau at the smallest ratio). Also the
+    chosen ratio and when to probe the bound."""
 
     def __init__(self, presample_max: float, momentum: float):
         self.ratios = candidate_ratios(presample_max)
         self.momentum = momentum
-        self.tau_smallest: float | None = None  # None while IS is off (what it measured is then forgotten)
-        self.gains: dict[float, float] = {}
+        self.gains: dict[float, float] = {}  # per ratio above the smallest; empty while IS is off
         self.ratio = self.ratios[0]
         self.since_probe = 0  # importance-sampled iterations since the last presample at the bound
+
+    @property
+    def smallest(self) -> float:
+        return self.ratios[0]
 
     @property
     def bound(self) -> float:
@@ -72,28 +78,26 @@ class RatioChoice:
 
     def presample_ratio(self) -> float:
         """The ratio to presample at in an importance-sampled iteration: the bound when it is due for a
-        probe (never measured since IS went on, or PROBE_EVERY iterations ago), else the chosen one."""
-        due = self.bound not in self.gains or self.since_probe >= PROBE_EVERY
+        probe (never measured since IS went on, or PROBE_EVERY iterations after the last probe), else the
+        chosen one."""
+        due = self.bound not in self.gains or self.since_probe >= PROBE_EVERY - 1
         return self.bound if due and self.ratio < self.bound else self.ratio
 
     def observe(self, taus: dict[float, float]) -> None:
         """One importance-sampled iteration's subsample taus (`subsample_taus`)."""
-        smallest = taus[self.ratios[0]]
-        self.tau_smallest = moving_average(self.tau_smallest, smallest, self.momentum)
+        smallest = taus[self.smallest]
         for ratio, tau in taus.items():
-            self.gains[ratio] = moving_average(self.gains.get(ratio), tau / smallest, self.momentum)
+            if ratio != self.smallest:
+                self.gains[ratio] = moving_average(self.gains.get(ratio), tau / smallest, self.momentum)
         self.since_probe = 0 if self.bound in taus else self.since_probe + 1
 
     def off(self) -> None:
-        """IS went off: what it measured is forgotten, the single tau decides until it is on again."""
-        self.tau_smallest = None
+        """IS went off: the gains are forgotten, the one tau decides (as at p = 2) until it is on again."""
         self.gains.clear()
 
     def estimate(self, ratio: float, tau: float) -> float:
-        """tau at `ratio`: tau(2) x its gain while IS is on (no gain until one is measured), else `tau`."""
-        if self.tau_smallest is None:
-            return tau
-        return self.tau_smallest * self.gains.get(ratio, 1.0)
+        """tau at `ratio` from tau(2) = `tau`: times its gain while IS is on (1 until one is measured)."""
+        return tau * self.gains.get(ratio, 1.0)
 
     def choose(self, tau: float, a_of) -> tuple[float, float]:
         """Choose the ratio (`best_ratio`) from the estimates (`estimate`); returns it and its speed-up."""
@@ -101,13 +105,8 @@ class RatioChoice:
         return self.ratio, speedup
 
     def state_dict(self) -> dict:
-        return {
-            "tau_smallest": self.tau_smallest,
-            "gains": dict(self.gains),
-            "ratio": self.ratio,
-            "since_probe": self.since_probe,
-        }
+        return {"gains": dict(self.gains), "ratio": self.ratio, "since_probe": self.since_probe}
 
     def load_state_dict(self, state: dict) -> None:
-        self.tau_smallest, self.gains = state["tau_smallest"], {float(r): g for r, g in state["gains"].items()}
+        self.gains = {float(ratio): gain for ratio, gain in state["gains"].items()}
         self.ratio, self.since_probe = float(state["ratio"]), state["since_probe"]

@@ -211,7 +211,8 @@ class UpperBound(SelectionMethod):
         return costmodel.tau_threshold(a), a
 
     def _deciding_tau(self) -> float:
-        """The tau set against tau_th: `auto`'s estimate at the chosen ratio, else the one tau."""
+        """The tau set against tau_th: `auto`'s estimate at the chosen ratio (its tau, that of p = 2, times the
+        ratio's gain), else the one tau."""
         return self.choice.estimate(self.choice.ratio, self.tau) if self.choice else self.tau
 
     def _threshold(self) -> tuple[float, float]:
@@ -238,7 +239,8 @@ class UpperBound(SelectionMethod):
                 x, y = examples.gather(indices)
             return Selection(indices, None, x, y)
         start = timer.mark()
-        size = round(self.choice.presample_ratio() * b) if self.choice else self.presample_size
+        ratio = self.choice.presample_ratio() if self.choice else math.nan
+        size = round(ratio * b) if self.choice else self.presample_size
         with timer.phase("draw_presample"):
             presample_indices = examples.take(size)
             x_all, y_all = examples.gather(presample_indices)
@@ -248,9 +250,9 @@ class UpperBound(SelectionMethod):
             device_positions = positions.to(context.device)
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
-            if self.choice:  # tau at every ratio this presample holds; the one that decides at the chosen ratio
+            if self.choice:  # tau at every ratio this presample holds; the method's own at the smallest
                 self._ratio_taus = subsample_taus(scores, b, self.choice.ratios, context.generator)
-                self._tau_step, self._ratio_used = self._ratio_taus[self.choice.ratio], size / b
+                self._tau_step, self._ratio_used = self._ratio_taus[self.choice.smallest], ratio
             else:
                 self._tau_step = variance_reduction(scores)
             self._weights = weight_spread(positions, weights)
@@ -328,10 +330,11 @@ class UpperBound(SelectionMethod):
     def metrics(self) -> dict[str, float]:
         """tau (the one that decides) and its threshold, the training forward's tau, a (presample over
         training-step time), k = T / t, the speed-up IS would bring by the rule, tau / (1 + a), and the
-        last importance-sampled batch's weights (`weight_spread`; nan while IS is off)."""
-        tau = self.tau if self.iterations else math.nan  # nothing measured yet
+        last importance-sampled batch's weights (`weight_spread`; nan while IS is off); with `auto`, the
+        ratio it presampled at (`_ratio_metrics`), and tau and tau_th are those of the chosen ratio."""
+        tau = self._deciding_tau() if self.iterations else math.nan  # nothing measured yet
         weights = self._weights if self._last_by_score else dict.fromkeys(WEIGHT_METRICS, math.nan)
-        ratio = {"presample_ratio": self._ratio_used if self._last_by_score else math.nan} if self.choice else {}
+        ratio = self._ratio_metrics() if self.choice else {}
         return {
             **weights,
             **ratio,
@@ -340,8 +343,15 @@ class UpperBound(SelectionMethod):
             "tau_training": self.tau_training if self.iterations else math.nan,
             "a": self.a,
             "k": self.k,
-            "predicted_speedup": (self._deciding_tau() if self.iterations else math.nan) / (1 + self.a),
+            "predicted_speedup": tau / (1 + self.a),
         }
+
+    def _ratio_metrics(self) -> dict[str, float]:
+        """`auto`: the ratio the last iteration presampled at, and one 0/1 column per candidate (their epoch
+        means: the share of the IS iterations at each ratio); nan for an iteration without IS."""
+        used = self._ratio_used if self._last_by_score else math.nan
+        shares = {f"presample_share_{ratio:g}": float(used == ratio) for ratio in self.choice.ratios}
+        return {"presample_ratio": used, **(shares if self._last_by_score else dict.fromkeys(shares, math.nan))}
 
     def state_dict(self) -> dict:
         return {

@@ -108,7 +108,10 @@ def test_a_priced_auto_run_records_its_ratio_and_resumes_mid_epoch_to_the_uninte
     spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, always_importance=True))
     uninterrupted = train_run(spec, tiny_data, progress=False)
     ratios = uninterrupted.epochs["presample_ratio"]
-    assert ratios.between(2, 4).all() and (ratios > 2).any()  # the first presample is a probe at the bound
+    assert ratios.between(2, 4).all() and ratios.iloc[0] > 2  # the first presample is a probe at the bound
+    shares = uninterrupted.epochs[[f"presample_share_{p}" for p in (2, 3, 4)]]
+    assert shares.sum(axis=1).to_numpy() == pytest.approx(1.0)  # every IS iteration at one of the ratios
+    assert (shares.to_numpy() * [2, 3, 4]).sum(axis=1) == pytest.approx(ratios.to_numpy())
     assert uninterrupted.params["presample"] == "auto" and float(uninterrupted.params["sampler.presample_max"]) == 4
     polls = iter(range(10**6))
     checkpoint = tmp_path / "seed0.pt"

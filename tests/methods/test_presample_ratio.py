@@ -2,6 +2,7 @@
 
 import copy
 import math
+import time
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from isample.pricing import Prices
 from isample.sampling import variance_reduction
 from isample.trainer import ImportanceSampler, Trainer, UniformSampler
 from tests.common import toy_problem, toy_sampler
+from tests.test_trainer import FakeClock, SlowForwardNet
 
 
 def test_candidates_run_from_2_to_the_bound():
@@ -70,18 +72,19 @@ def test_the_choice_probes_the_bound_then_trains_at_the_best_and_forgets_when_of
     choice.observe({2.0: 1.2, 3.0: 1.5, 4.0: 1.6})
     assert choice.choose(1.2, lambda p: 0.05 * p) == pytest.approx((4.0, 1.6 / 1.2))
     assert choice.choose(1.2, lambda p: 0.3 * p)[0] == 3.0
-    for _ in range(PROBE_EVERY):
+    for _ in range(PROBE_EVERY - 1):
         assert choice.presample_ratio() == 3.0
-        choice.observe({2.0: 1.4, 3.0: 1.75})  # tau rose: ratios 2 and 3 are measured again
-    assert choice.presample_ratio() == 4.0  # PROBE_EVERY iterations without the bound: probe it
+        choice.observe({2.0: 1.4, 3.0: 1.4 * 1.5 / 1.2})  # tau rose: ratios 2 and 3 are measured again
+    assert choice.presample_ratio() == 4.0  # the 50th IS iteration from the last probe: probe the bound
     # The bound's estimate follows the fresher tau(2) by the gain measured at its probe (1.6 / 1.2).
-    assert choice.estimate(4.0, math.nan) == pytest.approx(1.4 * 1.6 / 1.2)
+    assert choice.estimate(4.0, 1.4) == pytest.approx(1.4 * 1.6 / 1.2)
+    assert choice.estimate(2.0, 1.4) == 1.4  # the smallest ratio's gain is 1, exactly
     state = choice.state_dict()
     choice.off()
     assert choice.estimate(4.0, 1.3) == choice.estimate(2.0, 1.3) == 1.3  # one tau for every ratio
     assert choice.choose(1.3, lambda p: 0.1 * p)[0] == 2.0  # so the cheapest wins: the fixed rule at p = 2
     choice.load_state_dict(state)
-    assert choice.estimate(4.0, math.nan) == pytest.approx(1.4 * 1.6 / 1.2)
+    assert choice.estimate(4.0, 1.4) == pytest.approx(1.4 * 1.6 / 1.2)
 
 
 def test_weighted_draws_stay_unbiased_while_the_ratio_changes():
@@ -93,10 +96,10 @@ def test_weighted_draws_stay_unbiased_while_the_ratio_changes():
     f = (y.float() + 0.2) ** 2 + torch.randn(len(y), generator=torch.Generator().manual_seed(1))
     generator = torch.Generator().manual_seed(2)
     weighted, plain, sizes = [], [], set()
-    method.choice.tau_smallest, method.choice.gains = math.inf, dict.fromkeys(method.choice.ratios, 1.0)  # IS on
+    method.tau, method.choice.gains = math.inf, dict.fromkeys(method.choice.ratios[1:], 1.0)  # IS on
     for _ in range(3000):
         method.choice.ratio = method.choice.ratios[int(torch.randint(4, (), generator=generator))]
-        method.choice.since_probe = int(torch.randint(PROBE_EVERY + 1, (), generator=generator))
+        method.choice.since_probe = int(torch.randint(PROBE_EVERY, (), generator=generator))
         selection = method.select()
         assert selection.by_score
         sizes.add(method._ratio_used)
@@ -152,7 +155,7 @@ def test_auto_resumes_from_its_state_to_the_same_draws():
     sampler = ImportanceSampler(model, optimizer, x, y, 32, presample="auto", presample_max=4, prices=prices)
     for _ in range(60):
         sampler.step()
-    assert sampler.method.choice.since_probe > 0  # mid-way between probes, IS on
+    assert sampler.method.choice.gains and sampler.method.choice.since_probe > 0  # IS on, between probes
     state, weights = sampler.state_dict(), copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     expected = [(sampler.step().indices, sampler.method.presample_size) for _ in range(PROBE_EVERY)]
     sampler.load_state_dict(state)
@@ -162,6 +165,30 @@ def test_auto_resumes_from_its_state_to_the_same_draws():
         torch.equal(sampler.step().indices, indices) and sampler.method.presample_size == size
         for indices, size in expected
     )
+
+
+def test_on_the_wall_clock_a_follows_the_chosen_ratio_and_probes_at_the_bound_price_it_alike(monkeypatch):
+    """Measured times (a fake clock: each forward of a chunk of b costs 30 ms, nothing else costs): a presample
+    of p b costs p training forwards, so a at the chosen ratio is p, whichever ratio each time was taken at
+    (the probes at the bound are rescaled to the current presample)."""
+    clock = FakeClock()
+    monkeypatch.setattr(time, "perf_counter", clock)
+    torch.manual_seed(0)
+    model, b = SlowForwardNet(clock, 0.03), 8
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(500, 4), torch.randint(3, (500,))
+    sampler = ImportanceSampler(
+        model, optimizer, x, y, b, presample="auto", presample_max=4, forward_chunk=b, always_importance=True
+    )
+    steps, chosen = [], []
+    for _ in range(2 * PROBE_EVERY + 5):
+        steps.append(sampler.step())
+        chosen.append(sampler.method.presample_size / b)
+    assert {it.metrics["presample_ratio"] for it in steps} == {2.0, 4.0}  # probes, then the chosen ratio
+    assert [it.a for it in steps[2:]] == pytest.approx(chosen[2:], rel=1e-6)  # the first pays one-off costs
+    assert sampler.method._a_of(4.0) == pytest.approx(4.0, rel=1e-6)
+    probes = [i for i, it in enumerate(steps) if it.metrics["presample_ratio"] == 4.0]
+    assert probes == [0, PROBE_EVERY, 2 * PROBE_EVERY]  # the bound every 50 IS iterations
 
 
 @pytest.mark.parametrize(
