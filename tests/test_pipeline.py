@@ -203,14 +203,15 @@ def test_budget_sweep_runs_every_pair_and_keeps_finished_ones(project):
     # The 4 s runs had finished: they came back from their checkpoints, epoch for epoch, not trained again.
     pd.testing.assert_frame_equal(pd.read_excel(record, sheet_name="epochs"), finished)
     short = pd.read_excel(clone / "results/uniform/cifar10.un.2s.0.xlsx", sheet_name="epochs")
-    assert stopped_at_budget(short, 2) and short["lr"].iloc[-1] < short["lr"].iloc[0]  # its own schedule
+    # Its own schedule, fully decayed by the end of its own 2 s (however few epochs a loaded machine gave it).
+    assert stopped_at_budget(short, 2) and short["lr"].iloc[-1] == pytest.approx(0.1 * 0.2 * 0.2)
     report = (clone / "reports/README.md").read_text()
     assert "## 5. Speed-up at equal accuracy" in report and "| score reuse |" in report.split("## 5.")[1]
     assert (clone / "reports/figures/accuracy_vs_budget.png").is_file()
     run("git", "checkout", "--", ".")
 
 
-@REPRO
+@PROCESSES  # needs no results: on the shorter of the two groups
 def test_bad_values_fail_fast_with_one_line(project):
     clone, run = project
     result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "presample=0.5", check=False)
