@@ -75,8 +75,10 @@ def train_variant(raw: dict, variant: str, clock: str, seed: int, data, budget: 
     facts = {**run_facts(run), "run_seconds": time.perf_counter() - started}
     if method == "uniform":
         return facts
-    ratios = {p: (epochs[f"presample_share_{p:g}"].fillna(0) * scored).sum() for p in candidate_ratios(BOUND)}
-    ratios = ratios if presample == "auto" else {p: float(p == presample) * scored.sum() for p in ratios}
+    if presample == "auto":  # its records have a share column per ratio; a fixed ratio's run is all at one
+        ratios = {p: (epochs[f"presample_share_{p:g}"].fillna(0) * scored).sum() for p in candidate_ratios(BOUND)}
+    else:
+        ratios = {p: float(p == presample) * scored.sum() for p in candidate_ratios(BOUND)}
     total = sum(ratios.values())
     return {
         **facts,
