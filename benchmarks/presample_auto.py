@@ -162,6 +162,7 @@ def main() -> None:
     facts = pd.read_csv(args.out) if args.summary_only else _train_all(args)
     table = summarize(facts)
     shown = [c for c in table.columns if not c.endswith(("_low", "_high", "_mean"))]
+    shown = [c for c in shown if not (c.startswith("share_p") and table[c].fillna(0).eq(0).all())]  # never chosen
     print("\n" + table[shown].to_markdown(index=False, floatfmt=".3f"))
     print("\n" + goals(table).to_markdown(index=False, floatfmt=".3f"))
 
