@@ -13,8 +13,9 @@ the wall clock one run at a time on a quiet machine.
 
 Per regime, clock and variant: final test accuracy minus uniform's, minus the best fixed p's and minus
 the median fixed p's (paired by seed, 95% intervals), the share of IS iterations at each ratio and the
-ratio's mean. The issue's goal: auto never worse than the best fixed p beyond the resolution, and better
-than the median fixed p.
+ratio's mean, and two speed-ups from the measured tau and a: the 2018 one auto chooses by, and the
+two-stage one, which counts the presample's own variance. The issue's goal: auto never worse than the
+best fixed p beyond the resolution, and better than the median fixed p. Measured: docs/presample-auto.md.
 
 Usage: python -m benchmarks.presample_auto [--regimes memorised_1k default] [--clocks priced wall]
        [--seeds 0 1 2] [--budget 60] [--a2 0.1] [--out benchmarks/presample_auto.csv] [--summary-only]

@@ -168,9 +168,8 @@ def test_other_methods_get_a_row_with_their_whole_cost_over_the_training_step():
         assert row["a"] == pytest.approx(
             (row["measured_seconds"] - row["train_step_seconds"]) / row["train_step_seconds"]
         )
-    # Selective-Backprop (timed after its priming pass) forwards about b / mean(P) candidates (P = F ** 3:
-    # about 4 b): dearer than reuse.
-    assert per_ratio.loc["selective_backprop", "a"] > per_ratio.loc["reuse", "a"]
+    # Selective-Backprop (timed after its priming pass) forwards candidates without gradients; reuse never
+    # does. (Which of the two costs more is a timing question, not asked of a toy MLP's microseconds.)
     assert (
         per_ratio.loc["selective_backprop", "time_presample_forward"]
         > 0
