@@ -123,9 +123,8 @@ def summarize(facts: pd.DataFrame) -> pd.DataFrame:
                 low, high = confidence_interval(differences) if len(differences) > 1 else (math.nan, math.nan)
                 row[f"minus_{name}_low"], row[f"minus_{name}_high"] = low, high
             row["best_fixed"] = best
-            for column in ("mean_ratio", *(c for c in runs if c.startswith("share_p")), "is_share", "tau"):
-                row[column] = group[column].mean() if column in group else math.nan
-            for column in ("a", "predicted_speedup"):
+            shares = (c for c in runs if c.startswith("share_p"))
+            for column in ("mean_ratio", *shares, "is_share", "tau", "a", "predicted_speedup"):
                 row[column] = group[column].mean() if column in group else math.nan
             row["two_stage_speedup"] = two_stage_speedup(row["tau"], row["mean_ratio"], row["a"])
             rows.append(row)
