@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from isample.experiment.config import parse_duration
+from isample.experiment.train_config import parse_duration
 from isample.files import write_text_atomically
 from isample.names import IMPORTANCE, UNIFORM
 from isample.report import figures

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from isample import costmodel
-from isample.methods import upper_bound
+from isample.methods import switching
 from isample.phases import PHASES
 from isample.sampling import variance_reduction
 from isample.scores import gnorm_upper_bound
@@ -205,7 +205,7 @@ def test_with_is_off_the_deciding_tau_is_the_trained_batch_scored_as_a_presample
     assert sampler.method.metrics()["tau_training"] == pytest.approx(training, rel=1e-4)
     if score_mode == "eval":  # running statistics against the batch's own: another tau
         assert second.tau != pytest.approx(training, rel=1e-3)
-    for _ in range(upper_bound.TAU_EVERY - 2):  # no sample until the next multiple of TAU_EVERY
+    for _ in range(switching.TAU_EVERY - 2):  # no sample until the next multiple of TAU_EVERY
         assert sampler.step().phases["presample_forward"] == 0
     assert sampler.step().phases["presample_forward"] > 0 and sampler.method.tau_samples == 2
 

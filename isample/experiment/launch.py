@@ -12,9 +12,10 @@ import torch
 import torch.distributed as dist
 
 from isample.distributed import Group, current_group
-from isample.experiment.config import ConfigError, Params, TrainConfig, sync_bn_problem
+from isample.experiment.config import ConfigError, Params
 from isample.experiment.gpus import GPUS_VARIABLE, GpuLease, NoFreeGpu, acquire_gpus
 from isample.experiment.setup import resolve_device
+from isample.experiment.train_config import TrainConfig, sync_bn_problem
 
 # How long a collective may wait (rank 0 evaluating while the others wait for its clock counts).
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)

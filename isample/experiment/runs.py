@@ -1,9 +1,10 @@
 """What params.yaml specifies beyond its own checks: the keys each stage reads (dvc.yaml lists the
 same, a test checks) and one `RunSpec` per training run."""
 
-from isample.experiment.config import Params, parse_duration
+from isample.experiment.config import Params
 from isample.experiment.method_params import method_options
 from isample.experiment.spec import LrSchedule, RunSpec
+from isample.experiment.train_config import parse_duration
 from isample.methods.catalog import CATALOG, entry
 from isample.names import IMPORTANCE, UNIFORM
 from isample.pricing import Prices

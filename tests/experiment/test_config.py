@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from isample.experiment.config import ConfigError, parse_duration, validate
+from isample.experiment.config import ConfigError, validate
+from isample.experiment.train_config import parse_duration
 from tests.common import REPO, raw_params
 
 

@@ -7,7 +7,7 @@ from isample import costmodel
 from isample.experiment.timing import IMPORTANCE, IMPORTANCE_OFF, UNIFORM, configurations, measure
 from isample.experiment.timing_summary import fit, least_squares, summarize
 from isample.methods.catalog import UpperBoundOptions
-from isample.methods.upper_bound import TAU_EVERY
+from isample.methods.switching import TAU_EVERY
 from isample.phases import PHASES
 from isample.trainer import Trainer
 
