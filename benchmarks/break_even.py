@@ -5,102 +5,67 @@ the price of the work it did, so its iterations are the same on any machine, and
 given any price: a = 0 (the positive control: choosing costs nothing, so any variance reduction worth
 having must show), a small a, and the measured one (`from_prices`). Per regime and seed, from the same
 initial weights: uniform (random reshuffling), IS forced on at each price, and IS by its rule
-(tau_th = 1 + a, priced) at each price where it could switch on.
+(tau_th = 1 + a, priced) at each of --rule-prices.
 
 Per regime and price: IS minus uniform in final test accuracy (whole test set) and in training-set
 loss (eval mode), with 95% intervals over the paired seeds; tau as measured along the forced runs and
 the speed-up the rule predicts, tau / (1 + a). The break-even price a* is where the mean accuracy gain,
 linear between the prices, crosses zero (its interval: where the interval's bounds cross it), set
 beside the rule's own break-even tau - 1. A calibration figure draws the measured gain against
-tau / (1 + a), one point per regime and price.
+tau / (1 + a), one point per regime and price. Measured: docs/break-even.md.
 
-Usage: python -m benchmarks.break_even [--regimes default memorise] [--seeds 0 1 2] [--budget 200]
-       [--prices 0 0.1 from_prices] [--out benchmarks/break_even.csv] [--figure docs/figures/break_even.png]
-Each regime and seed trains 1 + 2 x (prices) runs; a priced second is about a wall second of uniform
-on the reference machine, and IS forced on at a priced a takes about (1 + a_wall) / (1 + a) of it.
+Priced points share a machine: --jobs 2 on 2 cores. A priced second is about a wall second of uniform
+on the reference machine; IS forced on at a priced a takes about (1 + a_wall) / (1 + a) of it.
 """
 
 import argparse
-import dataclasses
 import math
-import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from benchmarks.switching_rule import interval_text, merged, run_facts, weighted_mean
-from isample.experiment.config import validate
-from isample.experiment.data import load_dataset, subset
-from isample.experiment.runs import run_spec
-from isample.experiment.train import train_run
+from benchmarks.harness import Study, main
+from benchmarks.paired import interval_text, loss_text
+from benchmarks.regimes import REGIMES, data_of, params_of, run_facts, train_timed
 from isample.report.common import confidence_interval
 
-# name -> params.yaml overrides. Budgets are priced seconds (--budget).
-# The per-epoch curves use smaller evaluation subsets than params.yaml's, to save time; the final accuracy
-# of every run is on the whole test set.
-EVALUATED = {"test_subset": 1000, "train_eval_subset": 2000}
-REGIMES = {
-    "default": {"data": EVALUATED},  # 10,000 images with augmentation: still learning
-    "memorise": {"data": {"train_subset": 4000, "augment": False, **EVALUATED}},  # fits its data
-    # Chosen where tau stays high: 1,000 images without augmentation, memorised within the budget (at 60 priced
-    # seconds, 72 epochs), so that most examples are fitted and a few are not (tau measured first, uniform).
-    "memorised_1k": {"data": {"train_subset": 1000, "augment": False, **EVALUATED}},
-}
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regimes", nargs="+", default=["default", "memorise", "memorised_1k"], choices=list(REGIMES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=float, default=60.0, help="priced seconds per run")
+    parser.add_argument("--prices", nargs="+", default=["0", "0.1", "from_prices"], help="IS's presample_a values")
+    parser.add_argument("--rule-prices", nargs="*", default=["0.1"], help="the prices IS runs by its rule at")
+    parser.add_argument("--figure", default="docs/figures/break_even.png")
 
 
-# Changing one thing at zero price, when IS loses there: name -> (method, forced, params.yaml overrides,
-# the method's option overrides). `lr_tau` scales the lr by --tau (the effective batch tau b);
-# `presample_flat` keeps IS's draw (b of B = p b, with replacement) but all but drops its scores
-# (smoothing 0.999: every weight within 0.1% of 1), so only the presample's repeats differ from uniform.
-CAUSES = {
-    "no_smoothing": ("upper_bound", True, {"sampler": {"smoothing": 0.0}}, {}),
-    "presample_flat": ("upper_bound", True, {"sampler": {"smoothing": 0.999}}, {}),
-    "from_first_drop": ("upper_bound", True, {}, {"importance_from": "first_milestone"}),
-    "lr_tau": ("upper_bound", True, {"train": {"lr_scale": "tau"}}, {}),
-    "uniform_with_replacement": ("uniform", False, {}, {"with_replacement": True}),
-    "layer_norm_uniform": ("uniform", False, {"model": {"norm": "layer"}}, {}),
-    "layer_norm_forced": ("upper_bound", True, {"model": {"norm": "layer"}}, {}),
-}
-WEIGHTS = ("weight_max", "effective_share", "distinct_share")
+def price_label(text: str) -> str:
+    return "from_prices" if text == "from_prices" else f"{float(text):g}"
 
 
-def _price(text: str):
-    return text if text == "from_prices" else float(text)
+def grid(args) -> list[dict]:
+    variants = [("uniform", "from_prices")]
+    variants += [("forced", price_label(price)) for price in args.prices]
+    variants += [("rule", price_label(price)) for price in args.rule_prices]
+    return [
+        {"regime": regime, "variant": variant, "price": price, "seed": seed}
+        for regime in args.regimes
+        for seed in args.seeds
+        for variant, price in variants
+    ]
 
 
-def price_label(price) -> str:
-    return "from_prices" if price == "from_prices" else f"{float(price):g}"
-
-
-def train_variant(raw: dict, method: str, forced: bool, seed: int, data, budget: float, price, options=None):
-    raw = merged(raw, {"train": {"clock": "priced", "budget": f"{budget:g}s", "prices": {"presample_a": price}}})
-    spec = run_spec(validate(raw), method, f"{budget:g}s", seed)
-    changed = {"always_importance": True} if forced else {}
-    spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, **changed, **(options or {})))
-    started = time.perf_counter()
-    run = train_run(spec, data, progress=False)
-    epochs = run.epochs
-    return {
-        **run_facts(run),
-        "train_set_loss": float(epochs["train_set_loss"].iloc[-1]),
-        "train_set_accuracy": float(epochs["train_set_accuracy"].iloc[-1]),
-        **{name: weighted_mean(epochs, name) for name in WEIGHTS},
-        "priced_seconds": float(epochs["priced_seconds"].iloc[-1]),
-        "wall_seconds": float(epochs["wall_seconds"].iloc[-1]),
-        "run_seconds": time.perf_counter() - started,
-        "a_priced": spec.prices.presample_share(round(spec.options.presample * spec.batch_size), spec.batch_size)
-        if method == "upper_bound"
-        else math.nan,
-    }
-
-
-def loss_text(differences: list[float]) -> str:
-    """The mean of paired loss differences with its 95% interval (Student t)."""
-    if not differences:
-        return ""
-    low, high = confidence_interval(differences)
-    return f"{sum(differences) / len(differences):+.3f} [{low:+.3f}, {high:+.3f}]"
+def train(point: dict, args) -> dict:
+    price = point["price"] if point["price"] == "from_prices" else float(point["price"])
+    raw = params_of(point["regime"], {"train": {"prices": {"presample_a": price}}})
+    method = "uniform" if point["variant"] == "uniform" else "upper_bound"
+    forced = {"always_importance": True} if point["variant"] == "forced" else None
+    run, spec, seconds = train_timed(
+        raw, method, point["seed"], data_of(point["regime"]), clock="priced", budget=args.budget, options=forced
+    )
+    presample = round(spec.options.presample * spec.batch_size) if method == "upper_bound" else None
+    a = spec.prices.presample_share(presample, spec.batch_size) if presample else math.nan
+    return {**run_facts(run), "run_seconds": seconds, "a_priced": a}
 
 
 def crossing(prices: list[float], gains: list[float]) -> float:
@@ -164,41 +129,6 @@ def summarize(facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows), pd.DataFrame(verdicts)
 
 
-BASELINES = {"layer_norm_forced": "layer_norm_uniform"}  # a cause's uniform run when it is not plain uniform's
-
-
-def summarize_causes(causes: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
-    """Each cause's final accuracy against its baseline of the same regime and seed (uniform, or the
-    uniform run with the same change), beside IS forced on at zero price against uniform."""
-    runs = pd.concat(
-        [
-            facts[facts["variant"].isin(["uniform", "forced"]) & (facts["price"].astype(str) == "0")],
-            facts[facts["variant"] == "uniform"],
-            causes,
-        ]
-    ).drop_duplicates(["regime", "variant", "seed"])
-    rows = []
-    for (regime, variant), group in runs.groupby(["regime", "variant"], sort=False):
-        if variant == "uniform" or variant == "layer_norm_uniform":
-            continue
-        baseline = runs[(runs["regime"] == regime) & (runs["variant"] == BASELINES.get(variant, "uniform"))]
-        paired = group.set_index("seed")["final_accuracy"] - baseline.set_index("seed")["final_accuracy"]
-        loss = group.set_index("seed")["train_set_loss"] - baseline.set_index("seed")["train_set_loss"]
-        rows.append(
-            {
-                "regime": regime,
-                "variant": variant,
-                "against": BASELINES.get(variant, "uniform"),
-                "seeds": int(paired.notna().sum()),
-                "gain_points": interval_text(paired.dropna().tolist()),
-                "train_set_loss_difference": loss_text(loss.dropna().tolist()),
-                "tau": group["tau"].mean(),
-                **{name: group[name].mean() for name in WEIGHTS if name in group},
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def calibration_figure(table: pd.DataFrame, path: Path) -> None:
     """The measured gain of IS forced on against the speed-up tau / (1 + a) the rule predicts."""
     import matplotlib
@@ -226,80 +156,24 @@ def calibration_figure(table: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--budget", type=float, default=200.0, help="priced seconds per run")
-    parser.add_argument("--prices", nargs="+", default=["0", "0.1", "from_prices"], help="IS's presample_a values")
-    parser.add_argument("--rule-prices", nargs="*", help="the prices IS runs by its rule at (default: --prices)")
-    parser.add_argument("--out", default="benchmarks/break_even.csv", help="every run's facts")
-    parser.add_argument("--figure", default="docs/figures/break_even.png")
-    parser.add_argument("--summary-only", action="store_true", help="summarize --out without training")
-    parser.add_argument("--causes", nargs="+", choices=list(CAUSES), help="train these at zero price instead")
-    parser.add_argument("--tau", type=float, default=1.0, help="the lr scale of the lr_tau cause")
-    parser.add_argument("--causes-facts", help="with --summary-only: the causes' facts, set against --out's")
-    args = parser.parse_args()
-    if args.causes:
-        return _train_causes(args)
-    prices = [_price(price) for price in args.prices]
-    facts = pd.read_csv(args.out) if args.summary_only else _train_all(args, prices)
+def summarize_tables(facts: pd.DataFrame, args) -> list:
     table, verdicts = summarize(facts)
-    shown = [c for c in table.columns if c not in ("gain", "gain_low", "gain_high")]
-    print("\n" + table[shown].to_markdown(index=False, floatfmt=".3f"))
-    print("\n" + verdicts.to_markdown(index=False, floatfmt=".3f"))
     calibration_figure(table, Path(args.figure))
-    if args.causes_facts:
-        print("\n" + summarize_causes(pd.read_csv(args.causes_facts), facts).to_markdown(index=False, floatfmt=".3f"))
+    shown = [c for c in table.columns if c not in ("gain", "gain_low", "gain_high")]
+    return [("", table[shown]), ("", verdicts)]
 
 
-def _train_all(args, prices) -> pd.DataFrame:
-    base = yaml.safe_load(Path("params.yaml").read_text())
-    base["train"].pop("budgets", None)
-    full = load_dataset(base["data"]["name"], base["data"]["root"], base["data"]["download"])
-    rule_prices = prices if args.rule_prices is None else [_price(price) for price in args.rule_prices]
-    # Runs already in --out are kept, not trained again (a priced run's record is the same every time).
-    facts = pd.read_csv(args.out).to_dict("records") if Path(args.out).is_file() else []
-    done = {(row["regime"], row["variant"], str(row["price"]), int(row["seed"])) for row in facts}
-    for regime in args.regimes:
-        raw = merged(base, REGIMES[regime])
-        data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
-        for seed in args.seeds:
-            variants = [("uniform", "uniform", False, "from_prices")]
-            variants += [("forced", "upper_bound", True, price) for price in prices]
-            variants += [("rule", "upper_bound", False, price) for price in rule_prices]
-            for variant, method, forced, price in variants:
-                if (regime, variant, price_label(price), seed) in done:
-                    continue
-                run = train_variant(raw, method, forced, seed, data, args.budget, price)
-                facts.append({"regime": regime, "variant": variant, "price": price_label(price), "seed": seed, **run})
-                print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
-                pd.DataFrame(facts).to_csv(args.out, index=False)
-    return pd.DataFrame(facts)
-
-
-def _train_causes(args) -> None:
-    """Each cause at zero price, one change from IS forced on, per regime and seed; its gain against the
-    uniform run of the same regime and seed in --out (the layer-norm pair against each other)."""
-    base = yaml.safe_load(Path("params.yaml").read_text())
-    base["train"].pop("budgets", None)
-    full = load_dataset(base["data"]["name"], base["data"]["root"], base["data"]["download"])
-    facts = []
-    for regime in args.regimes:
-        raw = merged(base, REGIMES[regime])
-        data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
-        for seed in args.seeds:
-            for cause in args.causes:
-                method, forced, overrides, options = CAUSES[cause]
-                if overrides.get("train", {}).get("lr_scale") == "tau":
-                    overrides = {"train": {"lr_scale": raw["train"]["lr_scale"] * args.tau}}
-                if options.get("importance_from") == "first_milestone":
-                    options = {"importance_from": raw["train"]["lr_milestones"][0]}
-                run = train_variant(merged(raw, overrides), method, forced, seed, data, args.budget, 0.0, options)
-                facts.append({"regime": regime, "variant": cause, "price": "0", "seed": seed, **run})
-                print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
-                pd.DataFrame(facts).to_csv(args.out, index=False)
-
+STUDY = Study(
+    name="break_even",
+    doc=__doc__,
+    keys=("regime", "variant", "price", "seed"),
+    grid=grid,
+    train=train,
+    summarize=summarize_tables,
+    add_arguments=add_arguments,
+    settings=lambda args: {"budget": args.budget},
+    estimate_seconds=lambda point, args: 3.5 * args.budget,
+)
 
 if __name__ == "__main__":
-    main()
+    main(STUDY)

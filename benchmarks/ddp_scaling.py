@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from benchmarks.switch_on import default_data
+from benchmarks.regimes import data_of
 from isample.distributed import SINGLE, end_process, exit_code, leave
 from isample.experiment import launch
 from isample.experiment.config import validate
@@ -33,7 +33,7 @@ def worker(method: str, iterations: int) -> None:
     params = validate(raw)
     group = launch.join(torch.device("cpu")) if launch.under_torchrun() else SINGLE
     spec = run_spec(params, method, params.train.budget_list[0], seed=0)
-    with build_setup(spec, default_data(params), group) as setup:
+    with build_setup(spec, data_of("params"), group) as setup:
         for _ in range(WARMUP):
             setup.sampler.step()
         group.mean([0.0])  # start together

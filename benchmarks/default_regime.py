@@ -8,82 +8,102 @@ iterations with IS on, and tau against tau_th at the end. While IS is off upper_
 uniform run's own batches, so its epochs match uniform's until it switches on.
 
 The budget is counted in CPU seconds of this process (`--cpu-budget`, 400 = about 200 s of wall time
-on 2 cores), so that other load on the machine shifts no run against another.
-Usage: python -m benchmarks.default_regime [--cpu-budget 400] [--candidates 4k 4k-aug 10k 10k-aug 50k-aug]
-       (about 7 minutes per candidate on 2 CPU cores)
+on 2 cores), so that other load on the machine shifts no run against another: --jobs 1. About 7 minutes
+per candidate on 2 CPU cores. Measured: docs/default-regime.md.
 """
 
 import argparse
 import math
-import time
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from isample.experiment.config import validate
-from isample.experiment.data import load_dataset, subset
-from isample.experiment.runs import run_spec
-from isample.experiment.train import train_run
+from benchmarks.harness import Study, main
+from benchmarks.regimes import data_of, params_of, train_timed
 
-CANDIDATES = {  # name -> (train_subset, augment)
-    "4k": (4000, False),
-    "4k-aug": (4000, True),
-    "10k": (10000, False),
-    "10k-aug": (10000, True),
-    "20k-aug": (20000, True),
-    "50k-aug": (0, True),
-}
+CANDIDATES = ("4k", "4k-aug", "10k", "10k-aug", "20k-aug", "50k-aug")  # regimes of benchmarks/regimes.py
 
 
-def candidate_facts(uniform: pd.DataFrame, importance: pd.DataFrame) -> dict:
-    on = importance.index[importance["scored_share"] > 0]
-    iterations = importance["iterations"]
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cpu-budget", type=float, default=400.0)
+    parser.add_argument("--candidates", nargs="+", default=["4k", "4k-aug", "10k", "10k-aug", "50k-aug"])
+
+
+def grid(args) -> list[dict]:
+    unknown = set(args.candidates) - set(CANDIDATES)
+    if unknown:
+        raise SystemExit(f"error: --candidates {' '.join(sorted(unknown))}: expected {', '.join(CANDIDATES)}")
+    return [{"regime": name, "method": method} for name in args.candidates for method in ("uniform", "upper_bound")]
+
+
+def train(point: dict, args) -> dict:
+    data = data_of(point["regime"])
+    run, _, seconds = train_timed(
+        params_of(point["regime"]), point["method"], 0, data, clock="cpu", budget=args.cpu_budget
+    )
+    epochs = run.epochs
+    facts = {
+        "train_examples": len(data.train_x),
+        "augment": params_of(point["regime"])["data"]["augment"],
+        "epochs": len(epochs),
+        "test_accuracy": epochs["test_accuracy"].iloc[-1],
+        "run_seconds": seconds,
+    }
+    if point["method"] == "uniform":
+        last = epochs.iloc[-1]
+        return {
+            **facts,
+            "train_accuracy": last["train_accuracy"],
+            "tau_end": last["tau"],
+            "tau_max": epochs["tau"].max(),
+        }
+    on = epochs.index[epochs["scored_share"] > 0]
+    iterations = epochs["iterations"]
     return {
-        "epochs_uniform": len(uniform),
-        "epochs_upper_bound": len(importance),
-        "train_acc_uniform": uniform["train_accuracy"].iloc[-1],
-        "test_acc_uniform": uniform["test_accuracy"].iloc[-1],
-        "test_acc_upper_bound": importance["test_accuracy"].iloc[-1],
-        "tau_end": uniform["tau"].iloc[-1],
-        "tau_max": uniform["tau"].max(),
-        "tau_th_end": importance["tau_threshold"].iloc[-1],
-        "is_on_at_s": importance.loc[on[0], "train_seconds"] if len(on) else math.nan,
-        "is_share": float((importance["scored_share"] * iterations).sum() / iterations.sum()),
+        **facts,
+        "tau_th_end": epochs["tau_threshold"].iloc[-1],
+        "is_on_at_s": epochs.loc[on[0], "train_seconds"] if len(on) else math.nan,
+        "is_share": float((epochs["scored_share"] * iterations).sum() / iterations.sum()),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cpu-budget", type=float, default=400.0)
-    parser.add_argument("--candidates", nargs="+", default=["4k", "4k-aug", "10k", "10k-aug", "50k-aug"])
-    parser.add_argument("--out", default="benchmarks/default_regime.csv")
-    parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
-    args = parser.parse_args()
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["train"].pop("budgets", None)
-    raw["train"].update(budget=f"{args.cpu_budget:g}s", seeds=[0])
-    full = load_dataset(raw["data"]["name"], raw["data"]["root"], raw["data"]["download"])
+def summarize(facts: pd.DataFrame, args) -> list:
+    """One row per candidate: uniform's and upper_bound's facts side by side."""
     rows = []
-    for name in args.candidates:
-        size, augment = CANDIDATES[name]
-        raw["data"].update(train_subset=size, augment=augment)
-        params = validate(raw)
-        data = subset(full, size, params.data.test_subset)
-        epochs = {}
-        for method in ("uniform", "upper_bound"):
-            spec = run_spec(params, method, params.train.budget_list[0], 0)
-            epochs[method] = train_run(spec, data, progress=False, clock=time.process_time).epochs
-            if args.epochs_dir:
-                Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
-                epochs[method].to_csv(Path(args.epochs_dir) / f"{name}.{method}.csv", index=False)
-        rows.append({"candidate": name, "train_examples": len(data.train_x), "augment": augment})
-        rows[-1].update(candidate_facts(epochs["uniform"], epochs["upper_bound"]))
-        print(pd.DataFrame([rows[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
-    table = pd.DataFrame(rows)
-    table.to_csv(args.out, index=False)
-    print("\n" + table.to_markdown(index=False, floatfmt=".3f"))
+    for name, runs in facts.groupby("regime", sort=False):
+        uniform = runs[runs["method"] == "uniform"].iloc[0]
+        importance = runs[runs["method"] == "upper_bound"].iloc[0]
+        rows.append(
+            {
+                "candidate": name,
+                "train_examples": uniform["train_examples"],
+                "augment": uniform["augment"],
+                "epochs_uniform": uniform["epochs"],
+                "epochs_upper_bound": importance["epochs"],
+                "train_acc_uniform": uniform["train_accuracy"],
+                "test_acc_uniform": uniform["test_accuracy"],
+                "test_acc_upper_bound": importance["test_accuracy"],
+                "tau_end": uniform["tau_end"],
+                "tau_max": uniform["tau_max"],
+                "tau_th_end": importance["tau_th_end"],
+                "is_on_at_s": importance["is_on_at_s"],
+                "is_share": importance["is_share"],
+            }
+        )
+    return [("", pd.DataFrame(rows))]
 
+
+STUDY = Study(
+    name="default_regime",
+    doc=__doc__,
+    keys=("regime", "method"),
+    grid=grid,
+    train=train,
+    summarize=summarize,
+    add_arguments=add_arguments,
+    exclusive=lambda point: True,
+    settings=lambda args: {"cpu_budget": args.cpu_budget},
+    estimate_seconds=lambda point, args: args.cpu_budget / 2 + 20,
+)
 
 if __name__ == "__main__":
-    main()
+    main(STUDY)

@@ -8,8 +8,8 @@ of p) the rules keep IS off in both regimes, and every variant would be uniform.
 
 The priced clock prices a scored example so that a(2) = --a2 of a training step (default 0.1: a GPU
 whose presample is cheap), every ratio in proportion; the wall clock pays what this machine measures.
-Run the priced clock anywhere (the runs are deterministic: two or three side by side, one thread each);
-the wall clock one run at a time on a quiet machine.
+The priced points run anywhere and side by side (--jobs 2 on 2 cores: deterministic); the wall-clock
+ones one at a time on a quiet machine (--jobs 1).
 
 Per regime, clock and variant: final test accuracy minus uniform's, minus the best fixed p's and minus
 the median fixed p's (paired by seed, 95% intervals), the share of IS iterations at each ratio and the
@@ -17,26 +17,17 @@ ratio's mean, and two speed-ups from the measured tau and a: the 2018 one auto c
 two-stage one, which counts the presample's own variance. The issue's goal: auto never worse than the
 best fixed p beyond the resolution, and better than the median fixed p. Measured: docs/presample-auto.md.
 
-Usage: python -m benchmarks.presample_auto [--regimes memorised_1k default] [--clocks priced wall]
-       [--seeds 0 1 2] [--budget 60] [--a2 0.1] [--out benchmarks/presample_auto.csv] [--summary-only]
 """
 
 import argparse
-import dataclasses
 import math
 import statistics
-import time
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from benchmarks.break_even import REGIMES
-from benchmarks.switching_rule import interval_text, merged, run_facts
-from isample.experiment.config import validate
-from isample.experiment.data import load_dataset, subset
-from isample.experiment.runs import run_spec
-from isample.experiment.train import train_run
+from benchmarks.harness import Study, main
+from benchmarks.paired import interval_text, paired
+from benchmarks.regimes import REGIMES, data_of, params_of, run_facts, train_timed
 from isample.methods.presample_ratio import candidate_ratios
 from isample.report.common import confidence_interval
 
@@ -53,6 +44,28 @@ VARIANTS = {
 RULE_VARIANTS = ("rule_p2", "rule_auto")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regimes", nargs="+", default=["default", "memorised_1k"], choices=list(REGIMES))
+    parser.add_argument("--clocks", nargs="+", default=["priced", "wall"], choices=["priced", "wall"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--variants", nargs="+", default=["uniform", "p2", "p3", "p5", "p7", "auto"], choices=list(VARIANTS)
+    )
+    parser.add_argument("--budget", type=float, default=60.0, help="seconds per run, priced or wall")
+    parser.add_argument("--a2", type=float, default=0.1, help="priced clock: a presample of 2b in training steps")
+
+
+def grid(args) -> list[dict]:
+    return [
+        {"regime": regime, "clock": clock, "variant": variant, "seed": seed}
+        for regime in args.regimes
+        for clock in args.clocks
+        for seed in args.seeds
+        for variant in args.variants
+        if not (clock == "wall" and variant in RULE_VARIANTS)
+    ]
+
+
 def score_price(raw: dict, a2: float) -> float:
     """The price per scored example at which a presample of 2b costs a2 training steps."""
     prices, b = raw["train"]["prices"], raw["batch_size"]
@@ -60,22 +73,26 @@ def score_price(raw: dict, a2: float) -> float:
     return a2 * train_step / (2 * b)
 
 
-def train_variant(raw: dict, variant: str, clock: str, seed: int, data, budget: float, a2: float) -> dict:
-    method, presample, forced = VARIANTS[variant]
-    changes = {"presample": presample, "sampler": {"presample_max": BOUND}, "train": {"clock": clock}}
-    changes["train"]["budget"] = f"{budget:g}s"
-    if clock == "priced":
-        changes["train"]["prices"] = {"score": score_price(raw, a2)}
-    spec = run_spec(validate(merged(raw, changes)), method, f"{budget:g}s", seed)
-    if forced:
-        spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, always_importance=True))
-    started = time.perf_counter()
-    run = train_run(spec, data, progress=False)
+def train(point: dict, args) -> dict:
+    method, presample, forced = VARIANTS[point["variant"]]
+    raw = params_of(point["regime"])
+    changes = {"presample": presample, "sampler": {"presample_max": BOUND}}
+    if point["clock"] == "priced":
+        changes["train"] = {"prices": {"score": score_price(raw, args.a2)}}
+    run, _, seconds = train_timed(
+        params_of(point["regime"], changes),
+        method,
+        point["seed"],
+        data_of(point["regime"]),
+        clock=point["clock"],
+        budget=args.budget,
+        options={"always_importance": True} if forced else None,
+    )
     epochs = run.epochs
-    scored = epochs["iterations"] * epochs.get("scored_share", 0.0)  # IS iterations per epoch
-    facts = {**run_facts(run), "run_seconds": time.perf_counter() - started}
+    facts = {**run_facts(run), "run_seconds": seconds}
     if method == "uniform":
         return facts
+    scored = epochs["iterations"] * epochs.get("scored_share", 0.0)  # IS iterations per epoch
     if presample == "auto":  # its records have a share column per ratio; a fixed ratio's run is all at one
         ratios = {p: (epochs[f"presample_share_{p:g}"].fillna(0) * scored).sum() for p in candidate_ratios(BOUND)}
     else:
@@ -95,12 +112,6 @@ def two_stage_speedup(tau: float, ratio: float, a: float) -> float:
     presample, where the scores are the gradient norms and their mean is small against them). The 2018
     speed-up, tau / (1 + a), leaves out the first, which is largest at small p."""
     return 1.0 / ((1.0 / ratio + 1.0 / tau**2) * (1.0 + a))
-
-
-def paired(runs: pd.DataFrame, variant: str, reference: pd.Series) -> list[float]:
-    mine = runs[runs["variant"] == variant].set_index("seed")["final_accuracy"]
-    seeds = mine.index.intersection(reference.dropna().index)
-    return (mine.loc[seeds] - reference.loc[seeds]).tolist()
 
 
 def summarize(facts: pd.DataFrame) -> pd.DataFrame:
@@ -148,47 +159,25 @@ def goals(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regimes", nargs="+", default=["memorised_1k", "default"], choices=list(REGIMES))
-    parser.add_argument("--clocks", nargs="+", default=["priced", "wall"], choices=["priced", "wall"])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--budget", type=float, default=60.0, help="seconds per run, priced or wall")
-    parser.add_argument("--a2", type=float, default=0.1, help="priced clock: a presample of 2b in training steps")
-    parser.add_argument("--out", default="benchmarks/presample_auto.csv", help="every run's facts (resumes)")
-    parser.add_argument("--summary-only", action="store_true")
-    args = parser.parse_args()
-    facts = pd.read_csv(args.out) if args.summary_only else _train_all(args)
+def tables(facts: pd.DataFrame, args) -> list:
     table = summarize(facts)
     shown = [c for c in table.columns if not c.endswith(("_low", "_high", "_mean"))]
     shown = [c for c in shown if not (c.startswith("share_p") and table[c].fillna(0).eq(0).all())]  # never chosen
-    print("\n" + table[shown].to_markdown(index=False, floatfmt=".3f"))
-    print("\n" + goals(table).to_markdown(index=False, floatfmt=".3f"))
+    return [("", table[shown]), ("", goals(table))]
 
 
-def _train_all(args) -> pd.DataFrame:
-    base = yaml.safe_load(Path("params.yaml").read_text())
-    base["train"].pop("budgets", None)
-    full = load_dataset(base["data"]["name"], base["data"]["root"], base["data"]["download"])
-    # Runs already in --out are kept (a priced run's record is the same every time; a wall one is rerun by
-    # deleting its row).
-    facts = pd.read_csv(args.out).to_dict("records") if Path(args.out).is_file() else []
-    done = {(row["regime"], row["clock"], row["variant"], int(row["seed"])) for row in facts}
-    for regime in args.regimes:
-        raw = merged(base, REGIMES[regime])
-        data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
-        for clock in args.clocks:
-            for seed in args.seeds:
-                for variant in args.variants:
-                    if (regime, clock, variant, seed) in done or (clock == "wall" and variant in RULE_VARIANTS):
-                        continue
-                    run = train_variant(raw, variant, clock, seed, data, args.budget, args.a2)
-                    facts.append({"regime": regime, "clock": clock, "variant": variant, "seed": seed, **run})
-                    print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
-                    pd.DataFrame(facts).to_csv(args.out, index=False)
-    return pd.DataFrame(facts)
-
+STUDY = Study(
+    name="presample_auto",
+    doc=__doc__,
+    keys=("regime", "clock", "variant", "seed"),
+    grid=grid,
+    train=train,
+    summarize=tables,
+    add_arguments=add_arguments,
+    exclusive=lambda point: point["clock"] != "priced",
+    settings=lambda args: {"budget": args.budget, "a2": args.a2},
+    estimate_seconds=lambda point, args: (4.0 if point["clock"] == "priced" else 1.5) * args.budget,
+)
 
 if __name__ == "__main__":
-    main()
+    main(STUDY)

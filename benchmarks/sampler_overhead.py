@@ -10,19 +10,13 @@ import argparse
 
 import torch
 
-from isample.experiment.data import BatchTransform, PreparedData
+from benchmarks.regimes import synthetic_cifar
+from isample.experiment.data import BatchTransform
 from isample.experiment.models import build_model
 from isample.experiment.timing import IMPORTANCE, configurations, measure
 from isample.experiment.timing_summary import summarize
 from isample.methods.catalog import UpperBoundOptions
 from isample.trainer import Trainer
-
-
-def synthetic_cifar(n=4000, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=generator)
-    y = torch.randint(0, 10, (n,), generator=generator)
-    return PreparedData(x, y, x[:10], y[:10], [str(i) for i in range(10)], "synthetic")
 
 
 def main():

@@ -7,42 +7,60 @@ span of training time); the importance-weighted train loss over the 3 epochs bef
 switch-on; the final test accuracy. Targets: weighted loss after <= before on every seed; mean IS
 drop <= mean uniform drop + 3 points.
 The budget is counted in CPU seconds of this process (`--cpu-budget`, 400 = about 200 s of wall
-time on 2 cores), so that other load on the machine shifts no run against another.
-Usage: python -m benchmarks.switch_on [--seeds 0 1 2] [--cpu-budget 400]
-       [--variants eval:0 eval:0.1 batch:0 batch:0.1]   (about 4 minutes per run on 2 CPU cores)
-       python -m benchmarks.switch_on --records results   (the same facts from the pipeline's own
-       upper_bound and uniform records, paired by seed and budget: no training)
+time on 2 cores), so that other load on the machine shifts no run against another: --jobs 1. About 4
+minutes per run on 2 CPU cores. With `--records results` the same facts come from the pipeline's own
+upper_bound and uniform records, paired by seed and budget: no training. Measured: docs/how-it-works.md.
 """
 
 import argparse
 import math
-import time
+import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from isample.experiment.config import validate
-from isample.experiment.data import load_dataset, subset
-from isample.experiment.prepared import load_prepared
-from isample.experiment.runs import run_spec
-from isample.experiment.train import train_run
+from benchmarks.harness import Study, main
+from benchmarks.regimes import curves, data_of, params_of, read_curves, train_timed
 from isample.report.records import read_run
 
 AFTER, BEFORE = 8, 3
+CURVES = (
+    "train_seconds",
+    "test_accuracy",
+    "scored_share",
+    "train_loss_weighted",
+    "train_accuracy_weighted",
+    "train_accuracy",
+)
 
 
-def default_data(params):
-    prepared = Path(f"data/prepared/{params.data.name}.pt")
-    if prepared.is_file():
-        return load_prepared(prepared)
-    data = load_dataset(params.data.name, params.data.root, params.data.download)
-    return subset(data, params.data.train_subset, params.data.test_subset)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cpu-budget", type=float, default=400.0)
+    parser.add_argument(
+        "--variants", nargs="+", default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"], help="score_mode:smoothing"
+    )
 
 
-def single_run(params, data, method: str, seed: int, **keywords):
-    """train_run of the one budget params.yaml gives, for `method` and `seed`."""
-    return train_run(run_spec(params, method, params.train.budget_list[0], seed), data, **keywords)
+def grid(args) -> list[dict]:
+    return [{"variant": variant, "seed": seed} for seed in args.seeds for variant in ["uniform", *args.variants]]
+
+
+def train(point: dict, args) -> dict:
+    changes = {"train": {"lr": 0.1, "lr_milestones": [0.5, 0.75]}}
+    if point["variant"] != "uniform":
+        mode, smoothing = point["variant"].split(":")
+        changes["sampler"] = {"score_mode": mode, "smoothing": float(smoothing)}
+    method = "uniform" if point["variant"] == "uniform" else "upper_bound"
+    run, _, seconds = train_timed(
+        params_of("params", changes), method, point["seed"], data_of("params"), clock="cpu", budget=args.cpu_budget
+    )
+    return {
+        "run_status": run.status,
+        "final": run.final_accuracy,
+        "run_seconds": seconds,
+        "curves": curves(run, CURVES),
+    }
 
 
 def largest_drop(epochs: pd.DataFrame) -> float:
@@ -90,49 +108,15 @@ def from_records(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--cpu-budget", type=float, default=400.0)
-    parser.add_argument(
-        "--variants",
-        nargs="+",
-        default=["eval:0", "eval:0.1", "batch:0", "batch:0.1"],
-        help="score_mode:smoothing pairs",
-    )
-    parser.add_argument("--out", default="benchmarks/switch_on.csv")
-    parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
-    parser.add_argument("--records", type=Path, default=None, help="read the pipeline's records there instead")
-    args = parser.parse_args()
-    if args.records is not None:
-        table = from_records(args.records)
-        print("per run:\n" + table.to_string(index=False, float_format="%.3f"))
-        print("\nmeans over seeds:\n" + summarize(table).to_string(float_format="%.3f"))
-        return
-    raw = yaml.safe_load(Path("params.yaml").read_text())
-    raw["train"].pop("budgets", None)
-    raw["train"].update(budget=f"{args.cpu_budget:g}s", lr=0.1, lr_milestones=[0.5, 0.75], seeds=args.seeds)
-    base = validate(raw)
-    data = default_data(base)
+def from_facts(facts: pd.DataFrame) -> pd.DataFrame:
+    """One row per IS run: its switch-on facts against the uniform run of its seed."""
+    uniform = {row["seed"]: read_curves(row["curves"]) for _, row in facts[facts["variant"] == "uniform"].iterrows()}
     rows = []
-    for seed in args.seeds:
-        uniform = single_run(base, data, "uniform", seed, progress=False, clock=time.process_time).epochs
-        if args.epochs_dir:
-            Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
-            uniform.to_csv(Path(args.epochs_dir) / f"uniform.{seed}.csv", index=False)
-        for variant in args.variants:
-            mode, smoothing = variant.split(":")
-            raw["sampler"].update(score_mode=mode, smoothing=float(smoothing))
-            record = single_run(validate(raw), data, "upper_bound", seed, progress=False, clock=time.process_time)
-            if args.epochs_dir:
-                record.epochs.to_csv(Path(args.epochs_dir) / f"{variant.replace(':', '_')}.{seed}.csv", index=False)
-            row = {"variant": variant, "seed": seed, "status": record.status, **switch_on_facts(record.epochs, uniform)}
-            rows.append(row)
-            print(pd.DataFrame([row]).to_string(index=False, float_format="%.3f"), flush=True)
-    table = pd.DataFrame(rows)
-    table.to_csv(args.out, index=False)
-    print("\nper run:\n" + table.to_string(index=False, float_format="%.3f"))
-    print("\nmeans over seeds:\n" + summarize(table).to_string(float_format="%.3f"))
+    for _, row in facts[facts["variant"] != "uniform"].iterrows():
+        if row["seed"] in uniform:
+            facts_of_run = switch_on_facts(read_curves(row["curves"]), uniform[row["seed"]])
+            rows.append({"variant": row["variant"], "seed": row["seed"], "status": row["status"], **facts_of_run})
+    return pd.DataFrame(rows)
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -155,5 +139,28 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def tables(facts: pd.DataFrame, args) -> list:
+    table = from_facts(facts)
+    return [("per run:", table), ("means over seeds:", summarize(table).reset_index())]
+
+
+STUDY = Study(
+    name="switch_on",
+    doc=__doc__,
+    keys=("variant", "seed"),
+    grid=grid,
+    train=train,
+    summarize=tables,
+    add_arguments=add_arguments,
+    exclusive=lambda point: True,
+    settings=lambda args: {"cpu_budget": args.cpu_budget},
+    estimate_seconds=lambda point, args: args.cpu_budget / 2 + 40,
+)
+
 if __name__ == "__main__":
-    main()
+    if "--records" in sys.argv:  # the pipeline's records, no training
+        records = from_records(Path(sys.argv[sys.argv.index("--records") + 1]))
+        print("per run:\n" + records.to_markdown(index=False, floatfmt=".3f"))
+        print("\nmeans over seeds:\n" + summarize(records).to_markdown(floatfmt=".3f"))
+    else:
+        main(STUDY)

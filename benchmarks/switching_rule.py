@@ -14,93 +14,54 @@ decides by) against the deciding tau of the trained batch scored as a presample 
 training time at which each first exceeded tau_th: with BatchNorm they part once the data is nearly
 memorised.
 
-The budget is counted in CPU seconds of this process (300 = about 165 s of wall time on 2 cores;
-REGIMES), so that other load on the machine shifts no run against another.
-Usage: python -m benchmarks.switching_rule [--regimes memorise default wrn] [--seeds 0 1 2]
-       (27 runs, about 75 minutes on 2 CPU cores)
+The budget is counted in CPU seconds of this process (300 = about 165 s of wall time on 2 cores), so
+that other load on the machine shifts no run against another: still measured time, so --jobs 1.
+27 runs, about 100 minutes on 2 CPU cores. Measured: docs/switching-rule.md.
 """
 
 import argparse
-import dataclasses
 import math
-import time
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from isample.experiment.config import validate
-from isample.experiment.data import load_dataset, subset
-from isample.experiment.runs import run_spec
-from isample.experiment.train import train_run
+from benchmarks.harness import Study, main
+from benchmarks.paired import interval_text
+from benchmarks.regimes import curves, data_of, first_above, params_of, read_curves, run_facts, train_timed
 from isample.report.common import confidence_interval
 
-# name -> (params.yaml overrides, CPU-seconds of budget). The per-epoch curves use a smaller test subset
-# than params.yaml's, to keep the whole table within about 75 minutes on 2 cores; the final accuracy of
-# every run is on the whole test set.
-REGIMES = {
-    "default": ({"data": {"test_subset": 1000}}, 300.0),  # 10,000 images with augmentation: still learning
-    "memorise": ({"data": {"train_subset": 4000, "test_subset": 1000, "augment": False}}, 300.0),  # fits its data
-    # The 2018 paper's network with the 2018 code's LayerNorm, short: 2,000 images, no augmentation.
-    "wrn": (
-        {
-            "data": {"train_subset": 2000, "test_subset": 500, "augment": False},
-            "model": {"name": "wrn28_2", "norm": "layer"},
-        },
-        150.0,
-    ),
-}
+BUDGETS = {"default_cpu": 300.0, "memorise_cpu": 300.0, "wrn_cpu": 150.0}  # regime -> CPU seconds
 VARIANTS = ("uniform", "rule", "always_on")
 
 
-def merged(base: dict, overrides: dict) -> dict:
-    out = {**base}
-    for key, value in overrides.items():
-        out[key] = merged(base[key], value) if isinstance(value, dict) else value
-    return out
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--regimes", nargs="+", default=list(BUDGETS), choices=list(BUDGETS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--cpu-budget-scale", type=float, default=1.0, help="multiplies every regime's budget")
 
 
-def weighted_mean(epochs: pd.DataFrame, column: str) -> float:
-    """Per-iteration mean of an epoch-mean column over the epochs where it is known."""
-    if column not in epochs:
-        return math.nan
-    known = epochs[column].notna()
-    weights = epochs.loc[known, "iterations"]
-    return float((epochs.loc[known, column] * weights).sum() / weights.sum()) if weights.sum() else math.nan
+def grid(args) -> list[dict]:
+    return [
+        {"regime": regime, "variant": variant, "seed": seed}
+        for regime in args.regimes
+        for seed in args.seeds
+        for variant in args.variants
+    ]
 
 
-def first_above(epochs: pd.DataFrame, column: str, threshold) -> float:
-    """Training seconds at the end of the first epoch whose mean `column` exceeded `threshold`."""
-    above = epochs[column] > threshold
-    return float(epochs.loc[above, "train_seconds"].iloc[0]) if above.any() else math.nan
-
-
-def run_facts(run) -> dict:
-    epochs = run.epochs
-    facts = {
-        "final_accuracy": run.final_accuracy,
-        "epochs": len(epochs),
-        "iterations": int(epochs["iterations"].sum()),
-        "is_share": weighted_mean(epochs, "scored_share"),
-        "tau": weighted_mean(epochs, "tau"),
-        "tau_training": weighted_mean(epochs, "tau_training"),
-        "tau_th": weighted_mean(epochs, "tau_threshold"),
-        "a": weighted_mean(epochs, "a"),
-        "predicted_speedup": weighted_mean(epochs, "predicted_speedup"),
-        "tau_peak": float(epochs["tau"].max()),
-    }
-    if "tau_threshold" in epochs:
-        on = epochs["scored_share"] > 0
-        facts["first_on_s"] = float(epochs.loc[on, "train_seconds"].iloc[0]) if on.any() else math.nan
-        facts["tau_training_peak"] = float(epochs["tau_training"].max())
-        facts["training_tau_above_th_s"] = first_above(epochs, "tau_training", epochs["tau_threshold"])
-    return facts
-
-
-def interval_text(differences: list[float]) -> str:
-    low, high = confidence_interval(differences)
-    mean = sum(differences) / len(differences)
-    return f"{100 * mean:+.2f} [{100 * low:+.2f}, {100 * high:+.2f}]"
+def train(point: dict, args) -> dict:
+    regime = point["regime"]
+    run, _, seconds = train_timed(
+        params_of(regime),
+        "uniform" if point["variant"] == "uniform" else "upper_bound",
+        point["seed"],
+        data_of(regime),
+        clock="cpu",
+        budget=BUDGETS[regime] * args.cpu_budget_scale,
+        options={"always_importance": True} if point["variant"] == "always_on" else None,
+    )
+    # uniform trained the rule run's batches until IS switched on: the summary sets their epochs side by side
+    return {**run_facts(run), "run_seconds": seconds, "curves": curves(run, ("train_seconds", "tau", "tau_threshold"))}
 
 
 def regime_rows(regime: str, runs: pd.DataFrame) -> tuple[list[dict], dict]:
@@ -144,71 +105,24 @@ def regime_rows(regime: str, runs: pd.DataFrame) -> tuple[list[dict], dict]:
     return rows, verdict
 
 
-def train_variant(raw: dict, variant: str, seed: int, data, budget: float):
-    params = validate(raw)
-    method = "uniform" if variant == "uniform" else "upper_bound"
-    spec = run_spec(params, method, f"{budget:g}s", seed)
-    if variant == "always_on":
-        spec = dataclasses.replace(spec, options=dataclasses.replace(spec.options, always_importance=True))
-    return train_run(spec, data, progress=False, clock=time.process_time)
+def uniform_tau_above_th_s(runs: pd.DataFrame, rule: pd.Series) -> float:
+    """When the uniform run of the same seed first had tau above the rule run's threshold (epoch by epoch)."""
+    uniform = runs[(runs["variant"] == "uniform") & (runs["seed"] == rule["seed"])]
+    if uniform.empty or not isinstance(rule.get("curves"), str):
+        return math.nan
+    uniform, threshold = read_curves(uniform["curves"].iloc[0]), read_curves(rule["curves"])["tau_threshold"]
+    epochs = min(len(uniform), len(threshold))
+    return first_above(uniform.iloc[:epochs], "tau", threshold.iloc[:epochs].to_numpy())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=list(REGIMES))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="to redo some runs")
-    parser.add_argument("--merge", default=None, help="a facts CSV of an earlier run whose rows these runs replace")
-    parser.add_argument("--cpu-budget-scale", type=float, default=1.0, help="multiplies every regime's budget")
-    parser.add_argument("--out", default="benchmarks/switching_rule.csv", help="every run's facts")
-    parser.add_argument("--epochs-dir", default=None, help="also write every run's epochs there as CSV")
-    args = parser.parse_args()
-    base = yaml.safe_load(Path("params.yaml").read_text())
-    base["train"].pop("budgets", None)
-    full = load_dataset(base["data"]["name"], base["data"]["root"], base["data"]["download"])
-    facts = []
-    for regime in args.regimes:
-        overrides, budget = REGIMES[regime]
-        budget *= args.cpu_budget_scale
-        raw = merged(base, overrides)
-        raw["train"].update(budget=f"{budget:g}s", seeds=args.seeds)
-        data = subset(full, raw["data"]["train_subset"], raw["data"]["test_subset"])
-        for seed in args.seeds:
-            runs = {}
-            for variant in args.variants:
-                runs[variant] = run = train_variant(raw, variant, seed, data, budget)
-                if args.epochs_dir:
-                    Path(args.epochs_dir).mkdir(parents=True, exist_ok=True)
-                    run.epochs.to_csv(Path(args.epochs_dir) / f"{regime}.{variant}.{seed}.csv", index=False)
-                facts.append({"regime": regime, "variant": variant, "seed": seed, **run_facts(run)})
-                if variant == "rule" and "uniform" in runs:  # uniform trained the same batches until IS switched on
-                    uniform, rule = runs["uniform"].epochs, run.epochs
-                    epochs = min(len(uniform), len(rule))
-                    facts[-1]["uniform_tau_above_th_s"] = first_above(
-                        uniform.iloc[:epochs], "tau", rule["tau_threshold"].iloc[:epochs].to_numpy()
-                    )
-                print(pd.DataFrame([facts[-1]]).to_string(index=False, float_format="%.3f"), flush=True)
-                pd.DataFrame(facts).to_csv(args.out, index=False)
-    table = pd.DataFrame(facts)
-    if args.merge:  # keep the earlier rows these runs did not redo
-        earlier = pd.read_csv(args.merge)
-        redone = earlier.set_index(["regime", "variant", "seed"]).index.isin(
-            table.set_index(["regime", "variant", "seed"]).index
-        )
-        table = pd.concat([earlier[~redone], table], ignore_index=True)
-        table.to_csv(args.out, index=False)
-    summarize(table)
-
-
-def summarize(facts: pd.DataFrame) -> None:
-    rows, verdicts = [], []
+def summarize(facts: pd.DataFrame, args=None) -> list:
+    rows, verdicts, rules = [], [], []
     for regime, runs in facts.groupby("regime", sort=False):
         regime_table, verdict = regime_rows(regime, runs)
         rows += regime_table
         verdicts.append(verdict)
-    print("\n" + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
-    print("\n" + pd.DataFrame(verdicts).to_markdown(index=False, floatfmt=".3f"))
-    rule = facts[facts["variant"] == "rule"]
+        for _, rule in runs[runs["variant"] == "rule"].iterrows():
+            rules.append({**rule.to_dict(), "uniform_tau_above_th_s": uniform_tau_above_th_s(runs, rule)})
     columns = [
         "regime",
         "seed",
@@ -219,9 +133,28 @@ def summarize(facts: pd.DataFrame) -> None:
         "tau_training_peak",
         "tau_th",
     ]
-    print("\nThe deciding tau (scoring mode) against the training forward's, in the rule's runs:")
-    print(rule[columns].to_markdown(index=False, floatfmt=".3f"))
+    return [
+        ("", pd.DataFrame(rows)),
+        ("", pd.DataFrame(verdicts)),
+        (
+            "The deciding tau (scoring mode) against the training forward's, in the rule's runs:",
+            pd.DataFrame(rules, columns=columns),
+        ),
+    ]
 
+
+STUDY = Study(
+    name="switching_rule",
+    doc=__doc__,
+    keys=("regime", "variant", "seed"),
+    grid=grid,
+    train=train,
+    summarize=summarize,
+    add_arguments=add_arguments,
+    exclusive=lambda point: True,
+    settings=lambda args: {"cpu_budget_scale": args.cpu_budget_scale},
+    estimate_seconds=lambda point, args: 0.75 * BUDGETS[point["regime"]] * args.cpu_budget_scale,
+)
 
 if __name__ == "__main__":
-    main()
+    main(STUDY)

@@ -14,9 +14,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from benchmarks.sampler_overhead import synthetic_cifar
-from benchmarks.switch_on import single_run
-from isample.experiment.config import validate
+from benchmarks.regimes import point_spec, synthetic_cifar, train_point
 from isample.experiment.data import BatchTransform
 from isample.experiment.models import build_model
 from isample.experiment.prepared import load_prepared
@@ -49,8 +47,8 @@ def ours(data, model_name, batch_size, seconds, augment):
     raw["model"]["name"] = model_name
     raw["data"]["augment"] = augment
     raw["train"].pop("budgets", None)
-    raw["train"].update(budget=f"{seconds}s", device="cpu")
-    record = single_run(validate(raw), data, "uniform", 0, progress=False)
+    raw["train"]["device"] = "cpu"
+    record = train_point(point_spec(raw, "uniform", 0, clock="wall", budget=seconds), data, "wall")
     epochs = record.epochs
     return epochs["iterations"].sum() * batch_size / epochs["train_seconds"].iloc[-1]
 

@@ -1,4 +1,5 @@
-"""benchmarks/break_even.py's arithmetic: where the gain crosses zero, and its summary per regime and price."""
+"""benchmarks/break_even.py's and break_even_causes.py's arithmetic: where the gain crosses zero, the
+summary per regime and price, each cause against its baseline."""
 
 import math
 
@@ -32,7 +33,7 @@ def test_summary_pairs_by_seed_and_gives_a_star_with_its_interval():
 
 
 def test_each_cause_is_set_against_its_own_baseline_seed_by_seed():
-    from benchmarks.break_even import summarize_causes
+    from benchmarks.break_even_causes import summarize_causes
 
     def run(variant, seed, accuracy, price="0"):
         return {
