@@ -45,7 +45,7 @@ rerun: install data
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro -f
 
 # The tests on two workers (pytest-xdist), each process with one thread so that the two share the
-# cores instead of fighting over them; the pipeline's tests run as two groups, each in a clone of its own.
+# cores instead of fighting over them; the pipeline's tests each take a clone of their own kind (fresh, on a baseline, multi-process).
 test: install data
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 

@@ -4,8 +4,8 @@ import pytest
 
 from tests.common import synthetic_data
 
-# The longest tests first: `make test` runs them on two workers (pytest-xdist), the pipeline's as two
-# groups (--dist loadgroup), and the rest fill in around them.
+# The longest tests first: `make test` runs them on two workers (pytest-xdist), the pipeline's grouped
+# by the clone they build on (--dist loadgroup), and the rest fill in around them.
 FIRST = ("tests/test_pipeline.py",)
 
 

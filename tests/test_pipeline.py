@@ -1,6 +1,7 @@
 """The real pipeline end to end in a fresh copy of the repository: dvc repro, then
-dvc exp run -S presample=7, then bad values. Uses the real CIFAR-10 archive of ../shared/data when
-present (a tiny generated one otherwise) and a tiny override of params.yaml."""
+dvc exp run -S presample=7, then bad values. Uses a tiny generated CIFAR-10 archive (400 training and
+200 test images: every run's final evaluation reads the whole test set, and prepare decodes the whole
+archive; tests/experiment/test_data.py reads the real one) and a tiny override of params.yaml."""
 
 import hashlib
 import json
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.common import CIFAR10_CLASSES, SHARED_DATA, make_archive, merge, stopped_at_budget
+from tests.common import CIFAR10_CLASSES, make_archive, merge, stopped_at_budget
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
@@ -29,8 +30,10 @@ TINY = {
 }
 
 
-# Two groups, each on one worker of `make test` (pytest-xdist --dist loadgroup) with a clone of its
-# own: the DVC runs that build on each other, and the runs over several processes or nodes.
+# Two clones per worker of `make test` (pytest-xdist), so that no test depends on which worker runs it:
+# the DVC runs (the first repro of the fresh clone, then the experiments on its committed baseline, made
+# by whichever comes first on the worker) and the runs over several processes or nodes. The groups
+# (--dist loadgroup) keep each clone to one worker where xdist honours them.
 REPRO = pytest.mark.xdist_group("pipeline_repro")
 PROCESSES = pytest.mark.xdist_group("pipeline_processes")
 
@@ -45,8 +48,8 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def fresh_project(tmp_path_factory):
+    """A copy of the repository's files (not its results) with the tiny data and params, committed."""
     clone = tmp_path_factory.mktemp("pipeline") / "repo"
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
@@ -58,10 +61,7 @@ def project(tmp_path_factory):
             shutil.copy2(source, clone / name)
     raw = clone / "data" / "raw"
     raw.mkdir(parents=True)
-    if (SHARED_DATA / "cifar10-jpeg.tar.gz").is_file():
-        (raw / "cifar10-jpeg.tar.gz").symlink_to(SHARED_DATA / "cifar10-jpeg.tar.gz")
-    else:
-        make_archive(raw / "cifar10-tiny.tar.gz", CIFAR10_CLASSES, per_class=(40, 20))
+    make_archive(raw / "cifar10-tiny.tar.gz", CIFAR10_CLASSES, per_class=(40, 20))
     params = merge(yaml.safe_load((clone / "params.yaml").read_text()), TINY)
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {
@@ -85,6 +85,29 @@ def project(tmp_path_factory):
     run("git", "add", "-A")
     run("git", "commit", "-qm", "fresh clone")
     return clone, run
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return fresh_project(tmp_path_factory)
+
+
+def on_baseline(project):
+    """The clone at its committed baseline: test_repro_then_presample_experiment's, or, where another
+    worker ran that test, `dvc repro` committed as a user would. Each experiment restores it after."""
+    clone, run = project
+    run("git", "checkout", "--", ".")
+    if "baseline results" not in run("git", "log", "--format=%s").stdout:
+        run(sys.executable, "-m", "dvc", "repro")
+        run("git", "add", "-A")
+        run("git", "commit", "-qm", "baseline results")
+    return clone, run
+
+
+@pytest.fixture(scope="module")
+def processes_project(tmp_path_factory):
+    """The multi-process runs' own clone (two groups may share a worker, never a clone)."""
+    return fresh_project(tmp_path_factory)
 
 
 @REPRO
@@ -188,7 +211,7 @@ def test_repro_then_presample_experiment(project):
 
 @REPRO
 def test_budget_sweep_runs_every_pair_and_keeps_finished_ones(project):
-    clone, run = project
+    clone, run = on_baseline(project)
     import pandas as pd
 
     run("git", "checkout", "--", ".")
@@ -211,9 +234,9 @@ def test_budget_sweep_runs_every_pair_and_keeps_finished_ones(project):
     run("git", "checkout", "--", ".")
 
 
-@PROCESSES  # needs no results: on the shorter of the two groups
-def test_bad_values_fail_fast_with_one_line(project):
-    clone, run = project
+@PROCESSES  # needs no results
+def test_bad_values_fail_fast_with_one_line(processes_project):
+    clone, run = processes_project
     result = run(sys.executable, "-m", "dvc", "exp", "run", "-S", "presample=0.5", check=False)
     assert result.returncode != 0
     errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: params.yaml")]
@@ -240,7 +263,7 @@ def test_bad_values_fail_fast_with_one_line(project):
 def test_divergence_ends_as_a_result_not_a_traceback(project):
     """One stage diverges through dvc (tests/experiment/test_train.py covers every method's record); the
     report, run straight from its module on that record beside the baseline's IS record, says so."""
-    clone, run = project
+    clone, run = on_baseline(project)
     import pandas as pd
 
     run("git", "checkout", "--", ".")
@@ -254,7 +277,7 @@ def test_divergence_ends_as_a_result_not_a_traceback(project):
     assert f"seed 0: {status}" in output  # the one line the stage printed
     run(sys.executable, "-m", "stages.report")
     report = (clone / "reports/README.md").read_text()
-    assert "Diverged" in report and "No accuracy conclusion" in report
+    assert "Diverged" in report and "No accuracy conclusion" in report, report
     assert "test accuracy than uniform" not in report
     run("git", "checkout", "--", ".")
 
@@ -263,7 +286,7 @@ def test_divergence_ends_as_a_result_not_a_traceback(project):
 def test_a_priced_pipeline_runs_through_and_gives_identical_records_twice(project):
     """`dvc exp run -S train.clock=priced` reruns every stage that trains and the report; the train stage run
     again from scratch (no checkpoint to resume) writes the same record, wall-clock columns aside."""
-    clone, run = project
+    clone, run = on_baseline(project)
     import pandas as pd
 
     run("git", "checkout", "--", ".")
@@ -283,11 +306,11 @@ def test_a_priced_pipeline_runs_through_and_gives_identical_records_twice(projec
 
 
 @PROCESSES
-def test_two_processes_write_one_record_per_run(project):
+def test_two_processes_write_one_record_per_run(processes_project):
     """`dvc exp run -S train.processes=2`: DDP over two gloo processes writes one record per (budget, seed).
     One stage proves it (reuse: its score table is gathered across ranks); tests/test_distributed.py
     checks the methods' agreement across ranks one by one."""
-    clone, run = project
+    clone, run = processes_project
     import pandas as pd
 
     run("git", "checkout", "--", ".")
@@ -303,8 +326,8 @@ def test_two_processes_write_one_record_per_run(project):
 
 
 @PROCESSES
-def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
-    clone, run = project
+def test_a_killed_rank_ends_the_run_with_one_clear_error(processes_project):
+    clone, run = processes_project
     import psutil
 
     run("git", "checkout", "--", ".")
@@ -348,18 +371,18 @@ def test_a_killed_rank_ends_the_run_with_one_clear_error(project):
 
 
 @PROCESSES
-def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_resumes(project):
+def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_resumes(processes_project):
     """A scheduler's preemption: SIGTERM to the stage (only; it passes it on to torchrun's processes)."""
-    clone, run = project
+    clone, run = processes_project
     import torch
 
     run("git", "checkout", "--", ".")
     params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["train"].update(budgets=["10s"], processes=2, checkpoint_every="1h")
+    params["train"].update(budgets=["6s"], processes=2, checkpoint_every="1h")
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     if not (clone / "data/prepared").is_dir():  # this test alone: prepare first
         run(sys.executable, "-m", "stages.prepare")
-    checkpoint = clone / "checkpoints/uniform/10s.seed0.pt"
+    checkpoint = clone / "checkpoints/uniform/6s.seed0.pt"
     checkpoint.unlink(missing_ok=True)
     command = [sys.executable, "-m", "stages.train", "--method", "uniform"]
     stage = subprocess.Popen(command, cwd=clone, env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -367,7 +390,7 @@ def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_r
         said = []
         for line in stage.stderr:  # both ranks train once rank 0 has recorded an epoch
             said.append(line)
-            if "train uniform 10s seed 0: epoch 1," in line:
+            if "train uniform 6s seed 0: epoch 1," in line:
                 break
         assert stage.poll() is None, "".join(said)[-2000:]
         stage.send_signal(signal.SIGTERM)
@@ -378,11 +401,11 @@ def test_sigterm_stops_every_rank_at_one_iteration_with_a_checkpoint_the_rerun_r
     assert stage.returncode == 143, stderr[-2000:]
     assert "stopped: uniform: its processes saved a checkpoint; rerun the stage to resume from it" in stderr
     saved = torch.load(checkpoint, weights_only=True)
-    assert 0 < saved["elapsed"] < 10 and saved["status"] == ""
+    assert 0 < saved["elapsed"] < 6 and saved["status"] == ""
     ranks = [state["sampler"]["stream"]["position"] for state in saved["ranks"]]
     assert ranks[0] == ranks[1]  # both ranks stopped after the same iteration
     resumed = run(*command)
-    assert "resumed uniform 10s seed 0" in resumed.stdout and "completed" in resumed.stdout, (
+    assert "resumed uniform 6s seed 0" in resumed.stdout and "completed" in resumed.stdout, (
         resumed.stdout + resumed.stderr
     )
     run("git", "checkout", "--", ".")
@@ -395,11 +418,11 @@ def free_port() -> int:
 
 
 @PROCESSES
-def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path):
+def test_two_nodes_train_one_run_and_resume_after_a_node_dies(processes_project, tmp_path):
     """Two torchrun agents on 127.0.0.1 (one process each, gloo) meet at a c10d rendezvous as two nodes,
     each from its own copy of the repository as on two machines. Killing one node's processes ends the
     other's stage with one line; rerunning both resumes from the checkpoint and both write the record."""
-    clone, run = project
+    clone, run = processes_project
     import pandas as pd
     import psutil
 
@@ -408,7 +431,7 @@ def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path)
         run(sys.executable, "-m", "stages.prepare")
     params = yaml.safe_load((clone / "params.yaml").read_text())
     endpoint = f"127.0.0.1:{free_port()}"
-    params["train"].update(budgets=["8s"], nodes=2, rdzv_endpoint=endpoint, checkpoint_every="1s")
+    params["train"].update(budgets=["5s"], nodes=2, rdzv_endpoint=endpoint, checkpoint_every="1s")
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     other = tmp_path / "node1"
     shutil.copytree(clone, other, symlinks=True, ignore=shutil.ignore_patterns("results", "checkpoints"))
@@ -420,7 +443,7 @@ def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path)
 
     survivor, victim = start(clone), start(other)
     try:
-        checkpoint = clone / "checkpoints" / "uniform" / "8s.seed0.pt"
+        checkpoint = clone / "checkpoints" / "uniform" / "5s.seed0.pt"
         for _ in range(1200):  # until the first checkpoint, a second of training in
             if checkpoint.is_file() or survivor.poll() is not None:
                 break
@@ -445,13 +468,13 @@ def test_two_nodes_train_one_run_and_resume_after_a_node_dies(project, tmp_path)
     outputs = [process.communicate(timeout=300) for process in nodes]
     for process, (stdout, stderr) in zip(nodes, outputs):
         assert process.returncode == 0, stderr[-2000:]
-        assert "resumed uniform 8s seed 0 from checkpoints/uniform/8s.seed0.pt" in stdout, stdout
-    records = [where / "results" / "uniform" / "cifar10.un.8s.0.xlsx" for where in (clone, other)]
+        assert "resumed uniform 5s seed 0 from checkpoints/uniform/5s.seed0.pt" in stdout, stdout
+    records = [where / "results" / "uniform" / "cifar10.un.5s.0.xlsx" for where in (clone, other)]
     params = [dict(pd.read_excel(path, sheet_name="params").astype(str).values) for path in records]
     assert params[0]["nodes"] == "2" and params[0]["processes_per_node"] == "1" and params[0]["processes"] == "2"
     assert params[0]["status"] == "completed" and params[0]["backend"] == "gloo"
     epochs = [pd.read_excel(path, sheet_name="epochs") for path in records]
     pd.testing.assert_frame_equal(epochs[0], epochs[1])  # every node writes rank 0's record
     assert params[0]["final_test_accuracy"] == params[1]["final_test_accuracy"]
-    assert epochs[0]["test_accuracy"].notna().all() and stopped_at_budget(epochs[0], 8)
+    assert epochs[0]["test_accuracy"].notna().all() and stopped_at_budget(epochs[0], 5)
     run("git", "checkout", "--", ".")
