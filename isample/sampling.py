@@ -59,6 +59,61 @@ def importance_draw(
     return positions, weights
 
 
+def inclusion_probabilities(probabilities: torch.Tensor, b: int) -> torch.Tensor:
+    """pi_i = min(1, c q_i) with c such that sum(pi) = b, for a draw of b distinct positions in proportion
+    to q (`probabilities`, summing to 1, at least b of them positive): those that c q_i would put above 1
+    are taken for sure. On the tensor's device, without a host read: with q sorted in decreasing order,
+    capping the k largest gives c_k = (b - k) / (sum of the others), and the k that holds is the
+    smallest whose (k+1)-th largest stays under 1 (0 <= k < b)."""
+    n = probabilities.numel()
+    if not 1 <= b <= n:
+        raise ValueError(f"b must be in 1 ... {n} (the presample's size), got {b}")
+    ordered, order = torch.sort(probabilities.double(), descending=True)
+    rest = ordered.flip(0).cumsum(0).flip(0)[:b]  # sum of q over positions k ... n - 1
+    k = torch.arange(b, device=probabilities.device, dtype=torch.float64)
+    scale = (b - k) / rest.clamp_min(torch.finfo(torch.float64).tiny)
+    fits = scale * ordered[:b] < 1  # capping the k largest leaves the (k+1)-th below 1
+    capped = torch.where(fits.any(), fits.int().argmax(), torch.tensor(b, device=fits.device))
+    c = scale.gather(0, capped.clamp_max(b - 1).view(1))
+    pi_sorted = torch.where(torch.arange(n, device=ordered.device) < capped, 1.0, (c * ordered).clamp_max(1.0))
+    return torch.empty_like(pi_sorted).scatter_(0, order, pi_sorted).to(probabilities.dtype)
+
+
+def systematic_draw(pi: torch.Tensor, b: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """b distinct positions, position i with probability pi_i exactly (sum(pi) = b, every pi_i <= 1):
+    randomised systematic sampling (Madow 1949; Hartley & Rao 1962). In a random order the pi_i lie
+    end to end on [0, b); the draw takes the positions under u, u + 1, ..., u + b - 1 for one uniform u.
+    O(B), on the device of pi and without a host read: a permutation, a cumulative sum, a search."""
+    n, device = pi.numel(), pi.device
+    drawing = generator.device if generator is not None else device
+    order = torch.randperm(n, generator=generator, device=drawing).to(device)
+    ends = pi.double()[order].cumsum(0)
+    ends = ends * (b / ends[-1])  # exactly b at the end, so that rounding can never repeat the last position
+    u = torch.rand(1, generator=generator, device=drawing, dtype=torch.float64).to(device)
+    points = u + torch.arange(b, device=device, dtype=torch.float64)
+    return order[torch.searchsorted(ends, points, right=True).clamp_max(n - 1)]
+
+
+def importance_draw_without_replacement(
+    scores: torch.Tensor, b: int, generator: torch.Generator | None = None, smoothing: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw b distinct positions into `scores` in proportion to q (importance_draw's smoothed
+    distribution), with Horvitz-Thompson weights w_i = b / (B pi_i): mean(w * f[positions]) is an
+    unbiased estimate of mean(f) over the B scores, and where no pi_i is capped at 1, w_i = 1 / (B q_i),
+    importance_draw's weights. Flat scores give b distinct positions drawn uniformly, weights 1."""
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+    scores = scores.detach().float()
+    n = scores.numel()
+    total = scores.sum()
+    flat = torch.full_like(scores, 1.0 / n)
+    probabilities = torch.where(total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny), flat)
+    probabilities = (1 - smoothing) * probabilities + smoothing / n
+    pi = inclusion_probabilities(probabilities, b)
+    positions = systematic_draw(pi, b, generator)
+    return positions, b / (n * pi[positions])
+
+
 def variance_reduction(scores: torch.Tensor) -> float:
     """tau = sqrt(n * sum g_i^2) over normalised scores g: 1 for equal scores, sqrt(n) for one.
 
