@@ -11,9 +11,11 @@ means over the iterations IS was on. Measured: docs/break-even.md.
 """
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 
+from benchmarks.facts import FAILED, HarnessError, check_one_machine, check_settings, machines_of, read_facts
 from benchmarks.harness import Study, main
 from benchmarks.paired import interval_text, loss_text
 from benchmarks.regimes import REGIMES, WEIGHTS, data_of, merged, params_of, run_facts, train_timed
@@ -96,13 +98,24 @@ def summarize_causes(causes: pd.DataFrame, facts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def baselines(causes: pd.DataFrame, args) -> pd.DataFrame:
+    """break_even's facts (--against), refused when they come from another machine or budget."""
+    facts = read_facts(Path(args.against))
+    if facts.empty:
+        raise HarnessError(f"--against {args.against}: no facts (run python -m benchmarks.break_even first)")
+    check_one_machine(facts, machines_of(causes), args.allow_mixed_machines, f"--against {args.against}")
+    if "budget" in causes and not causes["budget"].dropna().empty:
+        check_settings(facts, {"budget": causes["budget"].dropna().iloc[0]}, f"--against {args.against}")
+    return facts[facts["status"] != FAILED] if "status" in facts else facts
+
+
 STUDY = Study(
     name="break_even_causes",
     doc=__doc__,
     keys=("regime", "variant", "price", "seed"),
     grid=grid,
     train=train,
-    summarize=lambda causes, args: [("", summarize_causes(causes, pd.read_csv(args.against)))],
+    summarize=lambda causes, args: [("", summarize_causes(causes, baselines(causes, args)))],
     add_arguments=add_arguments,
     settings=lambda args: {"budget": args.budget, "tau_lr_scale": args.tau},
     estimate_seconds=lambda point, args: 4.5 * args.budget,

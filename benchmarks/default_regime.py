@@ -42,6 +42,7 @@ def train(point: dict, args) -> dict:
     )
     epochs = run.epochs
     facts = {
+        "run_status": run.status,
         "train_examples": len(data.train_x),
         "augment": params_of(point["regime"])["data"]["augment"],
         "epochs": len(epochs),
@@ -70,6 +71,8 @@ def summarize(facts: pd.DataFrame, args) -> list:
     """One row per candidate: uniform's and upper_bound's facts side by side."""
     rows = []
     for name, runs in facts.groupby("regime", sort=False):
+        if set(runs["method"]) != {"uniform", "upper_bound"}:
+            continue  # a candidate with a method still to train (or failed): nothing to set side by side
         uniform = runs[runs["method"] == "uniform"].iloc[0]
         importance = runs[runs["method"] == "upper_bound"].iloc[0]
         rows.append(

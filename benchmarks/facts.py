@@ -15,9 +15,16 @@ class HarnessError(Exception):
     """A bad argument or facts file, said in one line."""
 
 
+def canonical(value) -> str:
+    """A key's value as text, one way whatever the facts file read it as: 0, 0.0 and "0" are "0"."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def point_key(point: dict, keys: tuple[str, ...]) -> tuple[str, ...]:
-    # Compared as text: a facts file read back gives 0 where the grid said 0 and "0.1" where it said 0.1.
-    return tuple(str(point[key]) for key in keys)
+    return tuple(canonical(point[key]) for key in keys)
 
 
 def read_facts(path: Path) -> pd.DataFrame:
@@ -46,9 +53,15 @@ def this_machine() -> dict:
 
 
 def current_commit() -> str:
+    """The commit, "-dirty" when code differs from it (the facts files this harness writes do not count)."""
     try:
-        described = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True)
-        return described.stdout.strip() or "unknown"
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/data"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        return (commit.strip() or "unknown") + ("-dirty" if changed.strip() else "")
     except OSError:
         return "unknown"
 
@@ -78,9 +91,9 @@ def check_settings(facts: pd.DataFrame, settings: dict, where: str) -> None:
     for name, value in settings.items():
         if facts.empty or name not in facts:
             continue
-        recorded = {str(v) for v in facts[name].dropna().unique()}
-        if recorded and recorded != {str(value)}:
+        recorded = {canonical(v) for v in facts[name].dropna().unique()}
+        if recorded and recorded != {canonical(value)}:
             raise HarnessError(
-                f"{where}: its points were trained with {name} = {', '.join(sorted(recorded))}, not {value}; "
-                "use another --out for these"
+                f"{where}: its points were trained with {name} = {', '.join(sorted(recorded))}, "
+                f"not {canonical(value)}; use another --out for these"
             )

@@ -37,6 +37,7 @@ import pandas as pd
 from benchmarks.facts import (
     FAILED,
     HarnessError,
+    canonical,
     check_one_machine,
     check_settings,
     current_commit,
@@ -89,7 +90,7 @@ def _pin(slots, threads: int, gpus: list[str]) -> None:
 
     slot = slots.get()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    mine = cores[slot * threads : (slot + 1) * threads]
+    mine = cores[slot * threads : (slot + 1) * threads] or cores[slot % len(cores) : slot % len(cores) + 1]
     if mine:
         os.sched_setaffinity(0, mine)
     if gpus:
@@ -163,7 +164,7 @@ def main(study: Study, argv: list[str] | None = None) -> None:
 def run(study: Study, args: argparse.Namespace) -> pd.DataFrame:
     out = Path(args.out)
     if args.merge:
-        facts = merge(study, [*args.merge], out, args.allow_mixed_machines)
+        facts = merge(study, args, [*args.merge], out)
     elif args.summary_only:
         facts = read_facts(out)
         if facts.empty:
@@ -176,29 +177,45 @@ def run(study: Study, args: argparse.Namespace) -> pd.DataFrame:
     return facts
 
 
-def merge(study: Study, paths: list[Path], out: Path, allow_mixed: bool) -> pd.DataFrame:
-    """--out's facts and the shards', each point once: a point two files hold with other facts is refused."""
+TIMES = ("run_seconds", "wall_seconds", "curves", "commit", "threads")  # what two runs of one point may differ in
+
+
+def same_facts(one: dict, other: dict) -> bool:
+    """Two rows of one point with the same results (NaN equal to NaN; their seconds and commit aside)."""
+    shared = (set(one) & set(other)) - set(TIMES)
+    return all(canonical(one[name]) == canonical(other[name]) for name in shared)
+
+
+def merge(study: Study, args: argparse.Namespace, paths: list[Path], out: Path) -> pd.DataFrame:
+    """--out's facts and the shards', each point once and in the grid's order: a completed row replaces
+    a failed one; a point two files hold with other results, or shards of another machine or other
+    shared arguments, are refused."""
     facts = read_facts(out)
+    rows = {point_key(row, study.keys): [row] for row in facts.to_dict("records")} if not facts.empty else {}
     for path in paths:
         if not path.is_file():
             raise HarnessError(f"--merge {path}: no such file")
         shard = read_facts(path)
-        check_one_machine(facts, machines_of(shard), allow_mixed, f"--merge {path}")
-        known = {point_key(row, study.keys): row for row in facts.to_dict("records")}
-        fresh = []
-        for row in shard.to_dict("records"):
-            earlier = known.get(point_key(row, study.keys))
-            if earlier is None:
-                fresh.append(row)
-            elif row.get("final_accuracy") != earlier.get("final_accuracy"):
-                raise HarnessError(f"--merge {path}: point {point_key(row, study.keys)} differs from --out's")
-        facts = pd.concat([facts, pd.DataFrame(fresh)], ignore_index=True) if fresh else facts
-    write_facts(facts, out)
-    return facts
+        check_one_machine(facts, machines_of(shard), args.allow_mixed_machines, f"--merge {path}")
+        for name in study.settings(args):
+            if name in shard and not shard[name].dropna().empty:
+                check_settings(facts, {name: shard[name].dropna().iloc[0]}, f"--merge {path}")
+        for key, group in shard.groupby(list(study.keys), sort=False, dropna=False):
+            fresh, earlier = group.to_dict("records"), rows.get(point_key(group.iloc[0], study.keys))
+            if earlier is None or all(row.get("status") == FAILED for row in earlier):
+                rows[point_key(group.iloc[0], study.keys)] = fresh
+            elif fresh[0].get("status") != FAILED and not same_facts(fresh[0], earlier[0]):
+                raise HarnessError(f"--merge {path}: point {point_key(fresh[0], study.keys)} differs from --out's")
+        facts = pd.concat([facts, shard], ignore_index=True)  # for the next shard's checks
+    order = {point_key(point, study.keys): index for index, point in enumerate(study.grid(args))}
+    ranked = sorted(rows.items(), key=lambda item: order.get(item[0], len(order)))
+    merged = pd.DataFrame([row for _, group in ranked for row in group])
+    write_facts(merged, out)
+    return merged
 
 
 def train_grid(study: Study, args: argparse.Namespace, out: Path) -> pd.DataFrame:
-    grid = study.grid(args)
+    grid = list({point_key(point, study.keys): point for point in study.grid(args)}.values())  # each once
     target = out
     if args.shard:
         index, count = parse_shard(args.shard)
@@ -209,9 +226,11 @@ def train_grid(study: Study, args: argparse.Namespace, out: Path) -> pd.DataFram
     failed = set()
     if not known.empty and "status" in known:
         failed = {point_key(row, study.keys) for row in known[known["status"] == FAILED].to_dict("records")}
-    if args.retry_failed and failed and not facts.empty:
-        facts = facts[[point_key(row, study.keys) not in failed for row in facts.to_dict("records")]]
+    if args.retry_failed and failed:
+        if not facts.empty:
+            facts = facts[[point_key(row, study.keys) not in failed for row in facts.to_dict("records")]]
         known = known[[point_key(row, study.keys) not in failed for row in known.to_dict("records")]]
+        failed = set()
     done = {point_key(row, study.keys) for row in known.to_dict("records")}
     pending = [point for point in grid if point_key(point, study.keys) not in done]
     if args.dry_run:
@@ -261,16 +280,23 @@ def train_in_parallel(module: str, pending: list[dict], args: argparse.Namespace
     for slot in range(args.jobs):
         slots.put(slot)
     threads = max(1, cores // args.jobs)
-    with concurrent.futures.ProcessPoolExecutor(
+    pool = concurrent.futures.ProcessPoolExecutor(
         args.jobs, mp_context=context, initializer=_pin, initargs=(slots, threads, gpus)
-    ) as pool:
-        futures = [pool.submit(run_point, module, point, args) for point in pending]
-        try:
-            for future in concurrent.futures.as_completed(futures):
+    )
+    futures, kept = [pool.submit(run_point, module, point, args) for point in pending], set()
+    try:
+        for future in concurrent.futures.as_completed(futures):
+            keep(*future.result())
+            kept.add(future)
+    except BaseException:  # Ctrl-C, a dead worker: keep what ended, stop the rest
+        for future in futures:
+            if future not in kept and future.done() and not future.cancelled() and future.exception() is None:
                 keep(*future.result())
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()  # the points in flight stay pending: a rerun trains them
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     slots.close()
     slots.join_thread()
 
@@ -281,7 +307,8 @@ def print_plan(study, args, grid, done, failed, known) -> None:
     spent = {}
     if not known.empty and "run_seconds" in known:
         for row in known.to_dict("records"):
-            spent.setdefault(point_key(row, line_keys), []).append(row["run_seconds"])
+            if row.get("status") != FAILED and math.isfinite(row["run_seconds"]):
+                spent.setdefault(point_key(row, line_keys), []).append(row["run_seconds"])
     rows, total = [], 0.0
     for point in grid:
         key = point_key(point, study.keys)

@@ -112,7 +112,12 @@ def train(point: dict, args) -> list[dict]:
     common = {
         "run_status": run.status,
         "final_accuracy": run.final_accuracy,
-        "iterations": int(frame["iteration"].max()),
+        "iterations": int(run.epochs["iterations"].sum()),
+        "examples": len(data_of(point["regime"]).train_x),
+        "augment": raw["data"]["augment"],
+        "b": raw["batch_size"],
+        "presample_size": presample_size,
+        "chunk": min(chunk, raw["batch_size"]),
     }
     return [{**common, **row} for row in table.to_dict("records")]
 
@@ -120,12 +125,17 @@ def train(point: dict, args) -> list[dict]:
 def summarize(facts: pd.DataFrame, args) -> list:
     tables = []
     for (regime, seed), rows in facts.groupby(["regime", "seed"], sort=False):
-        where = f"{regime}, seed {seed}: final test accuracy {rows['final_accuracy'].iloc[0]:.4f}"
-        tables.append((f"mean tau by phase ({where}):", rows[["phase", *READINGS, "presample_accuracy"]]))
-        tables.append(
-            (f"share above tau_th = {args.tau_th}:", rows[["phase", *(f"{r}_above_tau_th" for r in READINGS)]])
+        run = rows.iloc[0]  # what the run's rows share
+        where = (
+            f"{regime}, seed {seed}: {run['examples']} images, augment {run['augment']}, {run['iterations']} "
+            f"iterations, final test accuracy {run['final_accuracy']:.4f}; b = {run['b']}, "
+            f"B = {run['presample_size']}, chunk {run['chunk']}; every {run['every']} iterations"
         )
-        tables.append(("peak:", rows[["phase", *(f"{r}_peak" for r in READINGS)]]))
+        tables.append((f"mean tau by phase ({where}):", rows[["phase", *READINGS, "presample_accuracy"]]))
+        above = rows[["phase", *(f"{r}_above_tau_th" for r in READINGS)]]
+        tables.append((f"share of samples above tau_th = {run['tau_th']:g}:", above))
+        peaks = rows[[f"{r}_peak" for r in READINGS]].max().to_frame().T  # over the whole run
+        tables.append(("peak:", peaks.rename(columns=lambda name: name.removesuffix("_peak"))))
     return tables
 
 
