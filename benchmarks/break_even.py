@@ -27,6 +27,7 @@ import pandas as pd
 from benchmarks.harness import Study, main
 from benchmarks.paired import interval_text, loss_text
 from benchmarks.regimes import REGIMES, data_of, params_of, run_facts, train_timed
+from isample.names import DRAWS
 from isample.report.common import confidence_interval
 
 
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="priced seconds per run")
     parser.add_argument("--prices", nargs="+", default=["0", "0.1", "from_prices"], help="IS's presample_a values")
     parser.add_argument("--rule-prices", nargs="*", default=["0.1"], help="the prices IS runs by its rule at")
+    parser.add_argument("--draws", nargs="+", default=list(DRAWS), choices=DRAWS, help="IS's draws (sampler.draw)")
     parser.add_argument("--figure", default="docs/figures/break_even.png")
 
 
@@ -44,21 +46,22 @@ def price_label(text: str) -> str:
 
 
 def grid(args) -> list[dict]:
-    variants = [("uniform", "from_prices")]
-    variants += [("forced", price_label(price)) for price in args.prices]
-    variants += [("rule", price_label(price)) for price in args.rule_prices]
+    variants = [("uniform", "none", "from_prices")]
+    variants += [("forced", draw, price_label(price)) for draw in args.draws for price in args.prices]
+    variants += [("rule", draw, price_label(price)) for draw in args.draws for price in args.rule_prices]
     return [
-        {"regime": regime, "variant": variant, "price": price, "seed": seed}
+        {"regime": regime, "variant": variant, "draw": draw, "price": price, "seed": seed}
         for regime in args.regimes
         for seed in args.seeds
-        for variant, price in variants
+        for variant, draw, price in variants
     ]
 
 
 def train(point: dict, args) -> dict:
     price = point["price"] if point["price"] == "from_prices" else float(point["price"])
-    raw = params_of(point["regime"], {"train": {"prices": {"presample_a": price}}})
     method = "uniform" if point["variant"] == "uniform" else "upper_bound"
+    draw = {"sampler": {"draw": point["draw"]}} if method == "upper_bound" else {}
+    raw = params_of(point["regime"], {"train": {"prices": {"presample_a": price}}, **draw})
     forced = {"always_importance": True} if point["variant"] == "forced" else None
     run, spec, seconds = train_timed(
         raw, method, point["seed"], data_of(point["regime"]), clock="priced", budget=args.budget, options=forced
@@ -79,58 +82,89 @@ def crossing(prices: list[float], gains: list[float]) -> float:
     return math.inf
 
 
-def summarize(facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per regime and price: the forced and rule runs against uniform; per regime: a* and tau - 1."""
-    rows, verdicts = [], []
+def compared(group: pd.DataFrame, reference: pd.DataFrame) -> dict:
+    """`group`'s runs minus `reference`'s (both indexed by seed), paired by seed: accuracy (points) and
+    training-set loss, each with its 95% interval."""
+    seeds = group.index.intersection(reference.index)
+    gain = (group.loc[seeds, "final_accuracy"] - reference.loc[seeds, "final_accuracy"]).tolist()
+    loss = (group.loc[seeds, "train_set_loss"] - reference.loc[seeds, "train_set_loss"]).tolist()
+    low, high = confidence_interval(gain)
+    return {
+        "seeds": len(seeds),
+        "gain_points": interval_text(gain) if len(gain) > 1 else f"{100 * sum(gain):+.2f}",
+        "train_set_loss_difference": loss_text(loss),
+        "gain": sum(gain) / len(gain) if gain else math.nan,
+        "gain_low": low,
+        "gain_high": high,
+    }
+
+
+def column_mean(group: pd.DataFrame, column: str) -> float:
+    return group[column].mean() if column in group else math.nan
+
+
+def summarize(facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Per regime, draw and price: each variant against uniform; forced without replacement against forced
+    with, per regime and price; per regime and draw: a* and the predicted break-evens."""
+    facts = facts.assign(draw=facts["draw"] if "draw" in facts else "with_replacement")
+    rows, draws, verdicts = [], [], []
     for regime, runs in facts.groupby("regime", sort=False):
         uniform = runs[runs["variant"] == "uniform"].set_index("seed")
-        forced = runs[runs["variant"] == "forced"]
-        by_price = []
-        for variant in ("forced", "rule"):
-            for price, group in runs[runs["variant"] == variant].groupby("price", sort=False):
-                group = group.set_index("seed")
-                seeds = group.index.intersection(uniform.index)
-                gain = (group.loc[seeds, "final_accuracy"] - uniform.loc[seeds, "final_accuracy"]).tolist()
-                loss = (group.loc[seeds, "train_set_loss"] - uniform.loc[seeds, "train_set_loss"]).tolist()
-                low, high = confidence_interval(gain)
-                row = {
+        for (variant, draw, price), group in runs[runs["variant"] != "uniform"].groupby(
+            ["variant", "draw", "price"], sort=False
+        ):
+            group = group.set_index("seed")
+            a, speedup = group["a_priced"].mean(), column_mean(group, "speedup")
+            rows.append(
+                {
                     "regime": regime,
                     "variant": variant,
+                    "draw": draw,
                     "price": price,
-                    "a": group["a_priced"].mean(),
-                    "seeds": len(seeds),
-                    "gain_points": interval_text(gain) if len(gain) > 1 else f"{100 * sum(gain):+.2f}",
-                    "train_set_loss_difference": loss_text(loss),
+                    "a": a,
+                    **compared(group, uniform),
                     "is_share": group["is_share"].mean(),
                     "tau": group["tau"].mean(),
-                    "predicted_speedup": group["tau"].mean() / (1 + group["a_priced"].mean()),
+                    "variance_ratio": column_mean(group, "variance_ratio"),
+                    # The rule's prediction: the speed-up net of the price, the root's (the rule) and the ratio's.
+                    "predicted_speedup": speedup / (1 + a) if "speedup" in group else group["tau"].mean() / (1 + a),
+                    "predicted_by_ratio": speedup**2 / (1 + a),
                     "iterations": group["iterations"].mean(),
-                    "gain": sum(gain) / len(gain) if gain else math.nan,
-                    "gain_low": low,
-                    "gain_high": high,
                 }
-                rows.append(row)
-                if variant == "forced":
-                    by_price.append(row)
-        by_price.sort(key=lambda row: row["a"])
-        a = [row["a"] for row in by_price]
-        tau = forced["tau"].mean()
-        verdicts.append(
-            {
-                "regime": regime,
-                "a_star": crossing(a, [row["gain"] for row in by_price]),
-                "a_star_low": crossing(a, [row["gain_low"] for row in by_price]),
-                "a_star_high": crossing(a, [row["gain_high"] for row in by_price]),
-                "rule_break_even_tau_minus_1": tau - 1,
-                "uniform_accuracy": uniform["final_accuracy"].mean(),
-                "uniform_train_set_loss": uniform["train_set_loss"].mean(),
-            }
-        )
-    return pd.DataFrame(rows), pd.DataFrame(verdicts)
+            )
+        forced = runs[runs["variant"] == "forced"]
+        for price, group in forced.groupby("price", sort=False):
+            by_draw = {draw: runs_of.set_index("seed") for draw, runs_of in group.groupby("draw")}
+            if set(by_draw) >= {"with_replacement", "without_replacement"}:
+                versus = compared(by_draw["without_replacement"], by_draw["with_replacement"])
+                draws.append({"regime": regime, "price": price, "a": group["a_priced"].mean(), **versus})
+        for draw, group in forced.groupby("draw", sort=False):
+            by_price = sorted(
+                (row for row in rows if row["regime"] == regime and row["variant"] == "forced" and row["draw"] == draw),
+                key=lambda row: row["a"],
+            )
+            a = [row["a"] for row in by_price]
+            speedup = column_mean(group, "speedup")
+            verdicts.append(
+                {
+                    "regime": regime,
+                    "draw": draw,
+                    "a_star": crossing(a, [row["gain"] for row in by_price]),
+                    "a_star_low": crossing(a, [row["gain_low"] for row in by_price]),
+                    "a_star_high": crossing(a, [row["gain_high"] for row in by_price]),
+                    # Where the rule (speed-up / (1 + a) > 1) turns: speed-up - 1; by the ratio: 1 / r - 1.
+                    "predicted_a_star": speedup - 1 if "speedup" in group else group["tau"].mean() - 1,
+                    "predicted_a_star_by_ratio": speedup**2 - 1,
+                    "uniform_accuracy": uniform["final_accuracy"].mean(),
+                    "uniform_train_set_loss": uniform["train_set_loss"].mean(),
+                }
+            )
+    return pd.DataFrame(rows), pd.DataFrame(draws), pd.DataFrame(verdicts)
 
 
 def calibration_figure(table: pd.DataFrame, path: Path) -> None:
-    """The measured gain of IS forced on against the speed-up tau / (1 + a) the rule predicts."""
+    """The measured gain of IS forced on against the speed-up predicted net of the price: by the rule's
+    root, r^(-1/2) / (1 + a), and by the ratio, 1 / (r (1 + a))."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,34 +173,39 @@ def calibration_figure(table: pd.DataFrame, path: Path) -> None:
 
     forced = table[table["variant"] == "forced"].copy()
     forced["gain (points)"] = 100 * forced["gain"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(data=forced, x="predicted_speedup", y="gain (points)", hue="regime", style="price", s=80, ax=ax)
-    for _, row in forced.iterrows():
-        if math.isfinite(row["gain_low"]):
-            ax.plot([row["predicted_speedup"]] * 2, [100 * row["gain_low"], 100 * row["gain_high"]], color="grey")
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.axvline(1, color="black", linewidth=0.8, linestyle=":")
-    ax.set(
-        xlabel="predicted speed-up tau / (1 + a) (above 1: the rule says IS pays)",
-        ylabel="IS forced on minus uniform, test accuracy (points)",
-        title="The rule's prediction against the measured gain, at equal priced time",
-    )
+    panels = [("predicted_speedup", "r^(-1/2) / (1 + a): the rule")]
+    if forced["predicted_by_ratio"].notna().any():
+        panels.append(("predicted_by_ratio", "1 / (r (1 + a)): the ratio"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), sharey=True, squeeze=False)
+    for ax, (column, label) in zip(axes[0], panels):
+        sns.scatterplot(data=forced, x=column, y="gain (points)", hue="regime", style="draw", s=80, ax=ax)
+        for _, row in forced.iterrows():
+            if math.isfinite(row["gain_low"]):
+                ax.plot([row[column]] * 2, [100 * row["gain_low"], 100 * row["gain_high"]], color="grey", lw=0.8)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axvline(1, color="black", linewidth=0.8, linestyle=":")
+        ax.set(xlabel=f"predicted speed-up {label} (above 1: IS pays)", ylabel="IS forced on minus uniform (points)")
+    fig.suptitle("Predicted speed-up against the measured gain in test accuracy, at equal priced time")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
 
 def summarize_tables(facts: pd.DataFrame, args) -> list:
-    table, verdicts = summarize(facts)
+    table, draws, verdicts = summarize(facts)
     calibration_figure(table, Path(args.figure))
-    shown = [c for c in table.columns if c not in ("gain", "gain_low", "gain_high")]
-    return [("", table[shown]), ("", verdicts)]
+    hidden = ("gain", "gain_low", "gain_high")
+    shown = [c for c in table.columns if c not in hidden and table[c].notna().any()]
+    tables = [("", table[shown])]
+    if not draws.empty:
+        tables.append(("", draws[[c for c in draws.columns if c not in hidden]]))
+    return [*tables, ("", verdicts[[c for c in verdicts.columns if verdicts[c].notna().any()]])]
 
 
 STUDY = Study(
     name="break_even",
     doc=__doc__,
-    keys=("regime", "variant", "price", "seed"),
+    keys=("regime", "variant", "draw", "price", "seed"),
     grid=grid,
     train=train,
     summarize=summarize_tables,

@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="priced seconds per run")
     parser.add_argument("--causes", nargs="+", default=list(CAUSES), choices=list(CAUSES))
     parser.add_argument("--tau", type=float, default=1.08, help="the lr scale of the lr_tau cause")
-    parser.add_argument("--against", default="docs/data/break_even.csv", help="break_even's facts (the baselines)")
+    parser.add_argument(
+        "--against", default="docs/data/break_even_2018.csv", help="break_even's facts of the 2018 draw (the baselines)"
+    )
 
 
 def grid(args) -> list[dict]:

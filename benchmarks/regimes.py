@@ -160,6 +160,8 @@ def run_facts(run) -> dict:
         "tau_th": weighted_mean(epochs, "tau_threshold"),
         "a": weighted_mean(epochs, "a"),
         "predicted_speedup": weighted_mean(epochs, "predicted_speedup"),
+        "speedup": weighted_mean(epochs, "speedup"),
+        "variance_ratio": weighted_mean(epochs, "variance_ratio"),
         "tau_peak": float(epochs["tau"].max()),
         **{name: weighted_mean(epochs, name) for name in WEIGHTS},
         **{name: float(last[name]) for name in ("train_set_loss", "train_set_accuracy") if name in epochs},

@@ -10,6 +10,9 @@ SCORES = ("gnorm", "loss")
 SCORE_MODES = ("eval", "batch")
 # Where upper_bound's tau comes from: the training forward (the 2018 code) or a scoring-mode sample.
 TAU_SOURCES = ("training", "scoring")
+# How upper_bound draws b of its presample of B: b distinct examples with inclusion probabilities in
+# proportion to the scores (Horvitz-Thompson weights), or the 2018 code's b independent draws.
+DRAWS = ("without_replacement", "with_replacement")
 
 # The notebook's breakdown of one iteration, in order: each a `time_<phase>` column of the records.
 PHASES = (

@@ -62,6 +62,11 @@ class Iteration:
         return self.metrics.get("tau_threshold", math.nan)
 
     @property
+    def speedup(self) -> float:
+        """The draw's predicted speed-up, which the rule sets against tau_th = 1 + a."""
+        return self.metrics.get("speedup", math.nan)
+
+    @property
     def a(self) -> float:
         return self.metrics.get("a", math.nan)
 

@@ -23,13 +23,54 @@ def test_summary_pairs_by_seed_and_gives_a_star_with_its_interval():
             rows.append({"variant": "forced", "price": price, "a_priced": a, "final_accuracy": 0.5 + noise + gain})
     facts = pd.DataFrame(rows).assign(regime="r", seed=lambda f: [i // 4 for i in range(len(f))])
     facts = facts.assign(train_set_loss=1.0, is_share=1.0, tau=1.2, iterations=100)
-    table, verdicts = summarize(facts)
+    table, draws, verdicts = summarize(facts)  # facts without speed-ups or draws: the 2018 draw, tau's rule
     forced = table[table["variant"] == "forced"].set_index("price")
     assert forced.loc["0", "gain"] == pytest.approx(0.02) and forced.loc["0", "seeds"] == 3
     assert forced.loc["0.1", "predicted_speedup"] == pytest.approx(1.2 / 1.1)
+    assert draws.empty and (forced["draw"] == "with_replacement").all()
     verdict = verdicts.iloc[0]
     assert verdict["a_star"] == pytest.approx(0.2)
-    assert verdict["rule_break_even_tau_minus_1"] == pytest.approx(0.2)
+    assert verdict["predicted_a_star"] == pytest.approx(0.2)
+
+
+def test_each_draw_is_set_against_uniform_and_against_the_other_draw_seed_by_seed():
+    rows = []
+    for seed, noise in enumerate([0.0, 0.004, -0.004]):
+        rows.append(
+            {
+                "variant": "uniform",
+                "draw": "none",
+                "price": "from_prices",
+                "a_priced": math.nan,
+                "final_accuracy": 0.5 + noise,
+            }
+        )
+        for draw, gain, speedup in [("with_replacement", -0.02, 0.8), ("without_replacement", 0.01, 1.1)]:
+            for price, a in [("0", 0.0), ("from_prices", 0.5)]:
+                rows.append(
+                    {
+                        "variant": "forced",
+                        "draw": draw,
+                        "price": price,
+                        "a_priced": a,
+                        "speedup": speedup,
+                        "variance_ratio": speedup**-2,
+                        "final_accuracy": 0.5 + noise + gain - a / 10,
+                    }
+                )
+    facts = pd.DataFrame(rows).assign(regime="r", seed=[i // 5 for i in range(15)])
+    facts = facts.assign(train_set_loss=1.0, is_share=1.0, tau=1.2, iterations=100)
+    table, draws, verdicts = summarize(facts)
+    without = table[table["draw"] == "without_replacement"].set_index("price")
+    assert without.loc["0", "gain"] == pytest.approx(0.01)
+    assert without.loc["from_prices", "predicted_speedup"] == pytest.approx(1.1 / 1.5)
+    assert without.loc["from_prices", "predicted_by_ratio"] == pytest.approx(1.21 / 1.5)
+    assert draws.set_index("price").loc["0", "gain"] == pytest.approx(0.03)  # without minus with
+    verdict = verdicts.set_index("draw").loc["without_replacement"]
+    assert verdict["a_star"] == pytest.approx(0.5 * 0.01 / 0.05)  # gain 0.01 at a = 0, -0.04 at a = 0.5
+    assert verdict["predicted_a_star"] == pytest.approx(0.1)
+    assert verdict["predicted_a_star_by_ratio"] == pytest.approx(0.21)
+    assert verdicts.set_index("draw").loc["with_replacement", "a_star"] == -math.inf
 
 
 def test_each_cause_is_set_against_its_own_baseline_seed_by_seed():

@@ -107,10 +107,11 @@ def _decision_worker(rank, tmp_path):
         y,
         16,
         presample=3,
+        draw="without_replacement",
         generator=torch.Generator().manual_seed(7 + rank),
     )  # tau_th auto: measured times
     decisions = torch.tensor([float(sampler.step().used_importance) for _ in range(200)])
-    taus = torch.tensor([sampler.tau, sampler.tau_threshold])
+    taus = torch.tensor([sampler.tau, sampler.tau_threshold, sampler.method.metrics()["speedup"]])
     all_decisions, all_taus = group.gather(decisions.unsqueeze(0)), group.gather(taus.unsqueeze(0))
     assert torch.equal(all_decisions[0], all_decisions[1])
     assert torch.equal(all_taus[0], all_taus[1])

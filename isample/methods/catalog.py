@@ -12,12 +12,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from isample.names import IMPORTANCE, SCORE_MODES, SCORES, TAU_SOURCES, UNIFORM
+from isample.names import DRAWS, IMPORTANCE, SCORE_MODES, SCORES, TAU_SOURCES, UNIFORM
 
 UNSEEN_RULES = ("max", "mean")
 Score = Literal[SCORES]
 ScoreMode = Literal[SCORE_MODES]
 TauSource = Literal[TAU_SOURCES]
+Draw = Literal[DRAWS]
 
 
 def is_number(value: Any) -> bool:
@@ -98,6 +99,9 @@ class UpperBoundOptions:
     # tau while IS is off: "training", of the training forward's scores (the 2018 code's, free);
     # "scoring", of one chunk of the trained examples scored as a presample is, every 16 iterations
     tau_source: TauSource = "training"
+    # b of the presample's B: "with_replacement", the 2018 code's b independent draws (some repeat);
+    # "without_replacement", b distinct ones (isample.sampling.importance_draw_without_replacement)
+    draw: Draw = "with_replacement"
 
     RULES: ClassVar[dict] = {
         "presample": (
@@ -118,6 +122,7 @@ class UpperBoundOptions:
         "always_importance": (lambda v: isinstance(v, bool), "must be true or false"),
         "importance_from": (share_rule(low_open=False, high_open=True)[0], "must be in [0, 1) (a share of the budget)"),
         "tau_source": (lambda v: v in TAU_SOURCES, f"must be one of {', '.join(TAU_SOURCES)}"),
+        "draw": (lambda v: v in DRAWS, f"must be one of {', '.join(DRAWS)}"),
     }
 
     def __post_init__(self):
@@ -241,7 +246,16 @@ class Entry:
         return {field.name: f"methods.{self.name}.{field.name}" for field in dataclasses.fields(self.options)}
 
 
-_SAMPLER = ("score", "score_mode", "smoothing", "forward_chunk", "tau_momentum", "presample_bf16", "tau_source")
+_SAMPLER = (
+    "score",
+    "score_mode",
+    "smoothing",
+    "forward_chunk",
+    "tau_momentum",
+    "presample_bf16",
+    "tau_source",
+    "draw",
+)
 CATALOG: dict[str, Entry] = {
     entry.name: entry
     for entry in (

@@ -34,16 +34,18 @@ def candidate_ratios(presample_max: float) -> tuple[float, ...]:
 
 
 def subsample_taus(
-    scores: torch.Tensor, b: int, ratios: tuple[float, ...], generator: torch.Generator | None = None
-) -> dict[float, float]:
+    scores: torch.Tensor, b: int, ratios: tuple[float, ...], generator: torch.Generator | None = None, moments=None
+) -> dict[float, float] | tuple[dict[float, float], dict[float, torch.Tensor]]:
     """tau of a uniform presample of p' b for every ratio p' whose presample the scores hold: the first p' b
-    of one random order of them (each a uniform draw without replacement; all of them at their own size)."""
+    of one random order of them (each a uniform draw without replacement; all of them at their own size).
+    With `moments` (scores, b, size -> a tensor, `isample.methods.speedup.draw_moments`), also those of
+    each subsample."""
     order = torch.randperm(len(scores), generator=generator)
-    return {
-        ratio: variance_reduction(scores[order[: round(ratio * b)]])
-        for ratio in ratios
-        if round(ratio * b) <= len(scores)
-    }
+    held = [ratio for ratio in ratios if round(ratio * b) <= len(scores)]
+    taus = {ratio: variance_reduction(scores[order[: round(ratio * b)]]) for ratio in held}
+    if moments is None:
+        return taus
+    return taus, {ratio: moments(scores[order[: round(ratio * b)]], b, round(ratio * b)) for ratio in held}
 
 
 def best_ratio(taus: dict[float, float], a_of) -> tuple[float, float]:

@@ -1,9 +1,11 @@
-"""upper_bound's switching rule: whether an iteration importance-samples, tau > tau_th.
+"""upper_bound's switching rule: whether an iteration importance-samples, speed-up > tau_th = 1 + a.
 
 Kept apart from the sampler (`isample.methods.upper_bound`: the presample's scoring forward, the draw of
 b and its weights) because it changes for other reasons: how tau is estimated, how the presample's cost
 a is measured or priced, and the rule that sets one against the other.
 
+The speed-up is the draw's predicted one (`isample.methods.speedup`), of the scores tau is taken of; tau,
+the notebook's quantity, is recorded beside it; a fixed tau_th keeps the 2018 code's rule, tau > tau_th.
 tau is a moving average of sqrt(n sum g_i^2): over the presample's scores with IS on; with IS off, by
 default (`tau_source: training`) over the training forward's scores, free, as the 2018 code does; or
 (`scoring`) over one chunk of the batch just trained, scored as a presample is (score_mode), every
@@ -14,7 +16,7 @@ priced clock (`isample.pricing`), the presample's price over the training step's
 off, a measured comes from probes (one chunk's scoring forward, timed), so pricing draws nothing and the
 stream and augmentation stay the uniform run's.
 `presample: auto` chooses p while training, up to `presample_max` (`isample.methods.presample_ratio`):
-the ratio of the largest predicted speed-up tau(p) / (1 + a(p)), IS off when that is not above 1.
+the ratio of the largest predicted speed-up s(p) / (1 + a(p)), IS off when that is not above 1.
 """
 
 import math
@@ -27,6 +29,7 @@ from isample import costmodel
 from isample.methods.base import Selection, SelectionMethod, moving_average
 from isample.methods.catalog import UpperBoundOptions
 from isample.methods.presample_ratio import RatioChoice
+from isample.methods.speedup import SpeedupEstimate
 from isample.names import TRAIN_STEP_PHASES
 from isample.sampling import variance_reduction
 from isample.step import StepResult
@@ -44,7 +47,7 @@ class SwitchingRule(SelectionMethod):
     """tau, a and tau_th of upper_bound, the presample size B they are taken at, and the rule. The
     subclass provides the scores they are taken of: `score_function`, `chunks(size)` and
     `presample_scores(x, y, chunks)`; its `select` hands over each presample's tau (`_tau_step`, and with
-    `auto` `_ratio_taus` and `_ratio_used`) and the reading of its cost (`_presample_reading`)."""
+    `auto` `_ratio_speedups` and `_ratio_used`) and the reading of its cost (`_presample_reading`)."""
 
     def __init__(self, context, options: UpperBoundOptions | None = None):
         super().__init__(context, options)
@@ -60,12 +63,19 @@ class SwitchingRule(SelectionMethod):
         # `auto`: the ratio chosen while training, the smallest until IS is on; else the fixed one.
         self.choice = RatioChoice(options.presample_max, options.tau_momentum) if options.presample == "auto" else None
         self.presample_size = round((self.choice.ratio if self.choice else options.presample) * b)
-        self._ratio_used, self._ratio_taus = math.nan, {}  # this iteration's presample ratio and subsample taus
+        self._ratio_used, self._ratio_speedups = (
+            math.nan,
+            {},
+        )  # this iteration's presample ratio and subsample speed-ups
         self.fixed_threshold = None if options.tau_threshold == "auto" else float(options.tau_threshold)
         self.iterations = 0
         # Smoothed phase times (seconds) behind a; "presample" is the forward of B plus scoring.
         self.time_ema: dict[str, float | None] = {"presample": None, "forward": None, "backward": None, "step": None}
         self._tau_step = math.nan
+        # The speed-up's moments, at p = 2 with `auto`
+        size = round((self.choice.smallest if self.choice else options.presample) * b)
+        self.estimate = SpeedupEstimate(b, size, options.draw, options.smoothing, options.tau_momentum)
+        self._moments_step = None  # this iteration's presample's [V, m2]
         self._presample_reading = None  # this iteration's presample cost (`PhaseTimer.since`)
         # Times read `lag` iterations after they were taken (on CUDA events; at once on the wall clock).
         self._pending_times: deque[tuple] = deque()
@@ -76,10 +86,16 @@ class SwitchingRule(SelectionMethod):
         self.tau_threshold, self.a = self._threshold()
 
     def _importance_on(self) -> bool:
-        """The rule: importance-sample when tau > tau_th (or always, if so set), once `importance_from` of
-        the budget is spent."""
-        use_importance = self.options.always_importance or self._deciding_tau() > self.tau_threshold
+        """The rule: importance-sample when the predicted speed-up > tau_th = 1 + a (with a fixed tau_th, the
+        2018 code's tau > tau_th; or always, if so set), once `importance_from` of the budget is spent."""
+        deciding = self._deciding_tau() if self.fixed_threshold is not None else self._deciding_speedup()
+        use_importance = self.options.always_importance or deciding > self.tau_threshold
         return use_importance and self.context.progress() >= self.options.importance_from
+
+    def _deciding_speedup(self) -> float:
+        """`auto`: the chosen ratio's (p = 2's times its gain), else the one speed-up."""
+        speedup = self.estimate.speedup()
+        return self.choice.estimate(self.choice.ratio, speedup) if self.choice else speedup
 
     # -- tau while IS is off, and probes of the presample's cost ------------------------------------
 
@@ -97,7 +113,7 @@ class SwitchingRule(SelectionMethod):
             return False
         return iteration == 1 or (iteration > 1 and iteration % every == 0)
 
-    def _sample_trained_examples(self, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    def _sample_trained_examples(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, torch.Tensor]:
         """Score one chunk of the examples just trained (repeated up to a chunk) as a presample is:
         their tau, and, while pricing, a probe of the presample's cost (the chunk's time scaled to
         B; the estimate is the median of the last PROBES probes, so one probe hit by other load on
@@ -112,8 +128,8 @@ class SwitchingRule(SelectionMethod):
             per_chunk, total = timer.since(start, PRESAMPLE_PHASES[:2]), timer.since(start)
             loading = timer.since(None, ("data_loading",))
             self._pending_probes.append((self.iterations, per_chunk, total, loading, chunk, len(inputs)))
-        with timer.phase("scoring"):
-            return variance_reduction(scores[: len(inputs)])  # each example once
+        with timer.phase("scoring"):  # each example once
+            return variance_reduction(scores[: len(inputs)]), self.estimate.moments_of(scores[: len(inputs)])
 
     def _add_probes(self) -> None:
         """The probes whose times are known by now, while IS is still priced by probes."""
@@ -166,7 +182,7 @@ class SwitchingRule(SelectionMethod):
     def _choose_ratio(self) -> tuple[float, float]:
         """`auto`: train at the ratio of the largest predicted speed-up; its tau_th = 1 + a at that ratio.
         The presample's measured seconds are kept for the current B, so they follow it."""
-        ratio, _ = self.choice.choose(self.tau, self._a_of)
+        ratio, _ = self.choice.choose(self.estimate.speedup(), self._a_of)
         a = self._a_of(ratio)
         size = round(ratio * self.context.batch_size)
         scale = size / self.presample_size
@@ -200,24 +216,35 @@ class SwitchingRule(SelectionMethod):
         # must not find this iteration due for a sample again and again.
         iteration, self.iterations = self.iterations, self.iterations + 1
         with timer.phase("scoring"):  # the training forward's tau costs nothing
-            tau_training = variance_reduction(self.score_function(result.logits, selection.targets))
+            training_scores = self.score_function(result.logits, selection.targets)
+            tau_training = variance_reduction(training_scores)
+        moments_step = None
         if selection.by_score:
-            tau_step = self._tau_step
+            tau_step, moments_step = self._tau_step, self._moments_step
+        elif options.tau_source == "training":
+            tau_step = tau_training
+            with timer.phase("scoring"):
+                moments_step = self.estimate.moments_of(training_scores)
+            if self._due_for_sample(iteration):  # a probe
+                self._sample_trained_examples(selection.inputs, selection.targets)
+        elif self._due_for_sample(iteration):
+            tau_step, moments_step = self._sample_trained_examples(selection.inputs, selection.targets)
         else:
-            due = self._due_for_sample(iteration)
-            tau_sample = self._sample_trained_examples(selection.inputs, selection.targets) if due else math.nan
-            tau_step = tau_training if options.tau_source == "training" else tau_sample  # nan: no sample now
+            tau_step = math.nan  # no sample now
+        moments_step = moments_step.tolist() if moments_step is not None else [math.nan, math.nan]
         self._add_probes()
         known = self._known_times(iteration, selection.by_score)
-        ratio_taus = self._ratio_taus if self.choice and selection.by_score else {}
+        ratio_speedups = self._ratio_speedups if self.choice and selection.by_score else {}
         with timer.phase("threshold_update"):
             # Under DDP every rank takes the mean over ranks of tau and the times, so all hold the same
             # tau and tau_th and decide together; in one process these are its own values.
-            tau_step, tau_training, presample, forward, backward, step, *ratio_values = self.context.group.mean(
-                [tau_step, tau_training, *(known[2:] if known else (0.0,) * 4), *ratio_taus.values()]
+            times = known[2:] if known else (0.0,) * 4
+            values = [tau_step, tau_training, *moments_step, *times, *ratio_speedups.values()]
+            tau_step, tau_training, variance, m2, presample, forward, backward, step, *ratio_values = (
+                self.context.group.mean(values)
             )
             if self.choice and selection.by_score:
-                self.choice.observe(dict(zip(ratio_taus, ratio_values, strict=True)))
+                self.choice.observe(dict(zip(ratio_speedups, ratio_values, strict=True)))
             elif self.choice:
                 self.choice.off()
             if known and known[0] > 0:  # the first iteration pays one-off costs: not a time
@@ -230,6 +257,7 @@ class SwitchingRule(SelectionMethod):
                 self.tau_samples += 1
             elif not self.tau_samples:  # until its first sample, the only tau measured yet
                 self.tau = self.tau_training
+            self.estimate.add(variance, m2)
             self.tau_threshold, self.a = self._threshold()
 
     def _known_times(self, iteration: int, by_score: bool) -> tuple | None:
@@ -262,11 +290,13 @@ class SwitchingRule(SelectionMethod):
         ema["step"] = moving_average(ema["step"], step, m)
 
     def metrics(self) -> dict[str, float]:
-        """tau (the one that decides) and its threshold, the training forward's tau, a (presample over
-        training-step time), k = T / t and the speed-up IS would bring by the rule, tau / (1 + a); with
-        `auto`, the ratio it presampled at (`_ratio_metrics`), and tau and tau_th are those of the chosen
-        ratio."""
+        """tau and its threshold tau_th = 1 + a, the training forward's tau, a (presample over training-step
+        time), k = T / t, the speed-up the draw is predicted to bring (`isample.methods.speedup`), its
+        variance ratio r and its speed-up net of the presample's price, speedup / (1 + a), which the rule
+        sets against 1; with `auto`, the ratio it presampled at (`_ratio_metrics`), and tau, tau_th and the
+        speed-up are those of the chosen ratio."""
         tau = self._deciding_tau() if self.iterations else math.nan  # nothing measured yet
+        speedup = self._deciding_speedup() if self.iterations else math.nan
         ratio = self._ratio_metrics() if self.choice else {}
         return {
             **ratio,
@@ -275,7 +305,9 @@ class SwitchingRule(SelectionMethod):
             "tau_training": self.tau_training if self.iterations else math.nan,
             "a": self.a,
             "k": self.k,
-            "predicted_speedup": tau / (1 + self.a),
+            "variance_ratio": speedup**-2 if speedup > 0 else math.nan,
+            "speedup": speedup,
+            "predicted_speedup": speedup / (1 + self.a),
         }
 
     def _ratio_metrics(self) -> dict[str, float]:
@@ -296,6 +328,7 @@ class SwitchingRule(SelectionMethod):
             "time_ema": dict(self.time_ema),
             "probes": list(self._probes),
             "presamples_timed": self._presamples_timed,
+            "moments": self.estimate.moments,
             **({"presample_size": self.presample_size, "choice": self.choice.state_dict()} if self.choice else {}),
         }
 
@@ -307,6 +340,7 @@ class SwitchingRule(SelectionMethod):
         self.time_ema = dict(state["time_ema"])
         self._probes = deque(state["probes"], maxlen=PROBES)
         self._presamples_timed = state["presamples_timed"]
+        self.estimate.moments = state.get("moments")
         if self.choice:
             self.presample_size = state["presample_size"]
             self.choice.load_state_dict(state["choice"])

@@ -2,8 +2,10 @@
 
 Each iteration decides whether to importance-sample (tau > tau_th). If so it takes the next B = p b
 examples of the random-reshuffling stream, scores each by ||softmax(z) - onehot(y)||_2 in a forward
-without gradients, draws b of them with probability q_i = (1 - eps) g_i + eps / B (g_i = s_i / sum(s))
-and weights each by 1 / (B q_i); otherwise it trains the next b examples of the same stream, so while
+without gradients and draws b of them in proportion to q_i = (1 - eps) g_i + eps / B (g_i = s_i / sum(s)):
+`draw: with_replacement`, the 2018 code's, b independent draws weighted 1 / (B q_i) (some repeat);
+`without_replacement`, b distinct ones, each with inclusion probability pi_i = min(1, c q_i) (sum b),
+weighted b / (B pi_i) (Horvitz-Thompson). Otherwise it trains the next b examples of the same stream, so while
 IS is off the run is the uniform run itself. This module is that sampler: the presample's scoring
 forward, the draw and its weights. The decision, tau against tau_th = 1 + a and the presample ratio
 of `presample: auto`, is its base class's (`isample.methods.switching`).
@@ -16,13 +18,15 @@ import torch
 from isample.methods.base import Selection, scoring_mode
 from isample.methods.catalog import UpperBoundOptions
 from isample.methods.presample_ratio import subsample_taus
+from isample.methods.speedup import draw_moments, predicted_speedup, variance_ratio_of
 from isample.methods.switching import PRESAMPLE_PHASES, SwitchingRule
 from isample.names import IMPORTANCE
-from isample.sampling import importance_draw, variance_reduction
+from isample.sampling import importance_draw, importance_draw_without_replacement, variance_reduction
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import autocast
 
 WEIGHT_METRICS = ("weight_max", "effective_share", "distinct_share")
+DRAW_FUNCTIONS = {"with_replacement": importance_draw, "without_replacement": importance_draw_without_replacement}
 
 
 def weight_spread(positions: torch.Tensor, weights: torch.Tensor) -> dict[str, float]:
@@ -45,6 +49,7 @@ class UpperBound(SwitchingRule):
     def __init__(self, context, options: UpperBoundOptions | None = None):
         super().__init__(context, options)
         self.score_function = SCORE_FUNCTIONS[self.options.score]
+        self.draw = DRAW_FUNCTIONS[self.options.draw]
         self._weights = dict.fromkeys(WEIGHT_METRICS, math.nan)
         # bf16 for the presample alone, or whatever the training step autocasts to.
         self._presample_dtype = torch.bfloat16 if self.options.presample_bf16 else context.autocast_dtype
@@ -93,18 +98,31 @@ class UpperBound(SwitchingRule):
             x_all, y_all = examples.gather(presample_indices)
         scores = self.presample_scores(x_all, y_all)
         with timer.phase("draw_batch"):
-            positions, weights = importance_draw(scores, b, context.generator, self.options.smoothing)
+            positions, weights = self.draw(scores, b, context.generator, self.options.smoothing)
             device_positions = positions.to(context.device)
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
-            if self.choice:  # tau at every ratio this presample holds; the method's own at the smallest
-                self._ratio_taus = subsample_taus(scores, b, self.choice.ratios, context.generator)
-                self._tau_step, self._ratio_used = self._ratio_taus[self.choice.smallest], ratio
+            if self.choice:  # tau and the moments at every ratio this presample holds; the method's at the smallest
+                taus, moments = subsample_taus(
+                    scores, b, self.choice.ratios, context.generator, self._subsample_moments
+                )
+                self._ratio_speedups = {
+                    ratio: self._speedup_of(value, round(ratio * b)) for ratio, value in moments.items()
+                }
+                self._tau_step, self._ratio_used = taus[self.choice.smallest], ratio
+                self._moments_step = moments[self.choice.smallest]
             else:
-                self._tau_step = variance_reduction(scores)
+                self._tau_step, self._moments_step = variance_reduction(scores), self.estimate.moments_of(scores)
             self._weights = weight_spread(positions, weights)
         self._presample_reading = timer.since(start, PRESAMPLE_PHASES)  # the draw of b loads nothing
-        return Selection(presample_indices[positions], weights, x, y, by_score=True)
+        return Selection(presample_indices[positions.to(presample_indices.device)], weights, x, y, by_score=True)
+
+    def _subsample_moments(self, scores: torch.Tensor, b: int, size: int) -> torch.Tensor:
+        return draw_moments(scores, b, self.options.draw, self.options.smoothing, size)
+
+    def _speedup_of(self, moments: torch.Tensor, size: int) -> float:
+        """The speed-up one presample's moments predict (`auto`'s gains of a larger ratio over p = 2)."""
+        return float(predicted_speedup(variance_ratio_of(moments, self.context.batch_size, size)))
 
     def metrics(self) -> dict[str, float]:
         """The last importance-sampled batch's weights (`weight_spread`; nan while IS is off), then the

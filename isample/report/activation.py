@@ -1,6 +1,6 @@
 """Section 2, experiments 3-5: when importance sampling switched on and off, its share before and
-after each learning-rate change, and how far IS was from paying by its own rule (tau / (1 + a) against
-1): its facts, its named rules and its words."""
+after each learning-rate change, and how far IS was from paying by its own rule (the predicted speed-up
+s / (1 + a) against 1): its facts, its named rules and its words."""
 
 import math
 
@@ -46,7 +46,7 @@ def sharp_change(before: float, after: float) -> bool:
 
 def rule_distance(run: Run) -> dict:
     """How far IS was from paying in one run: tau's peak (epoch means) and tau_th in that epoch, the
-    peak of tau / (1 + a), and the share of iterations in epochs where it exceeded 1."""
+    peak of s / (1 + a), and the share of iterations in epochs where it exceeded 1."""
     epochs = run.epochs
     speedup = predicted_speedup(epochs)
     known = speedup.notna()
@@ -185,14 +185,14 @@ TEXT = {
         "lr_constant": "No lr change falls between two recorded epochs (a constant learning rate, as in notebook "
         "experiment 4, or too few epochs): there is none to compare across.",
         "never_on": "IS never switched on in this run.",
-        "switched_on": "IS switched on by itself when tau exceeded tau_th.",
-        "distance_seed": "seed {seed}: tau peaked at {tau:.3f} against tau_th {th:.3f} there, tau / (1 + a) at most "
+        "switched_on": "IS switched on by itself when its predicted speed-up s exceeded tau_th = 1 + a.",
+        "distance_seed": "seed {seed}: tau peaked at {tau:.3f} against tau_th {th:.3f} there, s / (1 + a) at most "
         "{speedup:.3f}, above 1 for {share:.0%} of the iterations",
-        "never_short": "By its own rule IS would not have paid: tau / (1 + a), the speed-up it would bring (above 1 "
+        "never_short": "By its own rule IS would not have paid: s / (1 + a), s the speed-up its draw is predicted to bring (above 1 "
         "it pays for its presample), stayed below 1, {gap:.0%} short at its closest ({details}).",
-        "never_above": "tau / (1 + a) reached {best:.3f}, above 1, yet IS never switched on: the threshold used was "
-        "not 1 + a, or the excess lasted less than the average of tau needs ({details}).",
-        "on_distance": "How far IS was from paying, tau / (1 + a) against 1: {details}.",
+        "never_above": "s / (1 + a) reached {best:.3f}, above 1, yet IS never switched on: the threshold used was "
+        "not 1 + a, or the excess lasted less than the moving averages need ({details}).",
+        "on_distance": "How far IS was from paying, s / (1 + a) against 1: {details}.",
         "distance_seed_no_tau": "seed {seed}: no tau recorded",
         "distance_seed_no_a": "seed {seed}: tau peaked at {tau:.3f}, with no measured a to set it against",
         "a_unmeasured": "a was not measured, so whether IS would have paid for its presample cannot be told: with "
@@ -208,14 +208,14 @@ TEXT = {
         "lr_no_effect": "没有哪次学习率变化使重要性采样占比变化超过一半。",
         "lr_constant": "记录的各轮之间没有学习率变化（学习率固定，如笔记实验 4，或轮数太少）：没有可比较的变化。",
         "never_on": "本次运行中重要性采样从未启用。",
-        "switched_on": "当 tau 超过 tau_th 时，重要性采样自动启用。",
-        "distance_seed": "种子 {seed}：tau 峰值 {tau:.3f}，此时 tau_th 为 {th:.3f}；tau / (1 + a) 最高 {speedup:.3f}，"
+        "switched_on": "当预测加速 s 超过 tau_th = 1 + a 时，重要性采样自动启用。",
+        "distance_seed": "种子 {seed}：tau 峰值 {tau:.3f}，此时 tau_th 为 {th:.3f}；s / (1 + a) 最高 {speedup:.3f}，"
         "大于 1 的迭代占 {share:.0%}",
-        "never_short": "按其自身规则，重要性采样不会划算：tau / (1 + a)（它带来的加速，大于 1 才抵得上预采样的代价）始终"
+        "never_short": "按其自身规则，重要性采样不会划算：s / (1 + a)（s 为其抽样方式预测的加速，大于 1 才抵得上预采样的代价）始终"
         "低于 1，最接近时仍差 {gap:.0%}（{details}）。",
-        "never_above": "tau / (1 + a) 达到 {best:.3f}，超过 1，但重要性采样从未启用：所用阈值不是 1 + a，或超出的时间"
-        "短于 tau 的滑动平均所需（{details}）。",
-        "on_distance": "重要性采样离划算有多远，tau / (1 + a) 与 1 相比：{details}。",
+        "never_above": "s / (1 + a) 达到 {best:.3f}，超过 1，但重要性采样从未启用：所用阈值不是 1 + a，或超出的时间"
+        "短于滑动平均所需（{details}）。",
+        "on_distance": "重要性采样离划算有多远，s / (1 + a) 与 1 相比：{details}。",
         "distance_seed_no_tau": "种子 {seed}：没有记录 tau",
         "distance_seed_no_a": "种子 {seed}：tau 峰值 {tau:.3f}，没有测得的 a 可与之比较",
         "a_unmeasured": "没有测量 a，因此无法判断重要性采样能否抵得上预采样的代价：阈值固定（sampler.tau_th 设为数值）"

@@ -53,7 +53,7 @@ LABELS = {
         "epoch mean": "epoch mean",
         "tau against threshold": "tau against its threshold",
         "tau_training": "tau of the training forward",
-        "predicted speed-up": "tau / (1 + a)",
+        "predicted speed-up": "s / (1 + a)",
         "how far": "The speed-up IS would bring by the rule (above 1: IS pays)",
         "p chosen": "The presample ratio presample: auto trained at",
         "median per iteration": "median time per iteration (ms)",
@@ -96,7 +96,7 @@ LABELS = {
         "epoch mean": "每轮平均",
         "tau against threshold": "tau 与其阈值",
         "tau_training": "训练前向的 tau",
-        "predicted speed-up": "tau / (1 + a)",
+        "predicted speed-up": "s / (1 + a)",
         "how far": "按规则重要性采样带来的加速（大于 1：重要性采样划算）",
         "p chosen": "presample: auto 训练时选用的预采样比例",
         "median per iteration": "每次迭代的中位时间 (ms)",
@@ -262,7 +262,7 @@ def train_loss(runs, words: dict) -> plt.Figure:
 
 def is_activation(is_runs, words: dict) -> plt.Figure:
     """upper_bound's share of IS iterations per epoch; its tau (and the training forward's) against
-    tau_th; the speed-up IS would bring by the rule, tau / (1 + a), against 1 (its own metrics); and,
+    tau_th; the speed-up IS would bring by the rule, s / (1 + a), against 1 (its own metrics); and,
     with presample: auto, the ratio it trained at."""
     data = _epochs(is_runs, words)
     data["predicted_speedup"] = predicted_speedup(data)

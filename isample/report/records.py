@@ -215,9 +215,10 @@ def train_step_seconds(frame: pd.DataFrame) -> pd.Series:
 
 
 def predicted_speedup(epochs: pd.DataFrame) -> pd.Series:
-    """Per epoch, the speed-up IS would bring by its rule, tau / (1 + a): the record's own column (the
-    epoch's mean per iteration), else from the epoch means of tau and a, else tau over its threshold
-    (records written before either was kept)."""
+    """Per epoch, the speed-up IS would bring by its rule net of the presample's price, the record's own
+    column (the epoch's mean per iteration: the draw's predicted speed-up / (1 + a); before it existed,
+    tau / (1 + a)), else from the epoch means of tau and a, else tau over its threshold (records written
+    before either was kept)."""
     if "predicted_speedup" in epochs:
         return epochs["predicted_speedup"]
     if "a" in epochs:

@@ -17,6 +17,7 @@ PARAMETERS_SHOWN = [
     "budget",
     "clock",  # what the budget counts: wall or priced seconds (docs/priced-clock.md)
     "presample",
+    "sampler.draw",  # how IS drew b of its presample: with or without replacement
     "batch_size",
     "train.lr",
     "train.lr_scale",

@@ -129,3 +129,17 @@ def test_a_stated_presample_share_prices_importance_sampling_and_its_rule(tiny_d
     assert record.epochs["tau_threshold"].to_numpy() == pytest.approx(1 + a)
     # Other methods keep the score price per example: the stated a is IS's presample's.
     assert tiny_spec("selective_backprop", clock="priced", prices={"presample_a": a}).prices.score == 0.00021
+
+
+def test_a_checkpoint_of_one_draw_never_resumes_a_run_of_the_other_and_records_say_the_draw(tiny_data, tmp_path):
+    without, with_ = (priced_spec(sampler={"draw": draw}) for draw in ("without_replacement", "with_replacement"))
+    without = dataclasses.replace(without, checkpoint_seconds=0.01)
+    assert without.key("data") != with_.key("data")
+    checkpoint = tmp_path / "seed0.pt"
+    with pytest.raises(Killed):
+        train_run(without, tiny_data, progress=False, checkpoint_path=checkpoint, on_epoch=kill_at_epoch(3))
+    other = train_run(with_, tiny_data, progress=False, checkpoint_path=checkpoint)
+    uninterrupted = train_run(with_, tiny_data, progress=False)
+    assert deterministic(other).equals(deterministic(uninterrupted))
+    assert other.params["sampler.draw"] == "with_replacement"
+    assert train_run(without, tiny_data, progress=False).params["sampler.draw"] == "without_replacement"

@@ -45,6 +45,7 @@ def test_durations(text, seconds):
         ({"model": {"norm": "instance"}}, ["model.norm", "'instance'", "'batch', 'layer' or 'group'"]),
         ({"model": {"name": "torchvision:resnet18", "norm": "group"}}, ["model.norm = 'group'", "batch only"]),
         ({"sampler": {"tau_source": "eval"}}, ["sampler.tau_source", "'eval'", "'training' or 'scoring'"]),
+        ({"sampler": {"draw": "systematic"}}, ["sampler.draw", "'systematic'", "without_replacement"]),
         ({"data": {"augment": "yes"}}, ["data.augment", "'yes'"]),
         ({"sampler": {"tau_th": "never"}}, ["sampler.tau_th", "auto"]),
         ({"timing": {"presamples": [2, 0.5]}}, ["timing.presamples", ">= 1"]),

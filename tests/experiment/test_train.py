@@ -19,7 +19,7 @@ def test_record_schema_and_workbook_round_trip(tiny_data, tmp_path):
     record = train_run(spec, tiny_data, progress=False)
     # The generic columns, then upper_bound's own metrics: no IS field in the generic part.
     own = ["weight_max", "effective_share", "distinct_share", "tau", "tau_threshold", "tau_training", "a", "k"]
-    own += ["predicted_speedup"]
+    own += ["variance_ratio", "speedup", "predicted_speedup"]
     assert list(record.epochs.columns) == [*EPOCH_COLUMNS, *own]
     assert not set(own) & set(EPOCH_COLUMNS)
     assert record.epochs["epoch"].tolist() == list(range(1, len(record.epochs) + 1))

@@ -96,7 +96,8 @@ def test_weighted_draws_stay_unbiased_while_the_ratio_changes():
     f = (y.float() + 0.2) ** 2 + torch.randn(len(y), generator=torch.Generator().manual_seed(1))
     generator = torch.Generator().manual_seed(2)
     weighted, plain, sizes = [], [], set()
-    method.tau, method.choice.gains = math.inf, dict.fromkeys(method.choice.ratios[1:], 1.0)  # IS on
+    method.estimate.moments, method.tau_threshold = [0.0, 1.0], 0.0  # a speed-up above any threshold: IS on
+    method.choice.gains = dict.fromkeys(method.choice.ratios[1:], 1.0)
     for _ in range(3000):
         method.choice.ratio = method.choice.ratios[int(torch.randint(4, (), generator=generator))]
         method.choice.since_probe = int(torch.randint(PROBE_EVERY, (), generator=generator))
@@ -113,6 +114,8 @@ def test_weighted_draws_stay_unbiased_while_the_ratio_changes():
 
 
 def priced(presample, score_price: float, steps: int = 120, **options):
+    """Without replacement: the draw whose predicted speed-up is above 1 wherever the scores differ."""
+    options = {"draw": "without_replacement", **options}
     model, optimizer, x, y = toy_problem(n=2000)
     sampler = ImportanceSampler(
         model,
@@ -152,7 +155,9 @@ def test_a_costlier_presample_keeps_is_off_and_free_scoring_turns_it_on_at_once(
 def test_auto_resumes_from_its_state_to_the_same_draws():
     model, optimizer, x, y = toy_problem()
     prices = Prices(forward=1e-4, backward=2e-4, iteration=1e-3, score=1e-6)
-    sampler = ImportanceSampler(model, optimizer, x, y, 32, presample="auto", presample_max=4, prices=prices)
+    sampler = ImportanceSampler(
+        model, optimizer, x, y, 32, presample="auto", presample_max=4, prices=prices, draw="without_replacement"
+    )
     for _ in range(60):
         sampler.step()
     assert sampler.method.choice.gains and sampler.method.choice.since_probe > 0  # IS on, between probes

@@ -44,3 +44,29 @@ def test_importance_sampling_waits_for_its_share_of_the_budget():
     assert all(0 < step.metrics["distinct_share"] <= 1 for step in after)
     with pytest.raises(ValueError, match="importance_from = 1.0"):
         UpperBoundOptions(importance_from=1.0)
+
+
+@pytest.mark.parametrize("presample", [1, 2, 3.5])
+def test_a_draw_without_replacement_trains_b_distinct_examples_of_its_presample(presample):
+    """Every importance-sampled batch is b distinct examples of the presample, their Horvitz-Thompson
+    weights b / (B pi_i) are at most 1 / eps (pi_i >= b eps / B), and at p = 1 (B = b) every example of
+    the presample is taken, with weight 1: the uniform batch itself."""
+    model, optimizer, x, y = toy_problem()
+    options = UpperBoundOptions(presample=presample, always_importance=True, draw="without_replacement")
+    with Trainer("upper_bound", model, optimizer, x, y, 32, options=options, seed=0) as t:
+        t.start_epoch()
+        steps = [t.step() for _ in range(20)]
+    for step in steps:
+        assert step.by_score and len(torch.unique(step.indices)) == 32
+        assert step.metrics["distinct_share"] == 1.0
+        assert bool((step.weights <= 1 / options.smoothing + 1e-5).all())
+        if presample == 1:
+            assert torch.equal(step.weights, torch.ones(32))
+    if presample > 1:
+        assert any(not torch.equal(step.weights, torch.ones(32)) for step in steps)
+
+
+def test_the_draw_is_an_option_whose_unknown_values_are_refused_by_name():
+    assert UpperBoundOptions().draw == "with_replacement"
+    with pytest.raises(ValueError, match="draw = 'systematic': must be one of without_replacement, with_replacement"):
+        UpperBoundOptions(draw="systematic")

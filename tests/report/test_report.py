@@ -207,7 +207,7 @@ def test_the_report_loads_no_torch():
 
 
 def test_how_far_is_was_from_paying_comes_from_the_records_numbers():
-    """Section 2's conclusion: tau's peak, tau_th there, the peak of tau / (1 + a) and the share of
+    """Section 2's conclusion: tau's peak, tau_th there, the peak of s / (1 + a) and the share of
     iterations above 1, each equal to what the records hold; the rule flips with them."""
     from isample.report import activation
     from isample.report.render import words
@@ -226,7 +226,7 @@ def test_how_far_is_was_from_paying_comes_from_the_records_numbers():
         assert r == frame["tau"].max()
         peak = frame["tau"].idxmax()
         assert f"tau peaked at {frame['tau'].max():.3f} against tau_th {frame.loc[peak, 'tau_threshold']:.3f}" in text
-        assert f"tau / (1 + a) at most {frame['predicted_speedup'].max():.3f}" in text
+        assert f"s / (1 + a) at most {frame['predicted_speedup'].max():.3f}" in text
     assert "above 1 for 0% of the iterations" in text and "IS would not have paid" in text
     assert f"{1 - 0.95:.0%} short at its closest" in text  # the best seed's 0.95
     frames[1].epochs["predicted_speedup"] = [0.9] * 10 + [1.2, 1.2]  # the last two epochs: 20 + 40 of 360
