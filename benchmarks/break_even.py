@@ -107,6 +107,8 @@ def summarize(facts: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataF
     """Per regime, draw and price: each variant against uniform; forced without replacement against forced
     with, per regime and price; per regime and draw: a* and the predicted break-evens."""
     facts = facts.assign(draw=facts["draw"] if "draw" in facts else "with_replacement")
+    order = {name: index for index, name in enumerate(REGIMES)}  # the regimes' order, whatever trained first
+    facts = facts.sort_values("regime", key=lambda regimes: regimes.map(order), kind="stable")
     rows, draws, verdicts = [], [], []
     for regime, runs in facts.groupby("regime", sort=False):
         uniform = runs[runs["variant"] == "uniform"].set_index("seed")

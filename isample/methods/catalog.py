@@ -99,9 +99,11 @@ class UpperBoundOptions:
     # tau while IS is off: "training", of the training forward's scores (the 2018 code's, free);
     # "scoring", of one chunk of the trained examples scored as a presample is, every 16 iterations
     tau_source: TauSource = "training"
-    # b of the presample's B: "with_replacement", the 2018 code's b independent draws (some repeat);
-    # "without_replacement", b distinct ones (isample.sampling.importance_draw_without_replacement)
-    draw: Draw = "with_replacement"
+    # b of the presample's B: "without_replacement", b distinct ones with Horvitz-Thompson weights
+    # (isample.sampling.importance_draw_without_replacement; the default since docs/break-even.md's
+    # measurement: never worse than the 2018 draw beyond the resolution, better in the default regime);
+    # "with_replacement", the 2018 code's b independent draws (some repeat)
+    draw: Draw = "without_replacement"
 
     RULES: ClassVar[dict] = {
         "presample": (

@@ -173,9 +173,12 @@ def test_cuda_requested_without_a_gpu_is_a_clear_error(monkeypatch):
     assert training_setup.resolve_device("auto").type == "cpu"
 
 
-@pytest.mark.parametrize("method", ["upper_bound", "uniform"])
-def test_divergence_ends_the_run_as_a_record(tiny_data, method, capsys):
-    spec = tiny_spec(method, lr=1000.0, lr_schedule="constant", sampler={"tau_th": 0.5})
+@pytest.mark.parametrize(
+    "method, draw",
+    [("upper_bound", "with_replacement"), ("upper_bound", "without_replacement"), ("uniform", "with_replacement")],
+)
+def test_divergence_ends_the_run_as_a_record(tiny_data, method, draw, capsys):
+    spec = tiny_spec(method, lr=1000.0, lr_schedule="constant", sampler={"tau_th": 0.5, "draw": draw})
     # A clock of fixed steps: the same iterations whatever the machine's speed (~60 before the budget ends).
     record = train_run(spec, tiny_data, progress=False, clock=FakeClock(2**-7))
     match = re.fullmatch(r"diverged at epoch (\d+), iteration (\d+), lr 1000", record.status)

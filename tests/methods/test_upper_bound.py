@@ -67,6 +67,6 @@ def test_a_draw_without_replacement_trains_b_distinct_examples_of_its_presample(
 
 
 def test_the_draw_is_an_option_whose_unknown_values_are_refused_by_name():
-    assert UpperBoundOptions().draw == "with_replacement"
+    assert UpperBoundOptions().draw == "without_replacement"
     with pytest.raises(ValueError, match="draw = 'systematic': must be one of without_replacement, with_replacement"):
         UpperBoundOptions(draw="systematic")
