@@ -102,3 +102,23 @@ def test_each_cause_is_set_against_its_own_baseline_seed_by_seed():
     assert table.loc["layer_norm_forced", "against"] == "layer_norm_uniform"
     assert table.loc["layer_norm_forced", "gain_points"].startswith("+3.00")
     assert "layer_norm_uniform" not in table.index and table["seeds"].eq(3).all()
+
+
+def test_the_reports_opening_quotes_the_break_even_tables_of_the_committed_facts():
+    """Every interval and bound the report's opening (en and zh) quotes is in the tables that
+    `python -m benchmarks.break_even --summary-only` makes from docs/data/break_even.csv."""
+    import re
+    from pathlib import Path
+
+    from benchmarks.facts import read_facts
+    from isample.report.common import WORDS
+
+    table, draws, verdicts = summarize(read_facts(Path("docs/data/break_even.csv")))
+    tables = "\n".join(frame.to_string() for frame in (table, draws, verdicts))
+    for lang in ("en", "zh"):
+        text = WORDS[lang]["break_even"]
+        intervals = re.findall(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", text)
+        assert len(intervals) == 5 and all(interval in tables for interval in intervals), lang
+        for regime, bound in (("default", 0.402), ("memorise", 0.319)):
+            row = verdicts[(verdicts["regime"] == regime) & (verdicts["draw"] == "without_replacement")].iloc[0]
+            assert f"{bound:.3f}" in text and round(row["a_star_high"], 3) == bound and row["a_star"] == -math.inf

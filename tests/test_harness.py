@@ -201,6 +201,7 @@ def _params() -> dict:
 @pytest.mark.parametrize(
     "study, doc, extra",
     [
+        ("break_even", "docs/break-even.md", ["--figure", "{tmp}/figure.png"]),
         ("break_even", "docs/break-even.md", ["--out", "docs/data/break_even_2018.csv", "--figure", "{tmp}/f.png"]),
         ("break_even_causes", "docs/break-even.md", []),
         ("presample_auto", "docs/presample-auto.md", []),

@@ -63,10 +63,8 @@ class SwitchingRule(SelectionMethod):
         # `auto`: the ratio chosen while training, the smallest until IS is on; else the fixed one.
         self.choice = RatioChoice(options.presample_max, options.tau_momentum) if options.presample == "auto" else None
         self.presample_size = round((self.choice.ratio if self.choice else options.presample) * b)
-        self._ratio_used, self._ratio_speedups = (
-            math.nan,
-            {},
-        )  # this iteration's presample ratio and subsample speed-ups
+        self._ratio_used = math.nan  # this iteration's presample ratio
+        self._ratio_speedups: dict[float, float] = {}  # and the speed-up each ratio's subsample predicts
         self.fixed_threshold = None if options.tau_threshold == "auto" else float(options.tau_threshold)
         self.iterations = 0
         # Smoothed phase times (seconds) behind a; "presample" is the forward of B plus scoring.

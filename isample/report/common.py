@@ -190,12 +190,14 @@ WORDS = {
         "title": "# Importance sampling against uniform SGD at equal training time",
         "generated": "Written by the `report` stage from the records under `results/`; rerun `dvc repro` to refresh.",
         "break_even": "Where IS pays at all was measured apart, at equal priced budgets with IS's presample at stated "
-        "prices ([docs/break-even.md](../docs/break-even.md), 3 regimes, 3 seeds, 60 priced seconds): IS pays where its "
-        "presample costs less than a* of a training step, and a* is below 0.11 (default regime) and 0.16 (memorising "
-        "regime) with 95% confidence, below 0 by the means: even free, IS forced on did not beat uniform beyond the "
-        "resolution in any regime. The measured cause, at zero price: the presample's repeats. IS's draw of b from "
-        "B = 2b with replacement, its scores left out, loses as much as IS does (-1.44 points [-2.86, -0.02] against "
-        "-1.32 [-3.52, +0.88] in the memorising regime). This machine's a is 0.51 at p = 2.",
+        "prices ([docs/break-even.md](../docs/break-even.md), 3 regimes, 3 seeds, 60 priced seconds). Drawn without "
+        "replacement (`sampler.draw`, the default), IS forced on ties uniform even when its presample is free: "
+        "-0.20 [-2.88, +2.49] points in the default regime, -0.51 [-1.66, +0.63] where the model memorises, "
+        "-0.02 [-0.69, +0.65] where it has memorised. The 2018 draw, with replacement, lost -1.84 [-2.50, -1.18] "
+        "where the model memorises, and the new draw beats it by +2.23 [+0.51, +3.96] in the default regime. IS pays "
+        "where its presample costs less than a* of a training step: a* is below 0.402 (default regime) and 0.319 "
+        "(memorising regime) with 95% confidence, below 0 by the means. At the priced clock's a = 0.508 at p = 2, "
+        "the rule cannot switch IS on at p = 2: no draw from a presample of 2b predicts a speed-up above sqrt(2).",
         "parameters": "## Parameters",
         "files": "## Result files",
         "rules": "## How the conclusions are drawn",
@@ -221,10 +223,11 @@ WORDS = {
         "title": "# 等训练时间下重要性采样与均匀 SGD 的对比",
         "generated": "由 `report` 阶段根据 `results/` 下的记录生成；运行 `dvc repro` 以更新。",
         "break_even": "重要性采样在何处划算另行测量：在等定价预算下、以给定价格计预采样（[docs/break-even.md](../docs/break-even.md)，"
-        "3 种情形、3 个种子、60 定价秒）：当预采样成本低于训练步的 a* 时重要性采样划算；默认情形下 a* 以 95% 置信度低于 0.11，"
-        "记忆情形下低于 0.16，按均值低于 0：即使预采样免费，强制开启的重要性采样在任何情形下都未超出分辨率地胜过均匀采样。"
-        "零价格下测得的原因是预采样中的重复：去掉得分、仅按重要性采样的方式从 B = 2b 中有放回地抽取 b 个，"
-        "损失与重要性采样相当（记忆情形下 -1.44 点 [-2.86, -0.02]，重要性采样为 -1.32 [-3.52, +0.88]）。本机在 p = 2 时 a 为 0.51。",
+        "3 种情形、3 个种子、60 定价秒）。不放回抽取（`sampler.draw`，默认）时，即使预采样免费，强制开启的重要性采样也与均匀采样"
+        "持平：默认情形 -0.20 [-2.88, +2.49] 点，记忆情形 -0.51 [-1.66, +0.63]，已记住的情形 -0.02 [-0.69, +0.65]。"
+        "2018 年的有放回抽取在记忆情形下损失 -1.84 [-2.50, -1.18]，新的抽取方式在默认情形下比它高 +2.23 [+0.51, +3.96]。"
+        "当预采样成本低于训练步的 a* 时重要性采样划算：以 95% 置信度，默认情形 a* 低于 0.402，记忆情形低于 0.319，按均值低于 0。"
+        "在定价时钟的 a = 0.508（p = 2）下，规则无法在 p = 2 时开启重要性采样：从 2b 的预采样中抽取，预测加速都不超过 sqrt(2)。",
         "parameters": "## 参数",
         "files": "## 结果文件",
         "rules": "## 结论的判定规则",

@@ -232,17 +232,19 @@ TEXT = {
         "accuracy_within_noise": "The final test accuracies differ by {diff:+.2f} points, but the 95% interval "
         "[{low:+.2f}, {high:+.2f}] includes zero: importance sampling and uniform cannot be "
         "told apart at this number of seeds.",
-        "regime_off": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so no claim "
+        "regime_off": "IS never switched on (its predicted speed-up stayed below tau_th = 1 + a): both runs were uniform SGD, so no claim "
         "about importance sampling against uniform is drawn. Uniform runs of different seeds ended "
         "{spread:.2f} points of test accuracy apart (standard deviation): that is the noise level of "
         "this setting. IS switches on once the training set is well fitted: give it a longer "
-        "`train.budget` or earlier `train.lr_milestones`.",
-        "regime_off_one_seed": "IS never switched on (tau stayed below tau_th): both runs were uniform SGD, so no "
+        "budget (`train.budgets`) or earlier `train.lr_milestones`, and a presample cheaper than "
+        "sqrt(p) - 1 of a training step: no draw from B = p b predicts a speed-up above sqrt(p).",
+        "regime_off_one_seed": "IS never switched on (its predicted speed-up stayed below tau_th = 1 + a): both runs were uniform SGD, so no "
         "claim about importance sampling against uniform is drawn. They share their seed, "
         "so their gap ({gap:.2f} points) only shows how many iterations each fitted in the "
         "budget; the noise level needs several seeds: `dvc exp run -S "
         "'train.seeds=[0,1,2]'`. IS switches on once the training set is well fitted: give "
-        "it a longer `train.budget` or earlier `train.lr_milestones`.",
+        "it a longer budget (`train.budgets`) or earlier `train.lr_milestones`, and a presample cheaper "
+        "than sqrt(p) - 1 of a training step: no draw from B = p b predicts a speed-up above sqrt(p).",
         "regime_partial": "IS was on in {share:.1%} of the iterations: the run compares partly importance-sampled "
         "training with uniform.",
         "regime_on": "IS was on in {share:.1%} of the iterations.",
@@ -294,13 +296,15 @@ TEXT = {
         "[{low:+.2f}, {high:+.2f}] 不含零，差异大于种子噪声。",
         "accuracy_within_noise": "最终测试准确率相差 {diff:+.2f} 个百分点，但 95% 区间 [{low:+.2f}, {high:+.2f}] "
         "包含零：在这个种子数下无法区分重要性采样与均匀采样。",
-        "regime_off": "重要性采样从未启用（tau 始终未超过 tau_th）：两次运行都是均匀 SGD，因此不得出重要性采样与均匀采样"
+        "regime_off": "重要性采样从未启用（其预测加速始终未超过 tau_th = 1 + a）：两次运行都是均匀 SGD，因此不得出重要性采样与均匀采样"
         "对比的结论。不同种子的均匀运行最终测试准确率相差 {spread:.2f} 个百分点（标准差）：这就是该设置下的"
-        "噪声水平。训练集拟合得足够好时重要性采样才会启用：可增加 `train.budget` 或提前 `train.lr_milestones`。",
-        "regime_off_one_seed": "重要性采样从未启用（tau 始终未超过 tau_th）：两次运行都是均匀 SGD，因此不得出重要性采样与"
+        "噪声水平。训练集拟合得足够好时重要性采样才会启用：可增加预算（`train.budgets`）或提前 `train.lr_milestones`，"
+        "并把预采样的成本控制在训练步的 sqrt(p) - 1 以内：从 B = p b 中抽取，预测加速都不超过 sqrt(p)。",
+        "regime_off_one_seed": "重要性采样从未启用（其预测加速始终未超过 tau_th = 1 + a）：两次运行都是均匀 SGD，因此不得出重要性采样与"
         "均匀采样对比的结论。两者种子相同，其差距（{gap:.2f} 个百分点）只反映各自在预算内完成的迭代数；"
         "噪声水平需要多个种子：`dvc exp run -S 'train.seeds=[0,1,2]'`。训练集拟合得足够好时重要性"
-        "采样才会启用：可增加 `train.budget` 或提前 `train.lr_milestones`。",
+        "采样才会启用：可增加预算（`train.budgets`）或提前 `train.lr_milestones`，"
+        "并把预采样的成本控制在训练步的 sqrt(p) - 1 以内：从 B = p b 中抽取，预测加速都不超过 sqrt(p)。",
         "regime_partial": "重要性采样在 {share:.1%} 的迭代中启用：部分迭代使用了重要性采样。",
         "regime_on": "重要性采样在 {share:.1%} 的迭代中启用。",
         "train_accuracy_misleading": "重要性采样在采样样本上的训练准确率低于均匀采样，但消除采样偏差后（加权准确率"

@@ -51,7 +51,8 @@ LABELS = {
         "tau": "tau (variance reduction)",
         "tau_th": "tau_th (threshold)",
         "epoch mean": "epoch mean",
-        "tau against threshold": "tau against its threshold",
+        "tau against threshold": "The draw's speed-up s (the rule's), and tau, against the threshold 1 + a",
+        "speedup": "s (the draw's predicted speed-up)",
         "tau_training": "tau of the training forward",
         "predicted speed-up": "s / (1 + a)",
         "how far": "The speed-up IS would bring by the rule (above 1: IS pays)",
@@ -94,7 +95,8 @@ LABELS = {
         "tau": "tau（方差缩减）",
         "tau_th": "tau_th（阈值）",
         "epoch mean": "每轮平均",
-        "tau against threshold": "tau 与其阈值",
+        "tau against threshold": "抽取方式的预测加速 s（规则所用）与 tau 对比阈值 1 + a",
+        "speedup": "s（抽取方式的预测加速）",
         "tau_training": "训练前向的 tau",
         "predicted speed-up": "s / (1 + a)",
         "how far": "按规则重要性采样带来的加速（大于 1：重要性采样划算）",
@@ -261,8 +263,8 @@ def train_loss(runs, words: dict) -> plt.Figure:
 
 
 def is_activation(is_runs, words: dict) -> plt.Figure:
-    """upper_bound's share of IS iterations per epoch; its tau (and the training forward's) against
-    tau_th; the speed-up IS would bring by the rule, s / (1 + a), against 1 (its own metrics); and,
+    """upper_bound's share of IS iterations per epoch; its draw's predicted speed-up s, tau and the
+    training forward's tau against tau_th; the speed-up IS would bring by the rule, s / (1 + a), against 1 (its own metrics); and,
     with presample: auto, the ratio it trained at."""
     data = _epochs(is_runs, words)
     data["predicted_speedup"] = predicted_speedup(data)
@@ -270,7 +272,8 @@ def is_activation(is_runs, words: dict) -> plt.Figure:
     fig, axes = plt.subplots(4 if chosen else 3, 1, figsize=(9, 13 if chosen else 10), sharex=True)
     sns.lineplot(data=data, x="train_seconds", y="scored_share", hue="seed", marker="o", ax=axes[0])
     axes[0].set(ylabel=words["IS share"], title=words["when on"])
-    names = {"tau": words["tau"], "tau_threshold": words["tau_th"], "tau_training": words["tau_training"]}
+    names = {"speedup": words["speedup"], "tau": words["tau"], "tau_threshold": words["tau_th"]}
+    names["tau_training"] = words["tau_training"]
     tau = data.melt(
         id_vars=["seed", "train_seconds"],
         value_vars=[column for column in names if column in data],
