@@ -12,7 +12,7 @@ import pandas as pd
 from isample.experiment.train_config import parse_duration
 from isample.files import write_text_atomically
 from isample.names import IMPORTANCE, UNIFORM
-from isample.report import figures
+from isample.report import figures, timing_figures
 from isample.report.records import fit_values, read_run, read_timing, timing_path
 from isample.report.render import longest_budget, render
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
@@ -61,9 +61,11 @@ def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
     if timing is not None:
         fit, per_ratio = fit_values(timing), timing["per_ratio"]
         slope, intercept = fit["presample_slope_seconds_per_p"], fit["presample_intercept_seconds"]
-        wanted["phases"] = lambda: figures.timing_phases(per_ratio, words)
-        wanted["presample_fit"] = lambda: figures.presample_fit(per_ratio, slope, intercept, fit["presample_r2"], words)
-        wanted["presample_vs_train"] = lambda: figures.presample_vs_train(timing["iterations"], words)
+        wanted["phases"] = lambda: timing_figures.timing_phases(per_ratio, words)
+        wanted["presample_fit"] = lambda: timing_figures.presample_fit(
+            per_ratio, slope, intercept, fit["presample_r2"], words
+        )
+        wanted["presample_vs_train"] = lambda: timing_figures.presample_vs_train(timing["iterations"], words)
     return wanted
 
 

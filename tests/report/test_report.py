@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from isample.report import figures
+from isample.report import figures, timing_figures
 from isample.report.activation import lr_activation
 from isample.report.common import time_to_reach
 from isample.report.cost import timing_facts
@@ -171,9 +171,9 @@ def test_figures_are_real_png_files(tmp_path):
         "accuracy": figures.accuracy_and_loss(is_runs + uniform_runs, words),
         "train_loss": figures.train_loss(is_runs + uniform_runs, words),
         "activation": figures.is_activation(is_runs, words),
-        "phases": figures.timing_phases(tables["per_ratio"], words),
-        "fit": figures.presample_fit(tables["per_ratio"], 0.03, 0.0, 0.99, words),
-        "scatter": figures.presample_vs_train(tables["iterations"], words),
+        "phases": timing_figures.timing_phases(tables["per_ratio"], words),
+        "fit": timing_figures.presample_fit(tables["per_ratio"], 0.03, 0.0, 0.99, words),
+        "scatter": timing_figures.presample_vs_train(tables["iterations"], words),
     }
     for name, figure in made.items():
         path = tmp_path / f"{name}.png"
