@@ -59,6 +59,15 @@ def importance_draw(
     return positions, weights
 
 
+def smoothed_distribution(scores: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """q = (1 - eps) s / sum(s) + eps / B in the scores' dtype and on their device, without a host read;
+    flat when every score is 0."""
+    n, total = scores.numel(), scores.sum()
+    flat = torch.full_like(scores, 1.0 / n)
+    probabilities = torch.where(total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny), flat)
+    return (1 - smoothing) * probabilities + smoothing / n
+
+
 def inclusion_probabilities(probabilities: torch.Tensor, b: int) -> torch.Tensor:
     """pi_i = min(1, c q_i) with c such that sum(pi) = b, for a draw of b distinct positions in proportion
     to q (`probabilities`, summing to 1, at least b of them positive): those that c q_i would put above 1
@@ -105,11 +114,7 @@ def importance_draw_without_replacement(
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     scores = scores.detach().float()
     n = scores.numel()
-    total = scores.sum()
-    flat = torch.full_like(scores, 1.0 / n)
-    probabilities = torch.where(total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny), flat)
-    probabilities = (1 - smoothing) * probabilities + smoothing / n
-    pi = inclusion_probabilities(probabilities, b)
+    pi = inclusion_probabilities(smoothed_distribution(scores, smoothing), b)
     positions = systematic_draw(pi, b, generator)
     return positions, b / (n * pi[positions])
 

@@ -38,14 +38,14 @@ def subsample_taus(
 ) -> dict[float, float] | tuple[dict[float, float], dict[float, torch.Tensor]]:
     """tau of a uniform presample of p' b for every ratio p' whose presample the scores hold: the first p' b
     of one random order of them (each a uniform draw without replacement; all of them at their own size).
-    With `moments` (scores, b, size -> a tensor, `isample.methods.speedup.draw_moments`), also those of
-    each subsample."""
+    With `moments` (scores, size -> a tensor: `isample.methods.speedup.SpeedupEstimate.moments_of`), also
+    those of each subsample."""
     order = torch.randperm(len(scores), generator=generator)
     held = [ratio for ratio in ratios if round(ratio * b) <= len(scores)]
     taus = {ratio: variance_reduction(scores[order[: round(ratio * b)]]) for ratio in held}
     if moments is None:
         return taus
-    return taus, {ratio: moments(scores[order[: round(ratio * b)]], b, round(ratio * b)) for ratio in held}
+    return taus, {ratio: moments(scores[order[: round(ratio * b)]], round(ratio * b)) for ratio in held}
 
 
 def best_ratio(taus: dict[float, float], a_of) -> tuple[float, float]:

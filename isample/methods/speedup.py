@@ -33,18 +33,10 @@ import math
 
 import torch
 
-from isample.sampling import inclusion_probabilities
+from isample.methods.base import moving_average
+from isample.sampling import inclusion_probabilities, smoothed_distribution
 
 SPEEDUP_EXPONENT = 0.5  # speed-up = r ** -SPEEDUP_EXPONENT
-
-
-def draw_distribution(scores: torch.Tensor, smoothing: float) -> torch.Tensor:
-    """q: the scores normalised and mixed with the uniform distribution (flat when every score is 0)."""
-    scores = scores.detach().double()
-    n, total = scores.numel(), scores.sum()
-    flat = torch.full_like(scores, 1.0 / n)
-    probabilities = torch.where(total > 0, scores / total.clamp_min(torch.finfo(scores.dtype).tiny), flat)
-    return (1 - smoothing) * probabilities + smoothing / n
 
 
 def draw_moments(
@@ -65,7 +57,7 @@ def draw_moments(
     squares = scores * scores
     # Every score 0 carries no information: the draw is the flat one (as importance_draw makes it).
     squares = torch.where(squares.sum() > 0, squares, torch.ones_like(squares))
-    q = draw_distribution(scores, smoothing)
+    q = smoothed_distribution(scores, smoothing)
     if draw == "with_replacement":
         variance = ((squares / q).sum() - squares.sum()) / (b * size * size)
     elif draw == "without_replacement":
@@ -94,6 +86,11 @@ def predicted_speedup(ratio: torch.Tensor | float) -> torch.Tensor | float:
     return ratio**-SPEEDUP_EXPONENT
 
 
+def speedup_of(moments, b: int, presample_size: int) -> float:
+    """The speed-up that moments [V, m2] (one presample's, or averages) predict at B = presample_size."""
+    return float(predicted_speedup(variance_ratio_of(torch.as_tensor(moments), b, presample_size)))
+
+
 class SpeedupEstimate:
     """The moving averages of [V, m2] of one run's presamples (`draw_moments`), at one presample size, and
     the speed-up they predict: what upper_bound's rule sets against 1 + a."""
@@ -102,18 +99,17 @@ class SpeedupEstimate:
         self.b, self.size, self.draw, self.smoothing, self.momentum = b, size, draw, smoothing, momentum
         self.moments: list[float] | None = None
 
-    def moments_of(self, scores: torch.Tensor) -> torch.Tensor:
-        """[V, m2] of scores standing for a presample of `size` (repeated up to it when fewer)."""
-        return draw_moments(scores, self.b, self.draw, self.smoothing, max(self.size, len(scores)))
+    def moments_of(self, scores: torch.Tensor, size: int | None = None) -> torch.Tensor:
+        """[V, m2] of scores standing for a presample of `size` (default: the estimate's, repeated up to it
+        when fewer)."""
+        return draw_moments(scores, self.b, self.draw, self.smoothing, size or max(self.size, len(scores)))
 
     def add(self, variance: float, m2: float) -> None:
         """One presample's moments (nan: none this iteration)."""
         if math.isfinite(variance) and math.isfinite(m2):
-            previous, m = self.moments or (variance, m2), self.momentum
-            self.moments = [m * previous[0] + (1 - m) * variance, m * previous[1] + (1 - m) * m2]
+            previous = self.moments or (None, None)
+            self.moments = [moving_average(old, new, self.momentum) for old, new in zip(previous, (variance, m2))]
 
     def speedup(self) -> float:
         """nan until a presample's moments are known."""
-        if self.moments is None:
-            return math.nan
-        return float(predicted_speedup(variance_ratio_of(torch.tensor(self.moments), self.b, self.size)))
+        return math.nan if self.moments is None else speedup_of(self.moments, self.b, self.size)

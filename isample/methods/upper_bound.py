@@ -18,7 +18,7 @@ import torch
 from isample.methods.base import Selection, scoring_mode
 from isample.methods.catalog import UpperBoundOptions
 from isample.methods.presample_ratio import subsample_taus
-from isample.methods.speedup import draw_moments, predicted_speedup, variance_ratio_of
+from isample.methods.speedup import speedup_of
 from isample.methods.switching import PRESAMPLE_PHASES, SwitchingRule
 from isample.names import IMPORTANCE
 from isample.sampling import importance_draw, importance_draw_without_replacement, variance_reduction
@@ -104,10 +104,10 @@ class UpperBound(SwitchingRule):
         with timer.phase("scoring"):
             if self.choice:  # tau and the moments at every ratio this presample holds; the method's at the smallest
                 taus, moments = subsample_taus(
-                    scores, b, self.choice.ratios, context.generator, self._subsample_moments
+                    scores, b, self.choice.ratios, context.generator, self.estimate.moments_of
                 )
                 self._ratio_speedups = {
-                    ratio: self._speedup_of(value, round(ratio * b)) for ratio, value in moments.items()
+                    ratio: speedup_of(value, b, round(ratio * b)) for ratio, value in moments.items()
                 }
                 self._tau_step, self._ratio_used = taus[self.choice.smallest], ratio
                 self._moments_step = moments[self.choice.smallest]
@@ -116,13 +116,6 @@ class UpperBound(SwitchingRule):
             self._weights = weight_spread(positions, weights)
         self._presample_reading = timer.since(start, PRESAMPLE_PHASES)  # the draw of b loads nothing
         return Selection(presample_indices[positions.to(presample_indices.device)], weights, x, y, by_score=True)
-
-    def _subsample_moments(self, scores: torch.Tensor, b: int, size: int) -> torch.Tensor:
-        return draw_moments(scores, b, self.options.draw, self.options.smoothing, size)
-
-    def _speedup_of(self, moments: torch.Tensor, size: int) -> float:
-        """The speed-up one presample's moments predict (`auto`'s gains of a larger ratio over p = 2)."""
-        return float(predicted_speedup(variance_ratio_of(moments, self.context.batch_size, size)))
 
     def metrics(self) -> dict[str, float]:
         """The last importance-sampled batch's weights (`weight_spread`; nan while IS is off), then the
