@@ -27,7 +27,7 @@ def timing_phases(per_ratio: pd.DataFrame, words: dict) -> plt.Figure:
     milliseconds = frame.set_index("configuration")[[f"time_{p}" for p in phases]] * 1000
     milliseconds.columns = [p.replace("_", " ") for p in phases]
     fig, ax = plt.subplots(figsize=(9, 5))
-    milliseconds.plot.bar(stacked=True, ax=ax, color=sns.color_palette("tab10", len(phases)), rot=0)
+    milliseconds.plot.bar(stacked=True, ax=ax, color=sns.color_palette("tab10", len(phases)), rot=15)
     ax.set(xlabel="", ylabel=words["median per iteration"], title=words["where time goes"])
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()
