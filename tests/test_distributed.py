@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 from isample.distributed import SINGLE, current_group, end_process, leave
 from isample.methods import InfoBatchOptions, ReuseOptions
 from isample.phases import PhaseTimer
+from isample.pricing import Prices
 from isample.step import TrainStep
 from isample.trainer import ImportanceSampler, Trainer
 
@@ -109,7 +110,10 @@ def _decision_worker(rank, tmp_path):
         presample=3,
         draw="without_replacement",
         generator=torch.Generator().manual_seed(7 + rank),
-    )  # tau_th auto: measured times
+        # Priced, not timed: a measured a can price IS out on a loaded machine (1 run in 21 did), and the
+        # ranks' agreement is on the speed-up and tau, averaged over them, whatever a is.
+        prices=Prices(forward=1e-4, backward=2e-4, iteration=1e-3, score=1e-6),
+    )
     decisions = torch.tensor([float(sampler.step().used_importance) for _ in range(200)])
     taus = torch.tensor([sampler.tau, sampler.tau_threshold, sampler.method.metrics()["speedup"]])
     all_decisions, all_taus = group.gather(decisions.unsqueeze(0)), group.gather(taus.unsqueeze(0))
