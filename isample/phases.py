@@ -144,6 +144,8 @@ class PhaseTimer:
         self.synchronize = on_cuda and synchronize
         self.events = on_cuda and not synchronize
         self.lag = EVENT_LAG if self.events else 0  # iterations before a reading's value is known
+        # and before values computed on the device are read (`isample.device_reads`), timed or not
+        self.read_lag = EVENT_LAG if torch.device(device or "cpu").type == "cuda" and not synchronize else 0
         self.seconds = dict.fromkeys(PHASES, 0.0)  # this iteration's, on the wall clock
         self.active: list[_Phase] = []  # the phases entered and not yet left, innermost last
         self._phases = {name: _Phase(self, name) for name in PHASES}

@@ -19,32 +19,58 @@ class NonFiniteScores(ValueError):
     """Scores with NaN or infinite values: the model they come from has diverged."""
 
 
+def score_faults(scores: torch.Tensor) -> torch.Tensor:
+    """[how many scores are NaN or infinite, how many are negative], on the scores' device (no host read)."""
+    finite = torch.isfinite(scores)
+    return torch.stack([(~finite).sum(), (finite & (scores < 0)).sum()])
+
+
+def raise_for_faults(nonfinite: float, negative: float, size: int | None, late: str = "") -> None:
+    """The error for scores with these `score_faults`, of `size` scores (None: not known), `late`: when
+    they are read after the fact."""
+    of = f" of {size}" if size is not None else ""
+    if nonfinite:
+        raise NonFiniteScores(f"scores must be finite: {nonfinite:.0f}{of} are NaN or infinite{late}")
+    if negative:
+        raise ValueError(f"scores must be non-negative: {negative:.0f}{of} are negative{late}")
+
+
 def _check_scores(scores: torch.Tensor) -> None:
     if scores.ndim != 1 or scores.numel() == 0:
         raise ValueError(f"scores must be a non-empty 1-D tensor, got shape {tuple(scores.shape)}")
-    if not torch.isfinite(scores).all():
-        bad = (~torch.isfinite(scores)).sum().item()
-        raise NonFiniteScores(f"scores must be finite: {bad} of {scores.numel()} are NaN or infinite")
-    if (scores < 0).any():
-        bad = (scores < 0).sum().item()
-        raise ValueError(f"scores must be non-negative: {bad} of {scores.numel()} are negative")
+    raise_for_faults(*score_faults(scores).tolist(), scores.numel())
 
 
 def importance_draw(
-    scores: torch.Tensor, b: int, generator: torch.Generator | None = None, smoothing: float = 0.0
+    scores: torch.Tensor,
+    b: int,
+    generator: torch.Generator | None = None,
+    smoothing: float = 0.0,
+    host_reads: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw b positions into `scores` with replacement, with probability q_i, and their weights.
 
     q_i = (1 - eps) g_i + eps / B with g_i = s_i / sum(s), B = len(scores) and eps = smoothing;
     weights w_i = 1 / (B q_i), so that mean(w * f[positions]) is an unbiased estimate of mean(f)
     for any per-example f, and every weight is at most 1 / eps. eps = 0 is the 2018 draw exactly.
-    All-zero scores carry no information: the draw is then uniform with weights 1.
+    All-zero scores carry no information: the draw is then uniform with weights 1. With `host_reads` the
+    scores are checked (`NonFiniteScores`) and drawn by torch.multinomial, the 2018 code's draw; without
+    (on CUDA, where both would wait for the device) they are drawn where they are, unchecked (the caller
+    checks `score_faults` later), NaN and negative scores taken as 0, by inverting q's cumulative sums.
     """
     if b < 1:
         raise ValueError(f"batch size b must be >= 1, got {b}")
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-    scores = scores.detach().float().cpu()
+    scores = scores.detach().float()
+    if not host_reads:
+        n, drawing = scores.numel(), generator.device if generator is not None else scores.device
+        usable = torch.where(torch.isfinite(scores) & (scores > 0), scores, 0.0)
+        probabilities = smoothed_distribution(usable, smoothing)
+        ends = probabilities.double().cumsum(0)
+        targets = torch.rand(b, generator=generator, device=drawing, dtype=torch.float64).to(scores.device)
+        positions = torch.searchsorted(ends, targets * ends[-1], right=True).clamp_max(n - 1)
+        return positions, 1.0 / (n * probabilities[positions])
     _check_scores(scores)
     n = scores.numel()
     total = scores.sum()
@@ -104,12 +130,17 @@ def systematic_draw(pi: torch.Tensor, b: int, generator: torch.Generator | None 
 
 
 def importance_draw_without_replacement(
-    scores: torch.Tensor, b: int, generator: torch.Generator | None = None, smoothing: float = 0.0
+    scores: torch.Tensor,
+    b: int,
+    generator: torch.Generator | None = None,
+    smoothing: float = 0.0,
+    host_reads: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw b distinct positions into `scores` in proportion to q (importance_draw's smoothed
     distribution), with Horvitz-Thompson weights w_i = b / (B pi_i): mean(w * f[positions]) is an
     unbiased estimate of mean(f) over the B scores, and where no pi_i is capped at 1, w_i = 1 / (B q_i),
-    importance_draw's weights. Flat scores give b distinct positions drawn uniformly, weights 1."""
+    importance_draw's weights. Flat scores give b distinct positions drawn uniformly, weights 1. It never
+    reads the scores on the host, whatever `host_reads` allows; nor does it check them (`score_faults`)."""
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     scores = scores.detach().float()
@@ -119,19 +150,24 @@ def importance_draw_without_replacement(
     return positions, b / (n * pi[positions])
 
 
+def tau_squared(scores: torch.Tensor) -> torch.Tensor:
+    """tau^2 = n sum g_i^2 over normalised scores g, in float64 on the scores' device, unchecked and without a
+    host read (all-zero scores: 1). Its square root is taken on the host (`variance_reduction`), where
+    it is correctly rounded: the same tau on every device."""
+    scores = scores.detach().float()
+    total = scores.sum()
+    g = scores / total.clamp_min(torch.finfo(scores.dtype).tiny)
+    return torch.where(total > 0, scores.numel() * (g * g).sum().double(), 1.0)
+
+
 def variance_reduction(scores: torch.Tensor) -> float:
-    """tau = sqrt(n * sum g_i^2) over normalised scores g: 1 for equal scores, sqrt(n) for one.
+    """tau = sqrt(n sum g_i^2) over normalised scores g: 1 for equal scores, sqrt(n) for one.
 
     The further the scores are from uniform, the more sampling by them can reduce the variance
     of the gradient estimate, so IS is worth its presample cost only when tau is large enough.
     """
-    scores = scores.detach().float()
     _check_scores(scores)
-    total = scores.sum()
-    if total <= 0:
-        return 1.0
-    g = scores / total
-    return math.sqrt(scores.numel() * float((g * g).sum()))
+    return math.sqrt(float(tau_squared(scores)))
 
 
 # -- trees over the whole data set ---------------------------------------------------------------------

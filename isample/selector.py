@@ -114,9 +114,9 @@ class BatchSelector(RunsMethod):
         if not self._pending:
             raise RuntimeError("no batch is waiting for its weights: iterate a DataLoader over this selector first")
         self._current = selection = self._pending.popleft()
-        if indices is not None and not torch.equal(torch.as_tensor(indices).cpu(), selection.indices):
+        if indices is not None and not torch.equal(torch.as_tensor(indices).cpu(), selection.indices.cpu()):
             raise RuntimeError("the loader delivered batches in another order than they were handed out")
-        return selection.weights if selection.weights is not None else torch.ones(len(selection.indices))
+        return selection.weights.cpu() if selection.weights is not None else torch.ones(len(selection.indices))
 
     def observe(self, losses: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
         """What the training forward of the batch whose weights were taken last computed (detached)."""

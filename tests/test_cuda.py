@@ -64,9 +64,40 @@ def test_importance_sampling_trains_on_the_device_in_bf16():
     )
     losses = [sampler.step().weighted_loss.item() for _ in range(150)]
     it = sampler.step()
-    assert it.indices.device.type == "cpu" and it.weights.isfinite().all() and it.used_importance
+    # drawn on the device, the batch's data-set indices stay there (read back, they would wait for it)
+    assert it.indices.device.type == DEVICE.type and it.weights.isfinite().all() and it.used_importance
     assert it.phases["presample_forward"] > 0
     assert sum(losses[-20:]) < 0.5 * sum(losses[:20]), (losses[:3], losses[-3:])
+
+
+@pytest.mark.skipif(not ON_GPU, reason="the sync debug mode is CUDA's")
+@pytest.mark.parametrize("draw", ["with_replacement", "without_replacement"])
+def test_an_importance_sampled_iteration_waits_for_nothing_on_the_gpu(draw):
+    """CUDA's own sync debug mode (tests/test_phases.py counts the same reads on the CPU): no call in the
+    sampler, its rule or its reads waits for the device in an IS iteration. Gathering a batch copies its
+    indices from the host (isample/examples.py), as every method's does; that is not counted here."""
+    import warnings
+
+    from isample.methods.catalog import UpperBoundOptions
+    from isample.trainer import Trainer
+
+    model, optimizer, x, y = toy_problem(n=2000)
+    model = model.to(DEVICE)
+    options = UpperBoundOptions(always_importance=True, presample=3, draw=draw)
+    trainer = Trainer("upper_bound", model, optimizer, x.to(DEVICE), y.to(DEVICE), 64, options=options, seed=0)
+    for _ in range(5):
+        trainer.step()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(10):
+                trainer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    ours = [w for w in caught if "/isample/" in w.filename and "/isample/examples.py" not in w.filename]
+    assert ours == [], [(w.filename, w.lineno, str(w.message)[:80]) for w in ours]
 
 
 def test_a_training_run_with_the_gpu_recipe_completes():

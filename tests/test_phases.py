@@ -1,11 +1,15 @@
 import math
+import sys
 import time
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
+from isample.device_reads import LaggedReads
 from isample.methods import METHODS
 from isample.phases import EVENT_LAG, PHASES, PhaseTimer
+from isample.sampling import NonFiniteScores
 
 
 def test_enabled_timer_accumulates_and_resets():
@@ -72,11 +76,42 @@ class FakeEvent:
 
 @pytest.fixture
 def fake_cuda(monkeypatch):
-    """CUDA as the timer sees it, on the CPU: events are FakeEvents and synchronize calls are counted."""
+    """CUDA as the timer sees it, on the CPU: events are FakeEvents and synchronize calls are counted
+    (reads of tensors by the host: `HostReads`)."""
     calls = []
     monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(device))
     return calls
+
+
+HOST_READS = {
+    torch.Tensor.item,
+    torch.Tensor.tolist,
+    torch.Tensor.cpu,
+    torch.Tensor.numpy,
+    torch.Tensor.__bool__,
+    torch.Tensor.__float__,
+    torch.Tensor.__int__,
+    torch.Tensor.__index__,
+}
+
+
+class HostReads(TorchFunctionMode):
+    """Counts what would read a CUDA tensor on the host, and so wait for the device: `.item()`, `.tolist()`,
+    `.cpu()`, `.numpy()`, `float()`, `int()`, a truth value, an index. On the CPU every tensor is the
+    host's, so the count is of the calls, wherever they are made, save one: `LaggedReads.take`, which reads
+    pinned copies on the host (behind an event `lag` iterations old, on CUDA)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in HOST_READS:
+            caller = sys._getframe(1)
+            if caller.f_code is not LaggedReads.take.__code__:
+                self.calls.append((func.__name__, f"{caller.f_code.co_filename}:{caller.f_lineno}"))
+        return func(*args, **(kwargs or {}))
 
 
 def test_cuda_events_time_phases_without_synchronising_and_are_read_later(fake_cuda):
@@ -170,3 +205,78 @@ def test_the_timing_stage_synchronises_at_every_phase_edge(fake_cuda, monkeypatc
     trainer.step()
     assert trainer.timer.synchronize and not trainer.timer.events
     assert len(fake_cuda) >= 2 * 8  # entering and leaving each of the eight phases or more of an IS iteration
+
+
+IS_RUNS = {
+    "forced": {"always_importance": True, "presample": 3},
+    "auto": {"always_importance": True, "presample": "auto"},
+}
+
+
+@pytest.mark.parametrize("run", sorted(IS_RUNS))
+@pytest.mark.parametrize("draw", ["with_replacement", "without_replacement"])
+def test_an_importance_sampled_iteration_reads_nothing_from_the_device(fake_cuda, monkeypatch, draw, run):
+    """On CUDA an IS iteration neither synchronises nor reads a tensor on the host: the draw and its checks
+    stay on the device, and tau, the speed-up's moments, the weights' spread and the checks are read
+    `lag` iterations on (`auto`: with its probe of the bound at the first IS iteration)."""
+    trainer = cuda_trainer("upper_bound", monkeypatch, draw=draw, **IS_RUNS[run])
+    assert trainer.method.reads.lag == EVENT_LAG
+    with HostReads() as reads:
+        iterations = [trainer.step() for _ in range(12)]
+    assert reads.calls == [] and fake_cuda == []
+    assert all(it.by_score for it in iterations) and all(len(set(it.indices.tolist())) > 1 for it in iterations)
+    if draw == "without_replacement":
+        assert all(len(set(it.indices.tolist())) == 32 for it in iterations)
+
+
+@pytest.mark.parametrize("draw", ["with_replacement", "without_replacement"])
+def test_on_cuda_the_records_are_the_cpus_read_lag_iterations_later(fake_cuda, monkeypatch, draw):
+    """The same forced run on the CPU and on fake CUDA: the CPU's numbers (tau, the speed-up, the weights'
+    spread) of iteration i are CUDA's of iteration i + lag; before that CUDA's are nan."""
+    from isample.trainer import Trainer
+    from tests.common import toy_problem
+
+    keys = ("tau", "tau_training", "speedup", "weight_max", "effective_share", "distinct_share")
+
+    def run(make):
+        trainer = make()
+        iterations = [trainer.step() for _ in range(10)]
+        return [[it.metrics[key] for key in keys] for it in iterations]
+
+    def on_cpu():
+        model, optimizer, x, y = toy_problem(n=2000)
+        cls = METHODS["upper_bound"]
+        options = cls.Options(always_importance=True, presample=3, draw=draw)
+        return Trainer("upper_bound", model, optimizer, x, y, 32, options=options, seed=0)
+
+    cpu = run(on_cpu)
+    cuda = run(lambda: cuda_trainer("upper_bound", monkeypatch, always_importance=True, presample=3, draw=draw))
+    assert cuda[EVENT_LAG:] == cpu[:-EVENT_LAG]
+    assert all(math.isnan(value) for value in cuda[0][3:])  # no weights read yet
+
+
+def test_on_cuda_a_diverged_model_raises_when_its_scores_are_read(fake_cuda, monkeypatch):
+    """NaN scores are drawn from without a check on the device; the check is read `lag` iterations on and
+    raises then, naming the iteration."""
+    trainer = cuda_trainer("upper_bound", monkeypatch, always_importance=True, presample=3)
+    for _ in range(3):
+        trainer.step()
+    with torch.no_grad():
+        for parameter in trainer.method.context.model.parameters():
+            parameter.fill_(float("nan"))
+    trainer.step()  # its scores are NaN ...
+    trainer.step()
+    with pytest.raises(NonFiniteScores, match=f"read {EVENT_LAG} iterations after iteration 3"):
+        trainer.step()  # ... and read here
+
+
+@pytest.mark.parametrize(("tau_source", "probes"), [("training", 2), ("scoring", 4)])
+def test_nor_does_an_iteration_with_importance_sampling_off(fake_cuda, monkeypatch, tau_source, probes):
+    """upper_bound by its rule, off on the toy problem: its tau, moments and checks of the training forward's
+    scores, and the samples and probes of the presample's cost, are read lagged as well."""
+    trainer = cuda_trainer("upper_bound", monkeypatch, presample=3, tau_source=tau_source)
+    with HostReads() as reads:
+        iterations = [trainer.step() for _ in range(55)]  # probes at 1 and 50 (training), every 16 (scoring)
+    assert reads.calls == [] and fake_cuda == []
+    assert not any(it.by_score for it in iterations) and len(trainer.method._probes) == probes
+    assert math.isfinite(iterations[-1].tau) and math.isfinite(iterations[-1].speedup)

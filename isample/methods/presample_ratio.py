@@ -1,17 +1,16 @@
 """`presample: auto`: upper_bound's presample ratio p chosen while training (the notebook's adjustable p).
 
-tau can grow with the presample (a larger B holds more of the scores' tail) and so does its price,
-1 + a(p) with a(p) in proportion to p, so the best p moves as training goes on. Each importance-sampled
-iteration estimates tau(p') for every candidate ratio p' whose presample fits in the one it scored: p' b
-of its scores drawn uniformly without replacement are the scores of a uniform presample of p' b, at no
-extra forward. Every PROBE_EVERY importance-sampled iterations the presample is taken at the bound
-instead, so that the larger ratios are estimated too; that iteration trains on its draw like any other
-(the estimator is unbiased at every B). IS trains at the ratio of the largest predicted speed-up
-tau(p') / (1 + a(p')) and is off when even that is not above 1. The method's tau is the one a fixed p = 2
-run keeps (the presample's at p = 2 while IS is on, the training forward's while it is off); the larger
-ratios add their gain over it while IS is on. While IS is off only that tau is known, the same for every
-ratio, so the best is the smallest and the rule is the fixed rule at p = 2, tau > 1 + a(2): the fixed
-rule is the limit case.
+The predicted speed-up s(p) can grow with the presample (a larger B holds more of the scores' tail) and so
+does its price, 1 + a(p) with a(p) in proportion to p, so the best p moves as training goes on. Each
+importance-sampled iteration estimates s(p') for every candidate ratio p' whose presample fits in the one
+it scored: p' b of its scores drawn uniformly without replacement are the scores of a uniform presample of
+p' b, at no extra forward. Every PROBE_EVERY importance-sampled iterations the presample is taken at the
+bound instead, so that the larger ratios are estimated too; that iteration trains on its draw like any
+other (the estimator is unbiased at every B). IS trains at the ratio of the largest s(p') / (1 + a(p'))
+and is off when even that is not above 1. The method's speed-up is the one a fixed p = 2 run keeps; the
+larger ratios add their gain over it while IS is on. While IS is off only that one is known, the same for
+every ratio, so the best is the smallest and the rule is the fixed rule at p = 2: the limit case. (The
+names say tau where the 2018 rule, a fixed tau_th, sets tau(p') in the speed-up's place.)
 """
 
 import math
@@ -19,7 +18,7 @@ import math
 import torch
 
 from isample.methods.base import moving_average
-from isample.sampling import variance_reduction
+from isample.sampling import tau_squared
 
 PROBE_EVERY = 50  # importance-sampled iterations from one presample at the bound to the next
 SMALLEST = 2.0  # the smallest candidate ratio
@@ -33,19 +32,19 @@ def candidate_ratios(presample_max: float) -> tuple[float, ...]:
     return tuple(ratios if presample_max in ratios else [*ratios, float(presample_max)])
 
 
-def subsample_taus(
+def subsample_tau_squares(
     scores: torch.Tensor, b: int, ratios: tuple[float, ...], generator: torch.Generator | None = None, moments=None
-) -> dict[float, float] | tuple[dict[float, float], dict[float, torch.Tensor]]:
-    """tau of a uniform presample of p' b for every ratio p' whose presample the scores hold: the first p' b
-    of one random order of them (each a uniform draw without replacement; all of them at their own size).
-    With `moments` (scores, size -> a tensor: `isample.methods.speedup.SpeedupEstimate.moments_of`), also
-    those of each subsample."""
-    order = torch.randperm(len(scores), generator=generator)
+) -> dict[float, torch.Tensor] | tuple[dict[float, torch.Tensor], dict[float, torch.Tensor]]:
+    """tau^2 (`isample.sampling.tau_squared`, a tensor on the scores' device) of a uniform presample of p' b
+    for every ratio p' whose presample the scores hold: the first p' b of one random order of them (each a
+    uniform draw without replacement; all of them at their own size). With `moments` (scores, size -> a
+    tensor: `isample.methods.speedup.SpeedupEstimate.moments_of`), also those of each subsample."""
+    order = torch.randperm(len(scores), generator=generator).to(scores.device)
     held = [ratio for ratio in ratios if round(ratio * b) <= len(scores)]
-    taus = {ratio: variance_reduction(scores[order[: round(ratio * b)]]) for ratio in held}
+    squares = {ratio: tau_squared(scores[order[: round(ratio * b)]]) for ratio in held}
     if moments is None:
-        return taus
-    return taus, {ratio: moments(scores[order[: round(ratio * b)]], round(ratio * b)) for ratio in held}
+        return squares
+    return squares, {ratio: moments(scores[order[: round(ratio * b)]], round(ratio * b)) for ratio in held}
 
 
 def best_ratio(taus: dict[float, float], a_of) -> tuple[float, float]:
@@ -85,13 +84,14 @@ class RatioChoice:
         due = self.bound not in self.gains or self.since_probe >= PROBE_EVERY - 1
         return self.bound if due and self.ratio < self.bound else self.ratio
 
-    def observe(self, taus: dict[float, float]) -> None:
-        """One importance-sampled iteration's subsample taus (`subsample_taus`)."""
-        smallest = taus[self.smallest]
-        for ratio, tau in taus.items():
+    def observe(self, speedups: dict[float, float]) -> None:
+        """One importance-sampled iteration's speed-ups at the ratios its presample held (from the moments of
+        `subsample_tau_squares`)."""
+        smallest = speedups[self.smallest]
+        for ratio, speedup in speedups.items():
             if ratio != self.smallest:
-                self.gains[ratio] = moving_average(self.gains.get(ratio), tau / smallest, self.momentum)
-        self.since_probe = 0 if self.bound in taus else self.since_probe + 1
+                self.gains[ratio] = moving_average(self.gains.get(ratio), speedup / smallest, self.momentum)
+        self.since_probe = 0 if self.bound in speedups else self.since_probe + 1
 
     def off(self) -> None:
         """IS went off: the gains are forgotten, the one tau decides (as at p = 2) until it is on again."""

@@ -68,7 +68,7 @@ def draw_moments(
     return torch.stack([variance, squares.mean()])
 
 
-def variance_ratio_of(moments: torch.Tensor, b: int, presample_size: int) -> torch.Tensor:
+def variance_ratio_of(moments: torch.Tensor | list[float], b: int, presample_size: int) -> torch.Tensor | float:
     """r = b / B + b V / m2 from [V, m2] (one presample's, or a mean over many)."""
     return b / presample_size + b * moments[0] / moments[1]
 
@@ -86,9 +86,10 @@ def predicted_speedup(ratio: torch.Tensor | float) -> torch.Tensor | float:
     return ratio**-SPEEDUP_EXPONENT
 
 
-def speedup_of(moments, b: int, presample_size: int) -> float:
-    """The speed-up that moments [V, m2] (one presample's, or averages) predict at B = presample_size."""
-    return float(predicted_speedup(variance_ratio_of(torch.as_tensor(moments), b, presample_size)))
+def speedup_of(moments: list[float], b: int, presample_size: int) -> float:
+    """The speed-up that moments [V, m2] (numbers: averages of many presamples') predict at B = presample_size,
+    in float64 on the host."""
+    return predicted_speedup(variance_ratio_of(moments, b, presample_size))
 
 
 class SpeedupEstimate:

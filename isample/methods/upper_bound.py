@@ -17,11 +17,11 @@ import torch
 
 from isample.methods.base import Selection, scoring_mode
 from isample.methods.catalog import UpperBoundOptions
-from isample.methods.presample_ratio import subsample_taus
-from isample.methods.speedup import speedup_of
+from isample.methods.presample_ratio import subsample_tau_squares
+from isample.methods.speedup import predicted_speedup, variance_ratio_of
 from isample.methods.switching import PRESAMPLE_PHASES, SwitchingRule
 from isample.names import IMPORTANCE
-from isample.sampling import importance_draw, importance_draw_without_replacement, variance_reduction
+from isample.sampling import importance_draw, importance_draw_without_replacement, tau_squared
 from isample.scores import SCORE_FUNCTIONS
 from isample.step import autocast
 
@@ -29,15 +29,17 @@ WEIGHT_METRICS = ("weight_max", "effective_share", "distinct_share")
 DRAW_FUNCTIONS = {"with_replacement": importance_draw, "without_replacement": importance_draw_without_replacement}
 
 
-def weight_spread(positions: torch.Tensor, weights: torch.Tensor) -> dict[str, float]:
+def weight_spread(positions: torch.Tensor, weights: torch.Tensor, presample_size: int) -> dict[str, torch.Tensor]:
     """An importance-sampled batch's weights: the largest, the effective sample size over b ((sum w)^2 /
     (b sum w^2): 1 for equal weights), and the share of its b draws that are distinct examples (drawn
-    with replacement, some repeat even when every score is equal)."""
+    with replacement, some repeat even when every score is equal). Tensors on the weights' device (no
+    host read: distinct positions are counted by marking them among the presample's)."""
     b = len(weights)
+    marked = torch.zeros(presample_size, dtype=torch.float64, device=positions.device).index_fill_(0, positions, 1.0)
     return {
-        "weight_max": float(weights.max()),
-        "effective_share": float(weights.sum() ** 2 / (b * (weights * weights).sum())),
-        "distinct_share": len(torch.unique(positions)) / b,
+        "weight_max": weights.max(),
+        "effective_share": weights.sum() ** 2 / (b * (weights * weights).sum()),
+        "distinct_share": marked.sum() / b,
     }
 
 
@@ -50,7 +52,6 @@ class UpperBound(SwitchingRule):
         super().__init__(context, options)
         self.score_function = SCORE_FUNCTIONS[self.options.score]
         self.draw = DRAW_FUNCTIONS[self.options.draw]
-        self._weights = dict.fromkeys(WEIGHT_METRICS, math.nan)
         # bf16 for the presample alone, or whatever the training step autocasts to.
         self._presample_dtype = torch.bfloat16 if self.options.presample_bf16 else context.autocast_dtype
 
@@ -98,27 +99,32 @@ class UpperBound(SwitchingRule):
             x_all, y_all = examples.gather(presample_indices)
         scores = self.presample_scores(x_all, y_all)
         with timer.phase("draw_batch"):
-            positions, weights = self.draw(scores, b, context.generator, self.options.smoothing)
+            host_reads = not self.reads.lag
+            positions, weights = self.draw(scores, b, context.generator, self.options.smoothing, host_reads)
             device_positions = positions.to(context.device)
             x, y = x_all[device_positions], y_all[device_positions]
         with timer.phase("scoring"):
+            self._check(scores)
+            values = weight_spread(positions, weights, len(scores))
             if self.choice:  # tau and the moments at every ratio this presample holds; the method's at the smallest
-                taus, moments = subsample_taus(
+                squares, moments = subsample_tau_squares(
                     scores, b, self.choice.ratios, context.generator, self.estimate.moments_of
                 )
-                self._ratio_speedups = {
-                    ratio: speedup_of(value, b, round(ratio * b)) for ratio, value in moments.items()
+                speedups = {
+                    ratio: predicted_speedup(variance_ratio_of(value, b, round(ratio * b)))
+                    for ratio, value in moments.items()
                 }
-                self._tau_step, self._ratio_used = taus[self.choice.smallest], ratio
-                self._moments_step = moments[self.choice.smallest]
+                values |= {"tau_step_squared": squares[self.choice.smallest], **self._ratio_values(speedups)}
+                moments_step, self._ratio_used = moments[self.choice.smallest], ratio
             else:
-                self._tau_step, self._moments_step = variance_reduction(scores), self.estimate.moments_of(scores)
-            self._weights = weight_spread(positions, weights)
+                values["tau_step_squared"], moments_step = tau_squared(scores), self.estimate.moments_of(scores)
+            self._presample_values = values | {"variance": moments_step[0], "m2": moments_step[1]}
         self._presample_reading = timer.since(start, PRESAMPLE_PHASES)  # the draw of b loads nothing
-        return Selection(presample_indices[positions.to(presample_indices.device)], weights, x, y, by_score=True)
+        # The data-set indices follow the positions (on the device, on CUDA: no read back).
+        return Selection(presample_indices.to(positions.device)[positions], weights, x, y, by_score=True)
 
     def metrics(self) -> dict[str, float]:
         """The last importance-sampled batch's weights (`weight_spread`; nan while IS is off), then the
         switching rule's numbers (`SwitchingRule.metrics`: tau, tau_th, a, ...)."""
-        weights = self._weights if self._last_by_score else dict.fromkeys(WEIGHT_METRICS, math.nan)
-        return {**weights, **super().metrics()}
+        read = self._read_values if self._read_by_score else {}
+        return {**{name: read.get(name, math.nan) for name in WEIGHT_METRICS}, **super().metrics()}

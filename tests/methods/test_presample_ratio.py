@@ -13,7 +13,7 @@ from isample.methods.presample_ratio import (
     RatioChoice,
     best_ratio,
     candidate_ratios,
-    subsample_taus,
+    subsample_tau_squares,
 )
 from isample.pricing import Prices
 from isample.sampling import variance_reduction
@@ -42,8 +42,8 @@ def test_a_subsample_of_the_scored_presample_estimates_tau_of_a_fresh_smaller_pr
     subsampled = {ratio: [] for ratio in ratios}
     fresh = {ratio: [] for ratio in ratios}
     for _ in range(draws):
-        for ratio, tau in subsample_taus(heavy_tailed(8 * b, generator), b, ratios, generator).items():
-            subsampled[ratio].append(tau)
+        for ratio, square in subsample_tau_squares(heavy_tailed(8 * b, generator), b, ratios, generator).items():
+            subsampled[ratio].append(math.sqrt(square))
         for ratio in ratios:
             fresh[ratio].append(variance_reduction(heavy_tailed(round(ratio * b), generator)))
     means = {}
@@ -54,8 +54,9 @@ def test_a_subsample_of_the_scored_presample_estimates_tau_of_a_fresh_smaller_pr
         means[ratio] = float(theirs.mean())
     assert means[2.0] < means[4.0] < means[8.0]  # the test could tell the sizes apart
     whole = heavy_tailed(8 * b, generator)
-    assert subsample_taus(whole, b, ratios, generator)[8.0] == pytest.approx(variance_reduction(whole), rel=1e-6)
-    assert set(subsample_taus(whole[: 4 * b], b, ratios, generator)) == {2.0, 4.0}  # only what it holds
+    square = subsample_tau_squares(whole, b, ratios, generator)[8.0]
+    assert math.sqrt(square) == pytest.approx(variance_reduction(whole))
+    assert set(subsample_tau_squares(whole[: 4 * b], b, ratios, generator)) == {2.0, 4.0}  # only what it holds
 
 
 def test_the_best_ratio_weighs_tau_against_its_price():
