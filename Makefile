@@ -49,6 +49,11 @@ rerun: install data
 test: install data
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
+# One of the notebook's experiments with the GPU recipe (recipes/gpu.yaml, docs/experiments.md):
+# make experiment E=1 ARGS="--seeds 0 1 2 --peers"
+experiment: install data
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m recipes $(E) $(ARGS)
+
 bench: install data
 	$(BIN)/python -m benchmarks.sampler_overhead
 	$(BIN)/python -m benchmarks.presample_forward

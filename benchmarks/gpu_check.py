@@ -34,6 +34,7 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
+import recipes
 from isample.examples import stop_workers
 from isample.experiment.config import ConfigError, validate
 from isample.experiment.data import BatchTransform, DataError, load_dataset, subset
@@ -48,14 +49,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def recipe(args: argparse.Namespace, cuda: bool) -> dict:
-    """params.yaml overridden by the GPU recipe (docs/experiments.md) and this check's arguments."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    """params.yaml overridden by the GPU recipe's experiment 1 (recipes/gpu.yaml) and this check's arguments."""
+    raw = recipes.apply(yaml.safe_load((REPO / "params.yaml").read_text()), recipes.overrides("1"))
     raw["data"].update(
         name=args.dataset,
         root=args.data_root,
         train_subset=args.train_subset,
         test_subset=args.test_subset,
-        augment=True,
     )
     raw["model"]["name"] = args.model
     raw["train"].update(
@@ -64,11 +64,9 @@ def recipe(args: argparse.Namespace, cuda: bool) -> dict:
         device=args.device,
         amp=cuda,  # bf16 autocast and channels-last are the GPU recipe; a CPU run keeps fp32
         channels_last=cuda,
-        lr_milestones=[0.5, 0.75],
         processes=1,
         nodes=1,
     )
-    raw["sampler"]["forward_chunk"] = 0
     raw["timing"].update(presamples=args.presamples, iterations=args.timing_iterations, forward_chunks=[0])
     return raw
 

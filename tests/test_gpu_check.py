@@ -20,7 +20,7 @@ def test_the_gpu_check_runs_end_to_end_on_the_cpu(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = (out / "summary.md").read_text()
     assert summary in result.stdout  # the one table, printed and kept
-    assert "CUDA tests: 5 skipped" in summary  # they ran, and skip without CUDA
+    assert "CUDA tests: 7 skipped" in summary  # they ran, and skip without CUDA
     for row in ("upper_bound (trained)", "uniform (trained)", "upper_bound p=2 (timed)", "upper_bound p=3 (timed)"):
         assert f"| {row} |" in summary, summary
     for loop in ("plain torch loop", "isample uniform", "isample IS forced on, p = 2"):

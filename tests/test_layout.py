@@ -30,7 +30,7 @@ def test_no_function_in_the_library_or_the_stages_is_over_60_lines():
 def test_no_formatter_switches():
     marked = [
         f"{path.relative_to(REPO)}:{number}"
-        for folder in ("isample", "stages", "tests", "benchmarks")
+        for folder in ("isample", "stages", "tests", "benchmarks", "recipes")
         for path in sorted((REPO / folder).rglob("*.py"))
         if path != Path(__file__)
         for number, line in enumerate(path.read_text().splitlines(), 1)

@@ -176,7 +176,7 @@ def make_archive(path, classes, per_class=(3, 2), prefix=""):
         for split, count in zip(("train", "test"), per_class, strict=True):
             for label, name in enumerate(classes):
                 for i in range(count):
-                    data = image_bytes(10 * label + i)
+                    data = image_bytes((10 * label + i) % 256)
                     info = tarfile.TarInfo(f"{prefix}{split}/{name}/{i:04d}.png")
                     info.size = len(data)
                     archive.addfile(info, io.BytesIO(data))
