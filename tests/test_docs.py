@@ -12,7 +12,7 @@ PAGES = [ROOT / "README.md", ROOT / "isample/methods/README.md", *sorted((ROOT /
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 MODULE = re.compile(r"python -m ((?:benchmarks|stages)\.\w+)")
 MAKE = re.compile(r"`make ([a-z][\w-]*)(?![\w=])")
-PATH = re.compile(r"`((?:isample|stages|tests|benchmarks|docs)/[\w/.\-]+)")
+PATH = re.compile(r"`((?:isample|stages|tests|benchmarks|docs|recipes)/[\w/.\-]+)")
 
 
 def slug(heading: str) -> str:
@@ -60,3 +60,13 @@ def test_every_command_and_path_named_exists(page):
         path = path.split("::")[0].rstrip(".")
         if "<" not in path and "*" not in path:
             assert (ROOT / path).exists(), f"{names(page)}: {path}"
+
+
+def test_each_method_has_one_card():
+    """isample/methods/README.md: one card per method, each opening with its name in bold (a copy of a card
+    goes stale beside the one kept up to date)."""
+    from isample.methods import METHODS
+
+    text = (ROOT / "isample/methods/README.md").read_text()
+    cards = re.findall(r"^\*\*(\w+)\*\* \(read against", text, flags=re.MULTILINE)
+    assert sorted(cards) == sorted(set(cards)) and set(cards) >= set(METHODS) - {"uniform", "reuse"}, cards
