@@ -160,7 +160,7 @@ def section(words: dict, is_runs: list[Run], figures: dict) -> Section:
                 if column != "seed"
             },
         }
-    out += figure_lines(words, figures, ("activation",))
+    out += figure_lines(words, figures, ("activation",), seeds=len({r.seed for r in is_runs}))
     return Section(out, metrics, facts.missing)
 
 

@@ -202,7 +202,8 @@ def section(words: dict, runs: dict[str, list[Run]], per_ratio, figures: dict) -
     out += [words["conclusion"], ""]
     for rule, values in facts.conclusions.values():
         out.append(f"- {words[rule].format(name=method_name(words, values.get('method', '')), **values)}")
-    out += [""] + figure_lines(words, figures, ("all_methods",))
+    seeds = len({run.seed for method_runs in runs.values() for run in method_runs})
+    out += [""] + figure_lines(words, figures, ("all_methods",), seeds=seeds)
     metrics = {
         method: finite_or_none({key: float(value) for key, value in table_.loc[method].items()}) for method in order
     }

@@ -180,9 +180,16 @@ def missing_lines(words: dict, facts: Facts) -> list[str]:
     return [line for what in facts.missing for line in (words["missing"].format(what=words[f"missing_{what}"]), "")]
 
 
-def figure_lines(words: dict, figures: dict[str, str], names: tuple[str, ...]) -> list[str]:
-    lines = [f"![{name}]({path})" for name, path in figures.items() if name in names]
-    return [words["figures"], ""] + lines + [""] if lines else []
+def figure_lines(words: dict, figures: dict[str, str], names: tuple[str, ...], seeds: int | None = None) -> list[str]:
+    """Each figure with its caption: what it shows and, for curves over `seeds` seeds, their interval."""
+    spread = "" if seeds is None else words["seeds_one" if seeds == 1 else "seeds_many"].format(n=seeds)
+    lines = [
+        line
+        for name, path in figures.items()
+        if name in names
+        for line in (f"![{name}]({path})", "", f"*{words[f'caption_{name}'].format(seeds=spread)}*", "")
+    ]
+    return [words["figures"], ""] + lines if lines else []
 
 
 WORDS = {
@@ -204,6 +211,22 @@ WORDS = {
         "key": "### Key information",
         "conclusion": "### Conclusion",
         "figures": "### Figures",
+        "seeds_one": "one seed, so no interval",
+        "seeds_many": "the mean over {n} seeds, the band its 95% t-interval",
+        "caption_accuracy": "Test accuracy and loss (the test subset, after every epoch) against training time, IS and "
+        "uniform from the same initial weights; {seeds}. Dotted: the lr drops.",
+        "caption_train_loss": "Train loss against training time (log scale): on the batches trained, importance-weighted, "
+        "and of the training set in eval mode; {seeds}.",
+        "caption_activation": "IS along its run, epoch means: the draw's predicted speed-up s and tau against the "
+        "threshold 1 + a, and s / (1 + a) against 1; {seeds}.",
+        "caption_all_methods": "Every method's test accuracy against training time; {seeds}.",
+        "caption_accuracy_vs_budget": "Final test accuracy against the budget, each budget with its own schedule: the "
+        "mean over seeds, bars one standard deviation.",
+        "caption_phases": "Median time of each phase per iteration, per configuration, over the timing stage's measured "
+        "iterations (medians: no interval).",
+        "caption_presample_fit": "The presample's median time per iteration against p, with the cost model's straight "
+        "line.",
+        "caption_presample_vs_train": "Each measured IS iteration's presample forward against its training step.",
         "missing": "**Missing:** {what}. This section is incomplete until it exists (run `dvc repro`).",
         "missing_upper_bound": "no importance-sampling record in results/upper_bound/",
         "missing_uniform": "no uniform record in results/uniform/",
@@ -234,6 +257,18 @@ WORDS = {
         "key": "### 关键信息",
         "conclusion": "### 结论",
         "figures": "### 图",
+        "seeds_one": "单个种子，因此没有区间",
+        "seeds_many": "{n} 个种子的均值，阴影为其 95% t 区间",
+        "caption_accuracy": "测试准确率与损失（每轮后的测试子集）随训练时间的变化，重要性采样与均匀采样从相同初始权重出发；"
+        "{seeds}。虚线：学习率下降。",
+        "caption_train_loss": "训练损失随训练时间的变化（对数坐标）：训练批次上、重要性加权、以及评估模式下的训练集；{seeds}。",
+        "caption_activation": "重要性采样在运行中的情况（每轮平均）：抽取方式的预测加速 s 与 tau 对比阈值 1 + a，"
+        "以及 s / (1 + a) 对比 1；{seeds}。",
+        "caption_all_methods": "各方法的测试准确率随训练时间的变化；{seeds}。",
+        "caption_accuracy_vs_budget": "最终测试准确率与预算（每个预算各自的学习率计划）：种子均值，误差棒为一个标准差。",
+        "caption_phases": "计时阶段实测迭代中每次迭代各阶段的中位时间，按配置（中位数：无区间）。",
+        "caption_presample_fit": "预采样每次迭代的中位时间与 p，以及成本模型的直线拟合。",
+        "caption_presample_vs_train": "每次实测的重要性采样迭代中预采样前向与训练步的对比。",
         "missing": "**缺少：** {what}。在它存在之前本节不完整（运行 `dvc repro`）。",
         "missing_upper_bound": "results/upper_bound/ 中没有重要性采样记录",
         "missing_uniform": "results/uniform/ 中没有均匀采样记录",

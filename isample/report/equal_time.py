@@ -190,7 +190,7 @@ def section(words: dict, is_runs: list[Run], uniform_runs: list[Run], figures: d
         out += [words["difference"].format(ci=interval, **values), "", words["conclusion"], ""]
         out += conclude(words, facts, values) + [""]
         metrics = finite_or_none(numbers)
-    out += figure_lines(words, figures, ("accuracy", "train_loss"))
+    out += figure_lines(words, figures, ("accuracy", "train_loss"), seeds=len({r.seed for r in is_runs}))
     return Section(out, {"comparison": metrics} if metrics else {}, facts.missing)
 
 

@@ -3,6 +3,8 @@ time against p with the cost model's fit, and the presample's forward against th
 from the training curves of `isample.report.figures` because they change with the timing stage and the
 cost model; their labels are that module's `LABELS`."""
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -12,6 +14,8 @@ from isample.names import IMPORTANCE
 from isample.report import figures  # noqa: F401  (the Agg backend and the fonts, set up once there)
 from isample.report.records import train_step_seconds
 
+SLIVER = 0.04  # of an iteration's time
+
 
 def timing_phases(per_ratio: pd.DataFrame, words: dict) -> plt.Figure:
     frame = per_ratio.copy()
@@ -20,14 +24,21 @@ def timing_phases(per_ratio: pd.DataFrame, words: dict) -> plt.Figure:
         chunk = importance["forward_chunk"].iloc[0]
         frame = frame[(frame["run"] != IMPORTANCE) | (frame["forward_chunk"] == chunk)]
     frame["configuration"] = [
-        f"p = {p:g}" if run == IMPORTANCE else words.get(run, run)
+        words["IS at p"].format(p) if run == IMPORTANCE else words.get(run, run)
         for run, p in zip(frame["run"], frame["presample"], strict=True)
     ]
     phases = [c.removeprefix("time_") for c in frame.columns if c.startswith("time_")]  # in the record's order
     milliseconds = frame.set_index("configuration")[[f"time_{p}" for p in phases]] * 1000
     milliseconds.columns = [p.replace("_", " ") for p in phases]
+    # Phases under SLIVER of every bar are too thin to see: one "other" segment holds them, named in the legend.
+    thin = [p for p in milliseconds.columns if (milliseconds[p] < SLIVER * milliseconds.sum(axis=1)).all()]
+    if len(thin) > 1:
+        other = textwrap.fill(words["other phases"].format(", ".join(thin)), 28)
+        milliseconds = milliseconds.drop(columns=thin).assign(**{other: milliseconds[thin].sum(axis=1)})
     fig, ax = plt.subplots(figsize=(9, 5))
-    milliseconds.plot.bar(stacked=True, ax=ax, color=sns.color_palette("tab10", len(phases)), rot=15)
+    colours = sns.color_palette("tab10", len(milliseconds.columns))
+    milliseconds.plot.bar(stacked=True, ax=ax, color=colours, rot=25)
+    plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     ax.set(xlabel="", ylabel=words["median per iteration"], title=words["where time goes"])
     ax.legend(fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     fig.tight_layout()

@@ -295,3 +295,33 @@ def test_no_cost_conclusion_rests_on_a_missing_timing_value(column, language):
     text, _ = report(*pairs([0.62, 0.63], [0.60, 0.61]), timing, language, {})
     printed = re.compile(r"\bnan\b|\bNone\b")
     assert not printed.search(text), [line for line in text.splitlines() if printed.search(line)]
+
+
+def test_a_panel_with_nothing_to_show_is_a_sentence_and_no_legend_carries_a_heading():
+    """IS never on: no share panel (a line at 0 says nothing), the figure says so in words; every legend
+    names what is drawn (the lr drops included), none of seaborn's column headings; several seeds: bands."""
+    is_runs, uniform_runs = pairs([0.62, 0.61], [0.60, 0.59], is_share_by_lr=(0.0, 0.0, 0.0))
+    words = figures.labels("en")
+    activation = figures.is_activation(is_runs, words)
+    assert len(activation.axes) == 2 and activation._suptitle.get_text() == words["never on"]
+    on = figures.is_activation(pairs([0.62, 0.61], [0.60, 0.59], is_share_by_lr=(0.1, 0.9, 0.9))[0], words)
+    assert len(on.axes) == 3 and on._suptitle is None
+    for figure in (activation, figures.accuracy_and_loss(is_runs + uniform_runs, words)):
+        for ax in figure.axes:
+            names = [text.get_text() for text in ax.get_legend().get_texts()] if ax.get_legend() else []
+            assert not set(names) & set(figures.HEADINGS) and (not names or words["lr change"] in names), names
+    accuracy = figures.accuracy_and_loss(is_runs + uniform_runs, words).axes[0]
+    assert accuracy.collections, "two seeds: the 95% interval is drawn as a band"
+    assert {text.get_text() for text in accuracy.get_legend().get_texts()} >= {words["upper_bound_is_off"]}
+
+
+def test_each_figure_has_a_caption_with_its_seeds_and_interval():
+    from isample.report.common import figure_lines
+    from isample.report.render import words
+
+    english = words("en")
+    lines = figure_lines(english, {"accuracy": "figures/accuracy.png"}, ("accuracy",), seeds=3)
+    assert lines[2] == "![accuracy](figures/accuracy.png)" and "the mean over 3 seeds" in lines[4]
+    assert "one seed, so no interval" in figure_lines(english, {"activation": "a.png"}, ("activation",), seeds=1)[4]
+    chinese = words("zh")
+    assert all(f"caption_{name}" in chinese for name in ("accuracy", "activation", "phases", "all_methods"))
