@@ -12,6 +12,7 @@ PAGES = [ROOT / "README.md", ROOT / "isample/methods/README.md", *sorted((ROOT /
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 MODULE = re.compile(r"python -m ((?:benchmarks|stages)\.\w+)")
 MAKE = re.compile(r"`make ([a-z][\w-]*)(?![\w=])")
+ANSWER_COMMANDS_GLOSSARY = ("## The answer so far", "## Two commands", "## Words and symbols")
 PATH = re.compile(r"`((?:isample|stages|tests|benchmarks|docs|recipes)/[\w/.\-]+)")
 
 
@@ -29,11 +30,19 @@ def names(page: Path) -> str:
 
 
 def test_the_docs_pages_exist_and_the_readme_is_a_front_door():
+    """nanoGPT's front door: within 40 lines what it does, the answer (at most 6 lines, its numbers linked)
+    and the two commands; then the glossary; the detail in docs/, linked."""
     readme = (ROOT / "README.md").read_text().splitlines()
-    assert len(readme) <= 260, len(readme)
+    assert len(readme) < 200, len(readme)
     assert len(PAGES) > 5
-    first_screen = "\n".join(readme[:60])
-    assert "](reports/figures/" in first_screen  # the answer's figure
+    sections = [i for i, line in enumerate(readme) if line.startswith("## ")]
+    answer, commands, glossary = (readme.index(title) for title in ANSWER_COMMANDS_GLOSSARY)
+    assert answer < commands < glossary and sections[:3] == [answer, commands, glossary]
+    assert answer <= 8 and glossary <= 40 and "make run" in readme[commands + 3] and "make test" in readme[commands + 4]
+    answered = [line for line in readme[answer + 1 : commands] if line.strip()]
+    assert len(answered) <= 6, answered
+    bullets = "\n".join(answered).replace("\n  ", " ").splitlines()
+    assert all("](" in bullet for bullet in bullets if re.search(r"\d\.\d", bullet))  # a number names its page
 
 
 @pytest.mark.parametrize("page", PAGES, ids=names)

@@ -197,13 +197,14 @@ WORDS = {
         "title": "# Importance sampling against uniform SGD at equal training time",
         "generated": "Written by the `report` stage from the records under `results/`; rerun `dvc repro` to refresh.",
         "break_even": "Where IS pays at all was measured apart, at equal priced budgets with IS's presample at stated "
-        "prices ([docs/break-even.md](../docs/break-even.md), 3 regimes, 3 seeds, 60 priced seconds). Drawn without "
-        "replacement (`sampler.draw`, the default), IS forced on ties uniform even when its presample is free: "
-        "-0.20 [-2.88, +2.49] points in the default regime, -0.51 [-1.66, +0.63] where the model memorises, "
-        "-0.02 [-0.69, +0.65] where it has memorised. The 2018 draw, with replacement, lost -1.84 [-2.50, -1.18] "
-        "where the model memorises, and the new draw beats it by +2.23 [+0.51, +3.96] in the default regime. IS pays "
-        "where its presample costs less than a* of a training step: a* is below 0.402 (default regime) and 0.319 "
-        "(memorising regime) with 95% confidence, below 0 by the means. At the priced clock's a = 0.508 at p = 2, "
+        "prices ([docs/break-even.md](../docs/break-even.md), 3 regimes, 5 seeds at a = 0 and 3 at the other prices, "
+        "60 priced seconds). Drawn without replacement (`sampler.draw`, the default), IS forced on does not beat uniform "
+        "even when its presample is free: -0.19 [-1.18, +0.81] points in the default regime, -0.12 [-1.21, +0.96] where "
+        "the model memorises, -0.18 [-0.61, +0.26] where it has memorised, so a gain above one point is ruled out. The "
+        "2018 draw, with replacement, loses -2.45 [-4.13, -0.77] and -1.30 [-2.25, -0.36] in the first two, and the new "
+        "draw beats it by +2.26 [+1.55, +2.97] and +1.18 [+0.27, +2.09] there. IS pays where its presample costs less "
+        "than a* of a training step: a* is below 0.402 (default regime) and 0.319 (memorising regime) with 95% "
+        "confidence, below 0 by the means. At the priced clock's a = 0.508 at p = 2, "
         "the rule cannot switch IS on at p = 2: no draw from a presample of 2b predicts a speed-up above sqrt(2).",
         "parameters": "## Parameters",
         "files": "## Result files",
@@ -246,11 +247,13 @@ WORDS = {
         "title": "# 等训练时间下重要性采样与均匀 SGD 的对比",
         "generated": "由 `report` 阶段根据 `results/` 下的记录生成；运行 `dvc repro` 以更新。",
         "break_even": "重要性采样在何处划算另行测量：在等定价预算下、以给定价格计预采样（[docs/break-even.md](../docs/break-even.md)，"
-        "3 种情形、3 个种子、60 定价秒）。不放回抽取（`sampler.draw`，默认）时，即使预采样免费，强制开启的重要性采样也与均匀采样"
-        "持平：默认情形 -0.20 [-2.88, +2.49] 点，记忆情形 -0.51 [-1.66, +0.63]，已记住的情形 -0.02 [-0.69, +0.65]。"
-        "2018 年的有放回抽取在记忆情形下损失 -1.84 [-2.50, -1.18]，新的抽取方式在默认情形下比它高 +2.23 [+0.51, +3.96]。"
-        "当预采样成本低于训练步的 a* 时重要性采样划算：以 95% 置信度，默认情形 a* 低于 0.402，记忆情形低于 0.319，按均值低于 0。"
-        "在定价时钟的 a = 0.508（p = 2）下，规则无法在 p = 2 时开启重要性采样：从 2b 的预采样中抽取，预测加速都不超过 sqrt(2)。",
+        "3 种情形，a = 0 时 5 个种子、其他价格 3 个种子，60 定价秒）。不放回抽取（`sampler.draw`，默认）时，即使预采样免费，"
+        "强制开启的重要性采样也没有超过均匀采样：默认情形 -0.19 [-1.18, +0.81] 点，记忆情形 -0.12 [-1.21, +0.96]，"
+        "已记住的情形 -0.18 [-0.61, +0.26]，因此超过一个点的提升可以排除。2018 年的有放回抽取在前两种情形下损失 "
+        "-2.45 [-4.13, -0.77] 和 -1.30 [-2.25, -0.36]，新的抽取方式在那里比它高 +2.26 [+1.55, +2.97] 和 "
+        "+1.18 [+0.27, +2.09]。当预采样成本低于训练步的 a* 时重要性采样划算：以 95% 置信度，默认情形 a* 低于 0.402，"
+        "记忆情形低于 0.319，按均值低于 0。在定价时钟的 a = 0.508（p = 2）下，规则无法在 p = 2 时开启重要性采样："
+        "从 2b 的预采样中抽取，预测加速都不超过 sqrt(2)。",
         "parameters": "## 参数",
         "files": "## 结果文件",
         "rules": "## 结论的判定规则",
