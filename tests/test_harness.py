@@ -198,27 +198,49 @@ def _params() -> dict:
     return raw
 
 
-@pytest.mark.parametrize(
-    "study, doc, extra",
-    [
-        ("break_even", "docs/break-even.md", ["--figure", "{tmp}/figure.png"]),
-        ("break_even", "docs/break-even.md", ["--out", "docs/data/break_even_2018.csv", "--figure", "{tmp}/f.png"]),
-        ("break_even_causes", "docs/break-even.md", []),
-        ("presample_auto", "docs/presample-auto.md", []),
-    ],
-)
-def test_the_summary_alone_reproduces_the_committed_tables_from_the_committed_facts(
-    study, doc, extra, tmp_path, capsys
-):
+SUMMARIES = [
+    ("break_even", "docs/break-even.md", ["--figure", "{tmp}/figure.png"]),
+    ("break_even", "docs/break-even.md", ["--out", "docs/data/break_even_2018.csv", "--figure", "{tmp}/f.png"]),
+    ("break_even_causes", "docs/break-even.md", []),
+    ("presample_auto", "docs/presample-auto.md", []),
+]
+
+
+def summary_tables(study: str, extra: list[str], tmp_path, capsys) -> list[str]:
+    """What `python -m benchmarks.<study> --summary-only` prints from the committed facts, table by table."""
     import importlib
 
     module = importlib.import_module(f"benchmarks.{study}")
     args = harness.parser_for(module.STUDY).parse_args(["--summary-only", *(e.format(tmp=tmp_path) for e in extra)])
     harness.run(module.STUDY, args)
-    tables = [block.strip() for block in capsys.readouterr().out.split("\n\n") if block.strip()]
+    return [block.strip() for block in capsys.readouterr().out.split("\n\n") if block.strip()]
+
+
+@pytest.mark.parametrize("study, doc, extra", SUMMARIES)
+def test_the_summary_alone_reproduces_the_committed_tables_from_the_committed_facts(
+    study, doc, extra, tmp_path, capsys
+):
+    tables = summary_tables(study, extra, tmp_path, capsys)
     page = open(doc).read()
     assert tables and all(table in page for table in tables), f"{study}: a table differs from {doc}'s"
     assert f"python -m benchmarks.{study}" in page  # the page states the command that makes them
+
+
+@pytest.mark.parametrize("doc", sorted({doc for _, doc, _ in SUMMARIES}))
+def test_every_interval_a_page_quotes_is_in_the_tables_its_facts_make(doc, tmp_path, capsys):
+    """The prose of a measured page quotes its tables: each "-0.19 [-1.18, +0.81]" it writes is a cell of
+    a table its studies make from the committed facts (a number retyped by hand would go stale)."""
+    import re
+
+    made = "\n".join(
+        table
+        for study, page, extra in SUMMARIES
+        if page == doc
+        for table in summary_tables(study, extra, tmp_path, capsys)
+    )
+    prose = "\n".join(line for line in open(doc).read().splitlines() if not line.startswith("|"))
+    quoted = re.findall(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", prose)
+    assert quoted and not [interval for interval in quoted if interval not in made], doc
 
 
 STUDIES = ["break_even", "break_even_causes", "presample_auto", "switching_rule", "default_regime"]
