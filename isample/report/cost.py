@@ -94,6 +94,8 @@ def timing_facts(timing: dict[str, pd.DataFrame] | None) -> Facts:
     measured = float(importance["prediction_error_measured"].abs().max())
     facts.numbers["prediction_error_measured_worst"] = measured
     facts.conclusions["prediction"] = (prediction_rule(error, measured), {})
+    if facts.numbers.get("median_interval_worst", 0.0) > PREDICTION_TOLERANCE:  # a loaded machine: no judging
+        facts.conclusions["prediction"] = ("prediction_too_noisy", {"interval": facts.numbers["median_interval_worst"]})
     loading = loading_conclusion(importance)
     if loading is not None:
         facts.conclusions["loading"] = loading
@@ -250,6 +252,9 @@ TEXT = {
         "the presample forward (no autograd, in chunks) at the training forward's t.",
         "notebook_model_fits": "The notebook's cost model predicts every ratio within {error:.0%}; the measured one "
         "misses by up to {measured_error:.0%}.",
+        "prediction_too_noisy": "The iteration times' 95% intervals reach ±{interval:.0%}, wider than the "
+        f"{PREDICTION_TOLERANCE:.0%} a cost model is judged by: rerun the timing stage on a quiet machine before judging "
+        "either model.",
         "neither_model_fits": "Neither cost model predicts every ratio within tolerance: the notebook's misses by up "
         "to {error:.0%}, the measured one by up to {measured_error:.0%}.",
         "loading_dominates": "Examples come from disk: at p = {p_max:g}, loading them took {loading:.1f} ms of an IS "
@@ -306,6 +311,8 @@ TEXT = {
         "(p + 1 + k) b t 最多相差 {error:.0%}，因为它按训练前向的 t 计算无梯度、分块的预采样前向。",
         "notebook_model_fits": "笔记代价模型在每个比例下的预测误差都在 {error:.0%} 以内；实测模型最多相差 "
         "{measured_error:.0%}。",
+        "prediction_too_noisy": "迭代时间的 95% 区间达到 ±{interval:.0%}，宽于评判代价模型所用的 "
+        f"{PREDICTION_TOLERANCE:.0%}：请在空闲的机器上重跑计时阶段后再评判两个模型。",
         "neither_model_fits": "两个代价模型都未能在每个比例下落在容差内：笔记模型最多相差 {error:.0%}，实测模型最多相差 "
         "{measured_error:.0%}。",
         "loading_dominates": "样本从磁盘读取：在 p = {p_max:g} 时，读取样本占一次重要性采样迭代的 {loading:.1f} ms，"

@@ -107,6 +107,23 @@ def test_timing_conclusions_flip():
     assert offset.conclusions["fit"][0] == "presample_linear_offset"
 
 
+def test_iteration_times_too_noisy_to_judge_a_cost_model_say_so():
+    """A loaded machine: the medians' 95% intervals wider than the 10% a model is judged by; no model is then
+    said to fit or to miss."""
+    tables = timing_tables(error=0.3, measured_error=0.04)
+    per_ratio = tables["per_ratio"]
+    for half in (0.04, 0.27):
+        tables["per_ratio"] = per_ratio.assign(
+            measured_seconds_low=per_ratio["measured_seconds"] * (1 - half),
+            measured_seconds_high=per_ratio["measured_seconds"] * (1 + half),
+            iterations=30,
+        )
+        rule, values = timing_facts(tables).conclusions["prediction"]
+        assert (rule == "prediction_too_noisy") == (half > 0.1) and values.get("interval", half) == pytest.approx(half)
+    text, _ = report([], [], tables, "en", {})
+    assert "reach ±27%, wider than the 10%" in text and "The measured cost model fits" not in text
+
+
 def test_with_data_from_disk_the_report_says_whether_loading_or_the_forward_dominates():
     assert "loading" not in timing_facts(timing_tables()).conclusions  # in memory: nothing loaded, nothing said
     slow_disk = timing_facts(timing_tables(loading=0.05)).conclusions["loading"]
