@@ -8,7 +8,7 @@ SHARED_DATA ?= ../shared/data
 CORE_TESTS := tests/test_package.py tests/test_sampling.py tests/test_scores.py tests/test_trainer.py tests/test_selector.py \
 	tests/test_phases.py tests/test_costmodel.py tests/test_readme.py
 
-.PHONY: install data run rerun test test-core lock bench gpu-wheels
+.PHONY: install data run rerun test test-core lock bench gpu-wheels experiment
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements.lock

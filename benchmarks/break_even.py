@@ -4,15 +4,18 @@ Under the priced clock (`train.clock: priced`, docs/priced-clock.md) every run s
 the price of the work it did, so its iterations are the same on any machine, and IS's presample can be
 given any price: a = 0 (the positive control: choosing costs nothing, so any variance reduction worth
 having must show), a small a, and the measured one (`from_prices`). Per regime and seed, from the same
-initial weights: uniform (random reshuffling), IS forced on at each price, and IS by its rule
-(tau_th = 1 + a, priced) at each of --rule-prices.
+initial weights: uniform (random reshuffling), IS forced on at each price with each draw of --draws
+(`sampler.draw`), and IS by its rule (the draw's predicted speed-up s against 1 + a, priced) at each of
+--rule-prices.
 
-Per regime and price: IS minus uniform in final test accuracy (whole test set) and in training-set
-loss (eval mode), with 95% intervals over the paired seeds; tau as measured along the forced runs and
-the speed-up the rule predicts, tau / (1 + a). The break-even price a* is where the mean accuracy gain,
-linear between the prices, crosses zero (its interval: where the interval's bounds cross it), set
-beside the rule's own break-even tau - 1. A calibration figure draws the measured gain against
-tau / (1 + a), one point per regime and price. Measured: docs/break-even.md.
+Per regime, draw and price: IS minus uniform in final test accuracy (whole test set) and in training-set
+loss (eval mode), with 95% intervals over the paired seeds; tau and the draw's variance ratio r as
+measured along the forced runs, and the speed-up predicted net of the price, by the root,
+r^(-1/2) / (1 + a) (the rule's), and by the ratio, 1 / (r (1 + a)). Per regime at zero price: one draw
+against the other. The break-even price a* is where the mean accuracy gain, linear between the prices,
+crosses zero (its interval: where the interval's bounds cross it), set beside the rule's predicted
+break-even s - 1 (and the ratio's). A calibration figure draws the measured gain against the predicted
+speed-up, by the root and by the ratio, one point per regime, draw and price. Measured: docs/break-even.md.
 
 Priced points share a machine: --jobs 2 on 2 cores. A priced second is about a wall second of uniform
 on the reference machine; IS forced on at a priced a takes about (1 + a_wall) / (1 + a) of it.
