@@ -22,6 +22,7 @@ best fixed p beyond the resolution, and better than the median fixed p. Measured
 import argparse
 import math
 import statistics
+from pathlib import Path
 
 import pandas as pd
 
@@ -32,6 +33,7 @@ from isample.methods.presample_ratio import candidate_ratios
 from isample.report.common import confidence_interval
 
 FIXED = (2.0, 3.0, 5.0, 7.0)
+CLOCKS = {"priced": "priced clock", "wall": "wall clock"}  # in the figure's words
 BOUND = 7.0
 # name -> (method, presample, IS forced on); the rule's variants run under the priced clock only.
 VARIANTS = {
@@ -53,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per run, priced or wall")
     parser.add_argument("--a2", type=float, default=0.1, help="priced clock: a presample of 2b in training steps")
+    parser.add_argument("--figure", default="docs/figures/presample_auto.png", help="accuracy by p, per regime")
 
 
 def grid(args) -> list[dict]:
@@ -159,8 +162,53 @@ def goals(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def ratio_figure(table: pd.DataFrame, path: Path) -> None:
+    """Per regime, IS forced on minus uniform in final test accuracy at each fixed p and with auto (at the
+    mean ratio it trained at), one line per clock, the bars 95% t-intervals over the paired seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    forced = table[(table["variant"] != "uniform") & ~table["variant"].isin(RULE_VARIANTS)].copy()
+    forced["p"] = [float(v[1:]) if v != "auto" else ratio for v, ratio in zip(forced["variant"], forced["mean_ratio"])]
+    regimes = list(dict.fromkeys(forced["regime"]))
+    fig, axes = plt.subplots(1, len(regimes), figsize=(6 * len(regimes), 4.3), sharey=True, squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
+        for offset, (clock, rows) in zip((-0.06, 0.06), forced[forced["regime"] == regime].groupby("clock")):
+            fixed = rows[rows["variant"] != "auto"].sort_values("p")
+            mean, low, high = (100 * fixed[f"minus_uniform{end}"] for end in ("_mean", "_low", "_high"))
+            bars = [mean - low, high - mean]
+            line = ax.errorbar(
+                fixed["p"] + offset, mean, yerr=bars, marker="o", capsize=3, label=f"fixed p, {CLOCKS[clock]}"
+            )
+            auto = rows[rows["variant"] == "auto"]
+            for _, row in auto.iterrows():
+                a_mean, a_low, a_high = (100 * row[f"minus_uniform{end}"] for end in ("_mean", "_low", "_high"))
+                ax.errorbar(
+                    [row["p"] + offset],
+                    [a_mean],
+                    yerr=[[a_mean - a_low], [a_high - a_mean]],
+                    marker="*",
+                    markersize=12,
+                    capsize=3,
+                    color=line[0].get_color(),
+                    linestyle="",
+                    label=f"auto, {CLOCKS[clock]}",
+                )
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set(title=regime, xlabel="presample ratio p = B / b (auto: the mean it trained at)")
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("IS forced on minus uniform (points)")
+    fig.suptitle("Final test accuracy by presample ratio, IS forced on against uniform")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def tables(facts: pd.DataFrame, args) -> list:
     table = summarize(facts)
+    ratio_figure(table, Path(args.figure))
     shown = [c for c in table.columns if not c.endswith(("_low", "_high", "_mean"))]
     shown = [c for c in shown if not (c.startswith("share_p") and table[c].fillna(0).eq(0).all())]  # never chosen
     return [("", table[shown]), ("", goals(table))]

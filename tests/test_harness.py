@@ -202,7 +202,7 @@ SUMMARIES = [
     ("break_even", "docs/break-even.md", ["--figure", "{tmp}/figure.png"]),
     ("break_even", "docs/break-even.md", ["--out", "docs/data/break_even_2018.csv", "--figure", "{tmp}/f.png"]),
     ("break_even_causes", "docs/break-even.md", []),
-    ("presample_auto", "docs/presample-auto.md", []),
+    ("presample_auto", "docs/presample-auto.md", ["--figure", "{tmp}/ratios.png"]),
 ]
 
 
