@@ -24,19 +24,15 @@ class LaggedReads:
 
     def put(self, facts: Any, values: dict[str, torch.Tensor | float]) -> None:
         names = list(values)
-        tensors = [value for value in values.values() if isinstance(value, torch.Tensor)]
-        device = tensors[0].device if tensors else torch.device("cpu")
-        stacked = (
-            torch.stack(
-                [
-                    value.detach().reshape(()).double()
-                    if isinstance(value, torch.Tensor)
-                    else torch.full((), value, dtype=torch.float64, device=device)
-                    for value in values.values()
-                ]
-            )
-            if names
-            else torch.zeros(0, dtype=torch.float64)
+        device = next((value.device for value in values.values() if isinstance(value, torch.Tensor)), None)
+        # Numbers are filled in where the tensors are (a fill, not a copy from the host); one tensor to copy.
+        stacked = torch.stack(
+            [
+                value.detach().reshape(()).double()
+                if isinstance(value, torch.Tensor)
+                else torch.full((), value, dtype=torch.float64, device=device)
+                for value in values.values()
+            ]
         )
         if not self.lag:
             self._pending.append((facts, names, stacked.tolist(), None))

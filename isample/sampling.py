@@ -64,12 +64,11 @@ def importance_draw(
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
     scores = scores.detach().float()
     if not host_reads:
-        n, drawing = scores.numel(), generator.device if generator is not None else scores.device
+        n = scores.numel()
         usable = torch.where(torch.isfinite(scores) & (scores > 0), scores, 0.0)
         probabilities = smoothed_distribution(usable, smoothing)
         ends = probabilities.double().cumsum(0)
-        targets = torch.rand(b, generator=generator, device=drawing, dtype=torch.float64).to(scores.device)
-        positions = torch.searchsorted(ends, targets * ends[-1], right=True).clamp_max(n - 1)
+        positions = _positions_under(ends, _uniforms(b, generator, scores.device) * ends[-1])
         return positions, 1.0 / (n * probabilities[positions])
     _check_scores(scores)
     n = scores.numel()
@@ -120,13 +119,28 @@ def systematic_draw(pi: torch.Tensor, b: int, generator: torch.Generator | None 
     end to end on [0, b); the draw takes the positions under u, u + 1, ..., u + b - 1 for one uniform u.
     O(B), on the device of pi and without a host read: a permutation, a cumulative sum, a search."""
     n, device = pi.numel(), pi.device
-    drawing = generator.device if generator is not None else device
-    order = torch.randperm(n, generator=generator, device=drawing).to(device)
+    order = torch.randperm(n, generator=generator, device=_drawing_device(generator, device)).to(device)
     ends = pi.double()[order].cumsum(0)
     ends = ends * (b / ends[-1])  # exactly b at the end, so that rounding can never repeat the last position
-    u = torch.rand(1, generator=generator, device=drawing, dtype=torch.float64).to(device)
-    points = u + torch.arange(b, device=device, dtype=torch.float64)
-    return order[torch.searchsorted(ends, points, right=True).clamp_max(n - 1)]
+    points = _uniforms(1, generator, device) + torch.arange(b, device=device, dtype=torch.float64)
+    return order[_positions_under(ends, points)]
+
+
+def _drawing_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
+    """Where random numbers are drawn: the generator's device (the CPU's, for a run's streams), else `device`."""
+    return generator.device if generator is not None else device
+
+
+def _uniforms(count: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """`count` float64 uniforms on [0, 1) from `generator`, moved to `device`."""
+    drawing = _drawing_device(generator, device)
+    return torch.rand(count, generator=generator, device=drawing, dtype=torch.float64).to(device)
+
+
+def _positions_under(ends: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """For points on [0, ends[-1]), the position of the span [ends[i - 1], ends[i]) each lies in (a point
+    that rounding puts at the very end stays in the last span)."""
+    return torch.searchsorted(ends, points, right=True).clamp_max(len(ends) - 1)
 
 
 def importance_draw_without_replacement(

@@ -25,8 +25,9 @@ def set_arguments(values: dict) -> list[str]:
     """`-S key=value` arguments for `dvc exp run`, each value in YAML's flow style ([0.5, 0.75], 3h)."""
     arguments = []
     for key, value in values.items():
-        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
-        arguments += ["-S", f"{key}={text.removesuffix(chr(10) + '...').strip()}"]
+        # A scalar's document ends with "...": the value is what comes before it.
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).removesuffix("...\n").strip()
+        arguments += ["-S", f"{key}={text}"]
     return arguments
 
 
