@@ -204,6 +204,7 @@ def ratio_figure(table: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    plt.close(fig)  # a summary run draws one per call: none kept open
 
 
 def tables(facts: pd.DataFrame, args) -> list:
