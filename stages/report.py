@@ -13,7 +13,7 @@ from isample.experiment.train_config import parse_duration
 from isample.files import write_text_atomically
 from isample.names import IMPORTANCE, UNIFORM
 from isample.report import figures, timing_figures
-from isample.report.records import fit_values, read_run, read_timing, timing_path
+from isample.report.records import FORCED, fit_values, read_run, read_timing, timing_path
 from isample.report.render import longest_budget, render
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
 
@@ -46,7 +46,7 @@ def read_timings(params) -> tuple[dict | None, list[str]]:
 def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
     """Each figure the records allow, by name, as a function that draws it."""
     longest = {method: longest_budget(method_runs) for method, method_runs in runs.items()}
-    pair = longest[IMPORTANCE] + longest[UNIFORM]
+    pair = longest[IMPORTANCE] + longest.get(f"{IMPORTANCE}{FORCED}", []) + longest[UNIFORM]
     every_run = [run for method_runs in runs.values() for run in method_runs if not run.charged_seconds]
     wanted = {}
     if pair:

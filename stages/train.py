@@ -13,7 +13,7 @@ from isample.distributed import SINGLE, end_process, exit_code, leave
 from isample.experiment import launch
 from isample.experiment.config import Params
 from isample.experiment.prepared import load_prepared
-from isample.experiment.runs import run_specs
+from isample.experiment.runs import forced_specs, run_specs
 from isample.experiment.tables import load_tables
 from isample.experiment.train import Preempted, train_run
 from isample.methods.catalog import CATALOG
@@ -98,7 +98,7 @@ def main(params: Params, method: str) -> None:
     data = load_prepared(prepared_path(params))
     tables, charged = method_tables(method, data, group)
     plain = run_specs(params, method)
-    specs = plain + charged_specs(plain, method, charged)
+    specs = plain + charged_specs(plain, method, charged) + forced_specs(params, method)
     sweep = len(params.train.budget_list) > 1
     staging = RESULTS_DIR / f".{method}.staging"
     if group.is_local_main:  # each node's first process writes its copy of the records (rank 0's rows)
@@ -107,7 +107,7 @@ def main(params: Params, method: str) -> None:
     for spec in specs:
         # One budget: the historical names (seed0/test_accuracy); a sweep prefixes the budget.
         prefix = f"{spec.budget}/seed{spec.seed}" if sweep else f"seed{spec.seed}"
-        prefix = f"charged/{prefix}" if spec.charged_seconds else prefix
+        prefix = f"charged/{prefix}" if spec.charged_seconds else f"forced/{prefix}" if spec.forced else prefix
 
         def log_epoch(row: dict, prefix=prefix) -> None:
             if group.is_local_main:
@@ -129,8 +129,7 @@ def main(params: Params, method: str) -> None:
             )
         except Preempted:
             raise StageStopped(
-                f"{method} {spec.budget} seed {spec.seed}: saved {checkpoint} after an iteration; "
-                "rerun the stage to resume from it"
+                f"{spec.title}: saved {checkpoint} after an iteration; rerun the stage to resume from it"
             ) from None
         if not group.is_local_main:
             continue
@@ -138,9 +137,8 @@ def main(params: Params, method: str) -> None:
         write_run(staging / spec.record_name, run)
         if spec is plain[len(plain) - len(params.train.seeds)]:  # dvc plots: the longest budget's first seed
             run.epochs[list(CURVE_COLUMNS)].to_csv(staging / "curve.csv", index=False)
-        charged_note = f" ({spec.charged_seconds:.0f} s charged)" if spec.charged_seconds else ""
         print(
-            f"{method} {spec.budget}{charged_note} seed {spec.seed}: {run.status}, {len(run.epochs)} epochs, "
+            f"{spec.title}: {run.status}, {len(run.epochs)} epochs, "
             f"test accuracy {run.final['test_accuracy']:.4f}, chosen by score {run.scored_share:.2f}"
         )
     if group.is_local_main:

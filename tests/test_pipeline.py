@@ -118,10 +118,12 @@ def test_repro_then_presample_experiment(project):
     for stage in STAGES:
         assert f"Running stage '{stage}'" in repro.stdout
     is_record = clone / "results/upper_bound/cifar10.is.4s.0.xlsx"
+    forced_record = clone / "results/upper_bound/cifar10.is-forced.4s.0.xlsx"  # compare.forced_is, the default
     uniform_record = clone / "results/uniform/cifar10.un.4s.0.xlsx"
     reuse_record = clone / "results/reuse/cifar10.reuse.4s.0.xlsx"
     for path in (
         is_record,
+        forced_record,
         uniform_record,
         reuse_record,
         clone / "results/timing.xlsx",
@@ -135,19 +137,19 @@ def test_repro_then_presample_experiment(project):
         assert path.is_file(), path
     report = (clone / "reports/README.md").read_text()
     assert "Missing" not in report and "| importance sampling |" in report and "| score reuse |" in report
+    assert "IS forced on minus the rule's run" in report.split("### IS forced on at every iteration")[1]
     import pandas as pd
 
     timing = pd.read_excel(clone / "results/timing_reuse.xlsx", sheet_name="per_ratio").set_index("run")
     assert timing.loc["reuse", "a"] < 0.5  # measured beside uniform (the benchmark gives the real figure)
     assert {"uniform", "reuse"} == set(timing.index)
     headline = json.loads((clone / "metrics.json").read_text())
-    assert set(headline["acc"]) == {"upper_bound", "uniform", "reuse"} and set(headline["diff"]) == {
-        "upper_bound",
-        "reuse",
-    }
+    assert set(headline["acc"]) == {"upper_bound", "upper_bound_forced", "uniform", "reuse"}
+    assert set(headline["diff"]) == {"upper_bound", "upper_bound_forced", "reuse"}
+    assert headline["scored_share"]["upper_bound_forced"] == 1.0
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline results")
-    before = {path: digest(path) for path in (is_record, uniform_record)}
+    before = {path: digest(path) for path in (is_record, forced_record, uniform_record)}
 
     # A fresh clone of committed results reruns nothing (what `make run` does there); `make rerun` forces it.
     again = run(*dvc, "repro")
@@ -180,7 +182,7 @@ def test_repro_then_presample_experiment(project):
 
     experiment = run(*dvc, "exp", "run", "-S", "presample=7")
     assert stages_run(experiment.stdout) == {"train_is", "report"}, experiment.stdout
-    assert digest(is_record) != before[is_record]
+    assert digest(is_record) != before[is_record] and digest(forced_record) != before[forced_record]
     assert digest(uniform_record) == before[uniform_record]
 
     params = pd.read_excel(is_record, sheet_name="params")

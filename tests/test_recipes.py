@@ -91,13 +91,15 @@ def test_an_unknown_key_is_an_error_naming_it():
 
 
 def test_the_training_time_the_docs_state_is_the_budget_times_the_training_stages():
-    """docs/experiments.md's time per seed: each training stage (IS, uniform, one per peer of params.yaml's
-    compare.methods) trains for the budget, one after another; with --peers alone only IS and uniform."""
+    """docs/experiments.md's time per seed: each run (IS under the rule and, with compare.forced_is, forced
+    on; uniform; one per peer of params.yaml's compare.methods) trains for the budget, one after another;
+    with --peers alone only IS and uniform."""
     page = (REPO / "docs/experiments.md").read_text()
-    peers = len(yaml.safe_load((REPO / "params.yaml").read_text())["compare"]["methods"])
+    compare = yaml.safe_load((REPO / "params.yaml").read_text())["compare"]
+    peers, notebook = len(compare["methods"]), 3 if compare["forced_is"] else 2
     rows = re.findall(r"`python -m recipes ([\w-]+)` \| (\d+) h[^|]*`--peers`: (\d+) h \|", page)
     assert {name for name, _, _ in rows} == {"1", "2", "3", "4", "5", "wrn"}, rows
     for name, every, alone in rows:
         (budget,) = recipes.overrides(name)["train.budgets"]
         hours = int(budget.removesuffix("h"))
-        assert (int(every), int(alone)) == (hours * (2 + peers), hours * 2), name
+        assert (int(every), int(alone)) == (hours * (notebook + peers), hours * notebook), name

@@ -20,6 +20,7 @@ TRAIN_OPERATIONAL = (
     "train.eval_batch_size",
     "train.rdzv_endpoint",
     "train.rdzv_id",
+    "compare.forced_is",
 )
 TABLES_READ = (
     "batch_size",
@@ -64,8 +65,8 @@ def method_keys(name: str) -> list[str]:
 
 def stage_params(stage: str, method: str | None = None) -> list[str]:
     """The params.yaml keys a stage reads: dvc.yaml's `params:` of it (tests/test_dvc_deps.py checks)."""
-    if stage == "train":
-        return [*_TRAINING, *method_keys(method)]
+    if stage == "train":  # IS's stage also trains the forced-on arm when compare.forced_is says so
+        return [*_TRAINING, *method_keys(method), *(["compare.forced_is"] if method == IMPORTANCE else [])]
     if stage == "timing":  # uniform and upper_bound at every ratio of timing.presamples (not at `presample`)
         return [*_TIMED, *(key for key in method_keys(IMPORTANCE) if key != "presample")]
     if stage == "timing_peer":  # uniform beside one other method
@@ -151,3 +152,10 @@ def run_specs(params: Params, method: str) -> list[RunSpec]:
     return [
         run_spec(params, method, budget, seed) for budget in params.train.budget_list for seed in params.train.seeds
     ]
+
+
+def forced_specs(params: Params, method: str) -> list[RunSpec]:
+    """IS forced on beside each of its runs under the rule (compare.forced_is); none for another method."""
+    if method != IMPORTANCE or not params.compare.forced_is:
+        return []
+    return [spec.forced_on() for spec in run_specs(params, method)]

@@ -76,6 +76,7 @@ class TimingConfig(Section):
 
 class CompareConfig(Section):
     methods: list[str]  # selection methods run beside upper_bound (train_is) and uniform (train_uniform)
+    forced_is: bool  # train_is also trains IS forced on at every iteration, beside the rule's run
 
     @field_validator("methods")
     @classmethod

@@ -54,6 +54,9 @@ class RunSpec:
     clock: str = "wall"  # the clock the budget counts: wall | priced (`isample.pricing`)
     prices: Prices | None = None  # the priced clock's (recorded beside the wall clock whichever counts)
     train_set_examples: int = 0  # class-stratified training examples evaluated after every epoch, 0 = all
+    # IS forced on from its first iteration beside the rule's run (compare.forced_is): what the rule's
+    # choice cost or gained, from the same initial weights
+    forced: bool = False
 
     def key(self, data_hash: str, tables: dict | None = None) -> str:
         """What a checkpoint must match to be resumed: the shaping values, the budget, the seed, the data
@@ -62,6 +65,7 @@ class RunSpec:
             name: hashlib.sha256(table.cpu().numpy().tobytes()).hexdigest() for name, table in (tables or {}).items()
         }
         key = [dict(self.shaping), self.method, self.budget_seconds, self.seed, data_hash]
+        key += ["forced"] if self.forced else []  # a run under the rule keeps the key it had before the arm
         text = json.dumps(key + ([tables_hash] if tables_hash else []), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -74,6 +78,22 @@ class RunSpec:
             record_tag=f"{self.record_tag}-charged",
         )
 
+    def forced_on(self) -> "RunSpec":
+        """This run with the rule skipped, IS on at every iteration (its own record and checkpoint)."""
+        return dataclasses.replace(
+            self,
+            options=dataclasses.replace(self.options, always_importance=True),
+            forced=True,
+            record_tag=f"{self.record_tag}-forced",
+        )
+
+    @property
+    def title(self) -> str:
+        """The run in a stage's messages: "upper_bound forced on 200s seed 0", "rho_loss 2m (40 s charged) seed 1"."""
+        name = f"{self.method} forced on" if self.forced else self.method
+        charged = f" ({self.charged_seconds:.0f} s charged)" if self.charged_seconds else ""
+        return f"{name} {self.budget}{charged} seed {self.seed}"
+
     @property
     def record_name(self) -> str:
         """The notebook's naming, <dataset>.<tag>.<budget>.<seed>.xlsx."""
@@ -81,5 +101,5 @@ class RunSpec:
 
     @property
     def checkpoint_name(self) -> str:
-        charged = ".charged" if self.charged_seconds else ""
-        return f"{self.method}/{self.budget.replace(' ', '')}.seed{self.seed}{charged}.pt"
+        variant = ".charged" if self.charged_seconds else ".forced" if self.forced else ""
+        return f"{self.method}/{self.budget.replace(' ', '')}.seed{self.seed}{variant}.pt"

@@ -281,6 +281,7 @@ def _record(
         "budget": spec.budget,
         "budget_seconds": spec.budget_seconds,
         "charged_seconds": spec.charged_seconds,
+        "forced": spec.forced,
         "clock": spec.clock,
         **{f"price_{name}": value for name, value in (asdict(spec.prices) if spec.prices else {}).items()},
         "train_set_examples": len(setup.train_set),

@@ -106,6 +106,21 @@ def paired(runs: list[Run], uniform_runs: list[Run]) -> Paired:
     return Paired([(run, uniform[run.seed]) for run in runs if not run.diverged and run.seed in uniform])
 
 
+def comparison_values(numbers: dict) -> dict:
+    """What a sentence on a comparison with uniform is filled with (`equal_time.compare_runs`'s numbers;
+    differences in points)."""
+    return {
+        "diff": 100 * numbers["accuracy_difference"],
+        "low": 100 * numbers["accuracy_ci_low"],
+        "high": 100 * numbers["accuracy_ci_high"],
+        "n": numbers["seeds"],
+        "share": numbers["is_share"],
+        "tta_is": numbers["time_to_accuracy_is"],
+        "tta_uniform": numbers["time_to_accuracy_uniform"],
+        "epoch": numbers["epoch_seconds"],
+    }
+
+
 def smoothed_accuracy(epochs: pd.DataFrame) -> pd.Series:
     """Test accuracy as a trailing mean over SMOOTHING_EPOCHS epochs (fewer at the start)."""
     return epochs["test_accuracy"].rolling(SMOOTHING_EPOCHS, min_periods=1).mean()
@@ -214,8 +229,8 @@ WORDS = {
         "figures": "### Figures",
         "seeds_one": "one seed, so no interval",
         "seeds_many": "the mean over {n} seeds, the band its 95% t-interval",
-        "caption_accuracy": "Test accuracy and loss (the test subset, after every epoch) against training time, IS and "
-        "uniform from the same initial weights; {seeds}. Dotted: the lr drops.",
+        "caption_accuracy": "Test accuracy and loss (the test subset, after every epoch) against training time, IS (the "
+        "rule's run, and forced on where trained) and uniform from the same initial weights; {seeds}. Dotted: the lr drops.",
         "caption_train_loss": "Train loss against training time (log scale): on the batches trained, importance-weighted, "
         "and of the training set in eval mode; {seeds}.",
         "caption_activation": "IS along its run, epoch means: the draw's predicted speed-up s and tau against the "
@@ -236,6 +251,7 @@ WORDS = {
         "method_upper_bound": "importance sampling",
         "method_uniform": "uniform SGD",
         "method_upper_bound_is_off": "importance sampling, IS off",
+        "method_upper_bound_forced": "IS forced on",
         "method_reuse": "score reuse",
         "method_selective_backprop": "Selective-Backprop",
         "method_infobatch": "InfoBatch",
@@ -262,7 +278,8 @@ WORDS = {
         "figures": "### 图",
         "seeds_one": "单个种子，因此没有区间",
         "seeds_many": "{n} 个种子的均值，阴影为其 95% t 区间",
-        "caption_accuracy": "测试准确率与损失（每轮后的测试子集）随训练时间的变化，重要性采样与均匀采样从相同初始权重出发；"
+        "caption_accuracy": "测试准确率与损失（每轮后的测试子集）随训练时间的变化，重要性采样（按规则的运行，以及训练了时的强制启用运行）"
+        "与均匀采样从相同初始权重出发；"
         "{seeds}。虚线：学习率下降。",
         "caption_train_loss": "训练损失随训练时间的变化（对数坐标）：训练批次上、重要性加权、以及评估模式下的训练集；{seeds}。",
         "caption_activation": "重要性采样在运行中的情况（每轮平均）：抽取方式的预测加速 s 与 tau 对比阈值 1 + a，"
@@ -280,6 +297,7 @@ WORDS = {
         "method_upper_bound": "重要性采样",
         "method_uniform": "均匀 SGD",
         "method_upper_bound_is_off": "重要性采样（IS 关闭）",
+        "method_upper_bound_forced": "强制启用的重要性采样",
         "method_reuse": "分数复用",
         "method_selective_backprop": "Selective-Backprop",
         "method_infobatch": "InfoBatch",

@@ -12,6 +12,7 @@ from isample.report.common import (
     Facts,
     Paired,
     Section,
+    comparison_values,
     conclude,
     figure_lines,
     finite_or_none,
@@ -163,7 +164,8 @@ def _rows(words: dict, facts: Facts) -> list[list]:
     return rows
 
 
-def section(words: dict, is_runs: list[Run], uniform_runs: list[Run], figures: dict) -> Section:
+def section(words: dict, is_runs: list[Run], uniform_runs: list[Run], figures: dict, forced: Section) -> Section:
+    """forced: IS forced on beside them (isample.report.forced), its lines before the figures."""
     facts = compare_runs(is_runs, uniform_runs)
     out = [words["s1"], ""] + missing_lines(words, facts)
     if rows := _rows(words, facts):
@@ -176,22 +178,14 @@ def section(words: dict, is_runs: list[Run], uniform_runs: list[Run], figures: d
         out += [words["conclusion"], ""] + conclude(words, facts, {"diverged_text": described}) + [""]
         metrics = {"diverged": [f"{m} seed {seed}: {status}" for m, seed, status in numbers["diverged"]]}
     elif "accuracy_difference" in numbers:
-        values = {
-            "diff": 100 * numbers["accuracy_difference"],
-            "low": 100 * numbers["accuracy_ci_low"],
-            "high": 100 * numbers["accuracy_ci_high"],
-            "n": numbers["seeds"],
-            "share": numbers["is_share"],
-            "tta_is": numbers["time_to_accuracy_is"],
-            "tta_uniform": numbers["time_to_accuracy_uniform"],
-            "epoch": numbers["epoch_seconds"],
-        }
+        values = comparison_values(numbers)
         interval = words["ci"].format(**values) if numbers["seeds"] > 1 else ""
         out += [words["difference"].format(ci=interval, **values), "", words["conclusion"], ""]
         out += conclude(words, facts, values) + [""]
         metrics = finite_or_none(numbers)
-    out += figure_lines(words, figures, ("accuracy", "train_loss"), seeds=len({r.seed for r in is_runs}))
-    return Section(out, {"comparison": metrics} if metrics else {}, facts.missing)
+    out += forced.lines + figure_lines(words, figures, ("accuracy", "train_loss"), seeds=len({r.seed for r in is_runs}))
+    metrics = ({"comparison": metrics} if metrics else {}) | forced.metrics
+    return Section(out, metrics, facts.missing + forced.missing)
 
 
 TEXT = {

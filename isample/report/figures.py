@@ -15,7 +15,7 @@ from matplotlib import font_manager  # noqa: E402
 
 from isample.names import IMPORTANCE, UNIFORM  # noqa: E402
 from isample.report.figure_words import LABELS  # noqa: E402
-from isample.report.records import predicted_speedup  # noqa: E402
+from isample.report.records import FORCED, predicted_speedup  # noqa: E402
 
 COLOURS = {
     IMPORTANCE: "tab:red",
@@ -24,6 +24,7 @@ COLOURS = {
     "selective_backprop": "tab:green",
     "infobatch": "tab:purple",
     "rho_loss": "tab:brown",
+    f"{IMPORTANCE}{FORCED}": "tab:pink",
 }
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -51,10 +52,10 @@ def labels(lang: str) -> dict:
 
 
 def _name(run, words: dict) -> str:
-    """The run's method in words; IS that never switched on says so (its run was uniform SGD's batches)."""
-    if run.method == IMPORTANCE and not run.scored_share > 0:
+    """The run's arm in words; IS that never switched on says so (its run was uniform SGD's batches)."""
+    if run.arm == IMPORTANCE and not run.scored_share > 0:
         return words["upper_bound_is_off"]
-    return words.get(run.method, run.method)
+    return words.get(run.arm, run.arm)
 
 
 def _epochs(runs, words: dict) -> pd.DataFrame:
@@ -104,11 +105,15 @@ def _mark(axes, seconds, words: dict):
             ax.axvline(x, color="grey", linestyle=":", linewidth=1.2, label=words["lr change"] if i == 0 else None)
 
 
-def _palette(runs, words: dict) -> dict:
-    """Fixed colours for the known methods, the next free ones for any other."""
+def _arm_name(run, words: dict) -> str:
+    return words.get(run.arm, run.arm)
+
+
+def _palette(runs, words: dict, name=_name) -> dict:
+    """Fixed colours for the known methods, the next free ones for any other; `name` labels a run."""
     spare = iter(c for c in sns.color_palette("tab10").as_hex() if c not in COLOURS.values())
-    methods = {_name(run, words): run.method for run in runs}
-    return {name: COLOURS.get(method) or next(spare) for name, method in methods.items()}
+    arms = {name(run, words): run.arm for run in runs}
+    return {name: COLOURS.get(arm) or next(spare) for name, arm in arms.items()}
 
 
 def accuracy_and_loss(runs, words: dict) -> plt.Figure:
@@ -152,10 +157,7 @@ def accuracy_vs_budget(runs, words: dict) -> plt.Figure:
     """Final test accuracy against budget (log axis), the mean over seeds with their spread (sd)."""
     healthy = [r for r in runs if not r.diverged]
     data = pd.DataFrame(
-        [
-            {"run": words.get(r.method, r.method), "budget": r.budget_seconds, "accuracy": r.final_accuracy}
-            for r in healthy
-        ]
+        [{"run": _arm_name(r, words), "budget": r.budget_seconds, "accuracy": r.final_accuracy} for r in healthy]
     )
     fig, ax = plt.subplots(figsize=(8, 4.5))
     sns.lineplot(
@@ -165,7 +167,7 @@ def accuracy_vs_budget(runs, words: dict) -> plt.Figure:
         hue="run",
         marker="o",
         errorbar="sd",
-        palette=_palette(healthy, words),
+        palette=_palette(healthy, words, _arm_name),
         ax=ax,
     )
     ax.set(

@@ -72,6 +72,7 @@ def timing_path(results: Path, method: str | None = None) -> Path:
 
 
 CHARGED = "_charged"  # the suffix of a charged run's arm (rho_loss_charged: IL models' time in its budget)
+FORCED = "_forced"  # the suffix of IS forced on at every iteration beside the rule's run (compare.forced_is)
 
 
 @dataclass
@@ -95,8 +96,16 @@ class Run:
 
     @property
     def arm(self) -> str:
-        """The method, or `<method>_charged` for a run with time charged before training: its own row."""
-        return f"{self.method}{CHARGED}" if self.charged_seconds else self.method
+        """The method, or `<method>_charged` for a run with time charged before training, or
+        `upper_bound_forced` for IS forced on: each its own row."""
+        if self.charged_seconds:
+            return f"{self.method}{CHARGED}"
+        return f"{self.method}{FORCED}" if self.forced else self.method
+
+    @property
+    def forced(self) -> bool:
+        """IS forced on at every iteration (compare.forced_is), not switched by the rule."""
+        return self.params.get("forced") == "True"
 
     @property
     def charged_seconds(self) -> float:

@@ -6,10 +6,10 @@ import math
 import pandas as pd
 
 from isample.names import IMPORTANCE, UNIFORM
-from isample.report import activation, all_methods, common, cost, equal_time, speedup
+from isample.report import activation, all_methods, common, cost, equal_time, forced, speedup
 from isample.report.records import Run
 
-SECTIONS = (equal_time, activation, cost, all_methods, speedup)  # in the report's order
+SECTIONS = (equal_time, forced, activation, cost, all_methods, speedup)  # in the report's order
 LANGUAGES = tuple(common.WORDS)
 PARAMETERS_SHOWN = [
     "data.name",
@@ -85,7 +85,13 @@ def render(
     out = [text["title"], "", text["generated"], "", text["break_even"], ""]
     out += parameters_section(text, is_runs + uniform_runs, files)
     sections = [
-        equal_time.section(text, is_runs, uniform_runs, figures),
+        equal_time.section(
+            text,
+            is_runs,
+            uniform_runs,
+            figures,
+            forced.section(text, at_longest.get(forced.ARM, []), is_runs, uniform_runs),
+        ),
         activation.section(text, is_runs, figures),
         cost.section(text, timing, figures),
         all_methods.section(text, at_longest, timing["per_ratio"] if timing else None, figures),

@@ -47,7 +47,7 @@ def final_accuracy(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "method": run.method,
+                "method": run.arm,
                 "budget": run.budget_seconds,
                 "seed": run.seed,
                 "accuracy": float(run.epochs["test_accuracy"].iloc[-1]),

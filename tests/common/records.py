@@ -50,9 +50,17 @@ def epochs(
     )
 
 
-def run(method, seed, frame, status="completed"):
-    params = {"seed": str(seed), "method": method, "status": status}
-    return Run(method, seed, frame, params, Path(f"results/{method}/cifar10.{method}.2m.{seed}.xlsx"))
+def run(method, seed, frame, status="completed", forced=False):
+    """forced: IS forced on at every iteration (compare.forced_is), recorded as the pipeline does."""
+    params = {"seed": str(seed), "method": method, "status": status, "forced": str(forced)}
+    tag = f"{method}-forced" if forced else method
+    return Run(method, seed, frame, params, Path(f"results/{method}/cifar10.{tag}.2m.{seed}.xlsx"))
+
+
+def forced_runs(accuracies, **kwargs):
+    """IS forced on: scored at every iteration, one run per seed."""
+    kwargs.setdefault("is_share_by_lr", (1.0, 1.0, 1.0))
+    return [run("upper_bound", s, epochs(a, **kwargs), forced=True) for s, a in enumerate(accuracies)]
 
 
 def pairs(is_accuracies, uniform_accuracies, **is_kwargs):

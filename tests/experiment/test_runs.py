@@ -46,3 +46,25 @@ def test_what_shapes_a_run_is_its_stage_params_less_what_picks_runs():
     ):
         assert run_spec(validate(raw_params(change)), "uniform", "200s", 0).key("data") == key, change
     assert run_spec(validate(raw_params({"train": {"lr": 0.05}})), "uniform", "200s", 0).key("data") != key
+
+
+def test_the_forced_arm_trains_is_at_every_iteration_beside_the_rule_without_moving_the_rules_run():
+    from isample.experiment.runs import forced_specs, run_specs
+
+    params = validate(raw_params({"train": {"seeds": [0, 1]}}))
+    assert params.compare.forced_is  # params.yaml's default: the report shows IS itself
+    rule, forced = run_specs(params, "upper_bound"), forced_specs(params, "upper_bound")
+    assert [(s.budget, s.seed) for s in forced] == [(s.budget, s.seed) for s in rule]
+    assert all(s.options.always_importance and s.forced for s in forced)
+    assert not any(s.options.always_importance or s.forced for s in rule)
+    assert (
+        forced[0].record_name == "cifar10.is-forced.200s.0.xlsx"
+        and forced[0].title == "upper_bound forced on 200s seed 0"
+    )
+    assert forced[0].checkpoint_name == "upper_bound/200s.seed0.forced.pt" != rule[0].checkpoint_name
+    assert forced[0].key("data") != rule[0].key("data")  # never resumed from the rule's checkpoint
+    assert forced_specs(params, "uniform") == [] and forced_specs(params, "reuse") == []
+    # Turning the arm off or on picks runs only: the rule's run keeps its key (its checkpoint resumes).
+    off = validate(raw_params({"train": {"seeds": [0, 1]}, "compare": {"forced_is": False}}))
+    assert forced_specs(off, "upper_bound") == []
+    assert run_specs(off, "upper_bound")[0].key("data") == rule[0].key("data")

@@ -1,7 +1,8 @@
 """The report never concludes more than its records show: a generated matrix of synthetic records.
 
 For every combination of IS share (0 / partial / full), seeds (1 / 3), presample ratios (1 / 4),
-a diverged run or not, and a timing record or none, in both languages: no sentence states a
+a diverged run or not, a timing record or none, and IS forced on beside the rule or not, in both
+languages: no sentence states a
 direction unless the rule's evidence holds; no nan, inf, None or empty value outside tables;
 every section ends in a conclusion or a "missing" line.
 """
@@ -11,7 +12,8 @@ import re
 
 import pytest
 
-from tests.common.records import epochs, report, run, timing_tables
+from isample.report.forced import ARM
+from tests.common.records import epochs, forced_runs, report, run, timing_tables
 
 SHARES = {"off": (0.0, 0.0, 0.0), "partial": (0.0, 0.6, 0.6), "full": (1.0, 1.0, 1.0)}
 DIRECTION = {
@@ -22,6 +24,7 @@ FIT_CLAIM = {"en": re.compile(r"\b(linear|proportional)\b", re.I), "zh": re.comp
 NOT_A_VALUE = re.compile(r"\b(nan|inf|None)\b|:\s*[.;,]|\(\s*\)|=\s*[,.;)]|\{\w*\}")
 CONCLUSION = {"en": ("### Conclusion", "**Missing:**"), "zh": ("### 结论", "**缺少：**")}
 RULES_HEADING = {"en": "## How the conclusions are drawn", "zh": "## 结论的判定规则"}
+FORCED_HEADING = {"en": "### IS forced on at every iteration", "zh": "### 每次迭代都强制启用重要性采样"}
 
 
 def sections(markdown: str, lang: str) -> dict[str, list[str]]:
@@ -39,11 +42,21 @@ def sections(markdown: str, lang: str) -> dict[str, list[str]]:
     return found
 
 
-CASES = list(itertools.product(SHARES, (1, 3), (1, 4), (False, True), (True, False), ("en", "zh")))
+def split_at(lines: list[str], heading: str) -> tuple[list[str], list[str]]:
+    """The lines before a subsection's heading, and the subsection's up to the next one."""
+    starts = [i for i, line in enumerate(lines) if line.startswith(heading)]
+    if not starts:
+        return lines, []
+    after = lines[starts[0] + 1 :]
+    end = next((i for i, line in enumerate(after) if line.startswith("### ")), len(after))
+    return lines[: starts[0]] + after[end:], after[:end]
 
 
-@pytest.mark.parametrize("share, seeds, ratios, diverged, with_timing, lang", CASES)
-def test_no_conclusion_beyond_the_records(share, seeds, ratios, diverged, with_timing, lang):
+CASES = list(itertools.product(SHARES, (1, 3), (1, 4), (False, True), (True, False), (False, True), ("en", "zh")))
+
+
+@pytest.mark.parametrize("share, seeds, ratios, diverged, with_timing, forced, lang", CASES)
+def test_no_conclusion_beyond_the_records(share, seeds, ratios, diverged, with_timing, forced, lang):
     is_accuracies, uniform_accuracies = [0.66, 0.65, 0.67][:seeds], [0.60, 0.61, 0.60][:seeds]
     is_runs = [run("upper_bound", s, epochs(a, is_share_by_lr=SHARES[share])) for s, a in enumerate(is_accuracies)]
     uniform_runs = [run("uniform", s, epochs(a)) for s, a in enumerate(uniform_accuracies)]
@@ -55,14 +68,21 @@ def test_no_conclusion_beyond_the_records(share, seeds, ratios, diverged, with_t
             status="diverged at epoch 12, iteration 360, lr 1000",
         )
     timing = timing_tables(ratios=[2.0, 3.0, 5.0, 7.0][:ratios]) if with_timing else None
-    markdown, _ = report(is_runs, uniform_runs, timing, lang, {})
+    arms = {ARM: forced_runs([0.70, 0.69, 0.71][:seeds])} if forced else {}
+    markdown, _ = report(is_runs, uniform_runs, timing, lang, {}, arms)
     found = sections(markdown, lang)
     assert len(found) == 5, list(found)
     comparison, activation, cost, all_methods, speedup = found.values()
+    comparison, forced_part = split_at(comparison, FORCED_HEADING[lang])
+    assert bool(forced_part) == forced
 
     evidence = share != "off" and seeds >= 2 and not diverged
     for line in comparison if not evidence else []:
         assert not DIRECTION[lang].search(line), line
+    for line in forced_part if seeds < 2 else []:  # forced on: always IS, so seeds are the evidence
+        assert not DIRECTION[lang].search(line), line
+    if forced and seeds >= 2:  # the check is not vacuous: IS forced on 10 points above uniform is stated
+        assert any(DIRECTION[lang].search(line) for line in forced_part), forced_part
     for line in activation + cost + speedup:  # one budget: no speed-up claim
         assert not DIRECTION[lang].search(line), line
     healthy_pairs = seeds - diverged
