@@ -60,7 +60,7 @@ class Display:
     output goes to a file or a pipe (a log then holds a line an epoch, not a frame a second)."""
 
     def __init__(self, spec: RunSpec, elapsed: float, enabled: bool, terminal: bool | None = None):
-        self.enabled, self.label = enabled, f"train {spec.method} {spec.budget} seed {spec.seed}"
+        self.enabled, self.label = enabled, f"train {spec.title}"
         terminal = sys.stderr.isatty() if terminal is None else terminal
         self.bar = None
         if enabled and terminal:
