@@ -127,6 +127,7 @@ def test_every_method_trains_from_disk_and_the_timing_sheet_shows_loading(tmp_pa
     )
     raw["train"].update(budgets=["1s"], device="cpu", eval_batch_size=64, checkpoint_every="10s")
     raw["compare"]["methods"] = ["reuse", "selective_backprop", "infobatch", "rho_loss"]
+    raw["compare"]["forced_is"] = False  # IS forced on reads the data as IS under the rule does: one record each
     raw["methods"]["rho_loss"]["selection"] = 0.25  # 64 candidates of the 96 images
     raw["irreducible"]["epochs"] = 1
     raw.update(batch_size=16)
