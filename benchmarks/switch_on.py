@@ -21,6 +21,7 @@ import pandas as pd
 
 from benchmarks.harness import Study, main
 from benchmarks.regimes import curves, data_of, params_of, read_curves, train_timed
+from isample.names import IMPORTANCE
 from isample.report.records import read_run
 
 AFTER, BEFORE = 8, 3
@@ -92,11 +93,13 @@ def switch_on_facts(is_epochs: pd.DataFrame, uniform_epochs: pd.DataFrame) -> di
 
 
 def from_records(results: Path) -> pd.DataFrame:
-    """One row per (budget, seed) the pipeline trained with both upper_bound and uniform."""
+    """One row per (budget, seed) the pipeline trained with both upper_bound under its rule and uniform (IS
+    forced on, `compare.forced_is`, switches on at its first iteration: it says nothing of the switch)."""
     uniform = {(run.budget_seconds, run.seed): run for run in map(read_run, (results / "uniform").glob("*.xlsx"))}
     rows = []
     for run in sorted(
-        map(read_run, (results / "upper_bound").glob("*.xlsx")), key=lambda r: (r.budget_seconds, r.seed)
+        (run for run in map(read_run, (results / "upper_bound").glob("*.xlsx")) if run.arm == IMPORTANCE),
+        key=lambda r: (r.budget_seconds, r.seed),
     ):
         reference = uniform.get((run.budget_seconds, run.seed))
         if reference is not None:

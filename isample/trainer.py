@@ -218,7 +218,7 @@ class ImportanceSampler(_TracksTau, Trainer):
     number; score_mode "eval" (running statistics, the 2018 code) or "batch" (BatchNorm uses the
     statistics of each b-sized presample chunk, as in training, and no buffer changes); smoothing
     eps in [0, 1), weights <= 1 / eps; forward_chunk, examples per presample forward in eval mode
-    (0 = all B at once); always_importance skips the decision (for timing IS iterations). With
+    (0 = all B at once); always_importance skips the decision (IS forced on: timing, the forced arm). With
     timing off, "auto" cannot measure a and keeps the 2018 default (B + 3b) / (3b). Every other
     keyword goes to `Trainer`.
     """

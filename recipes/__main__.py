@@ -1,6 +1,6 @@
 """Run one of the notebook's experiments with the GPU recipe: `dvc exp run` with recipes/gpu.yaml's overrides.
 
-python -m recipes 1                          # exp. 1: IS against uniform, 3 h per training stage
+python -m recipes 1                          # exp. 1: IS against uniform, 3 h per run
 python -m recipes 1 --seeds 0 1 2 --peers    # three seeds, IS and uniform only (no peer methods)
 python -m recipes 3 --print                  # the command, shell-quoted, without running it
 python -m recipes 1 -S data.download=true    # more overrides, as dvc exp run takes them

@@ -13,7 +13,7 @@ from isample.experiment.train_config import parse_duration
 from isample.files import write_text_atomically
 from isample.names import IMPORTANCE, UNIFORM
 from isample.report import figures, timing_figures
-from isample.report.records import FORCED, fit_values, read_run, read_timing, timing_path
+from isample.report.records import FORCED_ARM, fit_values, read_run, read_timing, timing_path
 from isample.report.render import longest_budget, render
 from stages.common import REPORTS_DIR, RESULTS_DIR, replace_directory, run_stage
 
@@ -46,7 +46,7 @@ def read_timings(params) -> tuple[dict | None, list[str]]:
 def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
     """Each figure the records allow, by name, as a function that draws it."""
     longest = {method: longest_budget(method_runs) for method, method_runs in runs.items()}
-    pair = longest[IMPORTANCE] + longest.get(f"{IMPORTANCE}{FORCED}", []) + longest[UNIFORM]
+    pair = longest[IMPORTANCE] + longest.get(FORCED_ARM, []) + longest[UNIFORM]
     every_run = [run for method_runs in runs.values() for run in method_runs if not run.charged_seconds]
     wanted = {}
     if pair:
@@ -71,7 +71,8 @@ def figure_makers(runs: dict, timing: dict | None, words: dict) -> dict:
 
 def arms(params) -> dict[str, list]:
     """Every method's records by arm: a method's own name, and beside it `<method>_charged` for its runs
-    with time charged before training (rho_loss with its IL models' time), compared as a method of its own."""
+    with time charged before training (rho_loss with its IL models' time) and `upper_bound_forced` for IS
+    forced on (compare.forced_is), each compared as a method of its own."""
     runs = {}
     for method in params.compared_methods:
         runs[method] = []

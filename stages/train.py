@@ -1,5 +1,6 @@
 """train_is / train_uniform / train_peer@<method>: equal-budget runs of one selection method, one .xlsx
-record per (budget, seed) under results/<method>/. A killed stage resumes: finished runs come back
+record per (budget, seed) under results/<method>/ (train_is: two with compare.forced_is, IS under its
+rule and IS forced on). A killed stage resumes: finished runs come back
 from their checkpoints without training again. SIGTERM or SIGUSR1 (a scheduler's preemption) stops
 it after the current iteration with a checkpoint of the run in progress, which the rerun resumes."""
 

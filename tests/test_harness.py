@@ -297,3 +297,27 @@ def test_every_study_runs_on_the_harness_end_to_end(name, tmp_path, monkeypatch,
     assert not drawn or (tmp_path / "figure.png").is_file()
     source = open(f"benchmarks/{name}.py").read()
     assert not [other for other in STUDIES if other != name and f"benchmarks.{other} import" in source]
+
+
+def test_switch_on_from_the_pipelines_records_reads_the_rules_run_not_is_forced_on(tmp_path):
+    """`benchmarks.switch_on --records results`: IS forced on (compare.forced_is) switches on at its first
+    iteration, so only the rule's run says when IS switched on."""
+    from benchmarks.switch_on import from_records
+    from isample.report.records import write_run
+    from tests.common.records import epochs, run
+
+    records = {
+        "upper_bound/cifar10.is.2m.0.xlsx": run("upper_bound", 0, epochs(0.6, is_share_by_lr=(0.0, 0.5, 0.5))),
+        "upper_bound/cifar10.is-forced.2m.0.xlsx": run(
+            "upper_bound", 0, epochs(0.5, is_share_by_lr=(1, 1, 1)), forced=True
+        ),
+        "uniform/cifar10.un.2m.0.xlsx": run("uniform", 0, epochs(0.62)),
+    }
+    for name, record in records.items():
+        record.params["budget_seconds"] = "120"
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_run(tmp_path / name, record)
+    rows = from_records(tmp_path)
+    assert len(rows) == 1 and rows["final_is"].iloc[0] == pytest.approx(
+        records["upper_bound/cifar10.is.2m.0.xlsx"].final_accuracy
+    )

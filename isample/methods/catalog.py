@@ -93,7 +93,7 @@ class UpperBoundOptions:
     forward_chunk: int = 64  # examples per presample forward in eval mode (0 = all B); batch mode uses b
     tau_momentum: float = 0.9
     presample_bf16: bool = False  # bf16 autocast in the presample forward only (scores still in fp32)
-    always_importance: bool = False  # skip the decision (the timing stage measures IS iterations)
+    always_importance: bool = False  # skip the decision: IS forced on (timing's IS rows, compare.forced_is)
     # No IS before this share of the training budget (the authors' documentation: from the first lr drop)
     importance_from: float = 0.0
     # tau while IS is off: "training", of the training forward's scores (the 2018 code's, free);

@@ -15,7 +15,7 @@ from matplotlib import font_manager  # noqa: E402
 
 from isample.names import IMPORTANCE, UNIFORM  # noqa: E402
 from isample.report.figure_words import LABELS  # noqa: E402
-from isample.report.records import FORCED, predicted_speedup  # noqa: E402
+from isample.report.records import FORCED_ARM, predicted_speedup  # noqa: E402
 
 COLOURS = {
     IMPORTANCE: "tab:red",
@@ -24,7 +24,7 @@ COLOURS = {
     "selective_backprop": "tab:green",
     "infobatch": "tab:purple",
     "rho_loss": "tab:brown",
-    f"{IMPORTANCE}{FORCED}": "tab:pink",
+    FORCED_ARM: "tab:pink",
 }
 CJK_FONTS = (
     "Noto Sans CJK SC",
@@ -106,13 +106,15 @@ def _mark(axes, seconds, words: dict):
 
 
 def _arm_name(run, words: dict) -> str:
+    """The run's arm in words, whether or not IS switched on: a line over budgets joins runs of one arm,
+    and IS may be kept off at one budget and on at the next."""
     return words.get(run.arm, run.arm)
 
 
-def _palette(runs, words: dict, name=_name) -> dict:
-    """Fixed colours for the known methods, the next free ones for any other; `name` labels a run."""
+def _palette(runs, words: dict, label=_name) -> dict:
+    """Fixed colours for the known methods, the next free ones for any other; `label` names a run."""
     spare = iter(c for c in sns.color_palette("tab10").as_hex() if c not in COLOURS.values())
-    arms = {name(run, words): run.arm for run in runs}
+    arms = {label(run, words): run.arm for run in runs}
     return {name: COLOURS.get(arm) or next(spare) for name, arm in arms.items()}
 
 

@@ -21,9 +21,9 @@ from isample.report.common import (
     table,
 )
 from isample.report.equal_time import compare_runs
-from isample.report.records import FORCED, Run
+from isample.report.records import FORCED_ARM, Run
 
-ARM = f"{IMPORTANCE}{FORCED}"
+ARM = FORCED_ARM
 
 
 def choice_rule(n: int, low: float, high: float) -> tuple[str, dict] | None:
@@ -87,11 +87,9 @@ def section(words: dict, forced_runs: list[Run], is_runs: list[Run], uniform_run
     numbers = facts.numbers
     if "diverged" in numbers:
         named = {IMPORTANCE: ARM, UNIFORM: UNIFORM}  # compare_runs names a forced run by its method
-        described = "; ".join(
-            f"{method_name(words, named[m])} seed {seed}: {status}" for m, seed, status in numbers["diverged"]
-        )
-        out += conclude(words, facts, {"diverged_text": described}) + [""]
-        return Section(out, {"forced": {"diverged": described}})
+        diverged = [f"{method_name(words, named[m])} seed {seed}: {status}" for m, seed, status in numbers["diverged"]]
+        out += conclude(words, facts, {"diverged_text": "; ".join(diverged)}) + [""]
+        return Section(out, {"forced": {"diverged": diverged}}, facts.missing)
     if "accuracy_difference" not in numbers:
         return Section(out + [words["forced_unpaired"], ""], {}, facts.missing)
     values = {
@@ -107,7 +105,7 @@ def section(words: dict, forced_runs: list[Run], is_runs: list[Run], uniform_run
     if values["cn"]:
         choice_interval = words["ci"].format(low=values["clow"], high=values["chigh"]) if values["cn"] > 1 else ""
         out += ["", words["choice_difference"].format(cci=choice_interval, **values)]
-    out += [""] + conclude(words, facts, values) + [""]
+    out += ["", words["forced_conclusions"], ""] + conclude(words, facts, values) + [""]
     return Section(out, {"forced": finite_or_none(numbers)}, facts.missing)
 
 
@@ -123,6 +121,7 @@ TEXT = {
         "choice_difference": "IS forced on minus the rule's run (IS on in {rule_share:.1%} of its iterations): "
         "{cdiff:+.2f} points over {cn} seed(s){cci}.",
         "forced_unpaired": "No seed has both IS forced on and uniform healthy: nothing is compared.",
+        "forced_conclusions": 'Of IS forced on ("IS" in these lines), by section 1\'s rules:',
         "choice_forced_higher": "IS forced on ended higher than the rule's run, by {cdiff:+.2f} points; the 95% "
         "interval [{clow:+.2f}, {chigh:+.2f}] excludes zero: the rule's choice cost accuracy in this setting.",
         "choice_forced_lower": "IS forced on ended lower than the rule's run, by {cdiff:+.2f} points; the 95% "
@@ -140,6 +139,7 @@ TEXT = {
         "choice_difference": "强制启用的重要性采样减按规则的运行（其 {rule_share:.1%} 的迭代启用了重要性采样）："
         "{cdiff:+.2f} 个百分点，{cn} 个种子{cci}。",
         "forced_unpaired": "没有任何种子同时有正常的强制启用运行和均匀运行：不作比较。",
+        "forced_conclusions": "强制启用的重要性采样（以下各条中的“重要性采样”），按第 1 节的规则：",
         "choice_forced_higher": "强制启用的重要性采样最终高于按规则的运行 {cdiff:+.2f} 个百分点；95% 区间 "
         "[{clow:+.2f}, {chigh:+.2f}] 不含零：在此设置下规则的选择损失了准确率。",
         "choice_forced_lower": "强制启用的重要性采样最终低于按规则的运行 {cdiff:+.2f} 个百分点；95% 区间 "

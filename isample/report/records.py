@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from isample.files import write_atomically
-from isample.names import PHASES
+from isample.names import IMPORTANCE, PHASES
 
 
 class RecordError(Exception):
@@ -73,6 +73,7 @@ def timing_path(results: Path, method: str | None = None) -> Path:
 
 CHARGED = "_charged"  # the suffix of a charged run's arm (rho_loss_charged: IL models' time in its budget)
 FORCED = "_forced"  # the suffix of IS forced on at every iteration beside the rule's run (compare.forced_is)
+FORCED_ARM = f"{IMPORTANCE}{FORCED}"
 
 
 @dataclass

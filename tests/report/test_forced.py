@@ -58,7 +58,7 @@ def test_without_the_arm_the_report_is_as_before_and_a_diverged_forced_run_is_na
     part = english.split("### IS forced on at every iteration")[1].split("## 2.")[0]
     assert "IS forced on seed 1: diverged at epoch 2, iteration 40, lr 1000" in part
     assert "minus" not in part and "higher" not in part
-    assert metrics["forced"]["diverged"] == "IS forced on seed 1: diverged at epoch 2, iteration 40, lr 1000"
+    assert metrics["forced"]["diverged"] == ["IS forced on seed 1: diverged at epoch 2, iteration 40, lr 1000"]
 
 
 def test_the_accuracy_figure_draws_the_forced_arm_in_its_own_colour_and_name():
