@@ -108,7 +108,7 @@ def main(params: Params, method: str) -> None:
     for spec in specs:
         # One budget: the historical names (seed0/test_accuracy); a sweep prefixes the budget.
         prefix = f"{spec.budget}/seed{spec.seed}" if sweep else f"seed{spec.seed}"
-        prefix = f"charged/{prefix}" if spec.charged_seconds else f"forced/{prefix}" if spec.forced else prefix
+        prefix = f"{spec.variant}/{prefix}" if spec.variant else prefix
 
         def log_epoch(row: dict, prefix=prefix) -> None:
             if group.is_local_main:

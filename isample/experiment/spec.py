@@ -88,6 +88,12 @@ class RunSpec:
         )
 
     @property
+    def variant(self) -> str:
+        """ "charged" or "forced" for a run beside the method's plain one (its own checkpoint and logged
+        names), else ""."""
+        return "charged" if self.charged_seconds else "forced" if self.forced else ""
+
+    @property
     def title(self) -> str:
         """The run in a stage's messages: "upper_bound forced on 200s seed 0", "rho_loss 2m (40 s charged) seed 1"."""
         name = f"{self.method} forced on" if self.forced else self.method
@@ -101,5 +107,5 @@ class RunSpec:
 
     @property
     def checkpoint_name(self) -> str:
-        variant = ".charged" if self.charged_seconds else ".forced" if self.forced else ""
+        variant = f".{self.variant}" if self.variant else ""
         return f"{self.method}/{self.budget.replace(' ', '')}.seed{self.seed}{variant}.pt"

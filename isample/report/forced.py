@@ -23,8 +23,6 @@ from isample.report.common import (
 from isample.report.equal_time import compare_runs
 from isample.report.records import FORCED_ARM, Run
 
-ARM = FORCED_ARM
-
 
 def choice_rule(n: int, low: float, high: float) -> tuple[str, dict] | None:
     """IS forced on against the rule's run: a direction needs MIN_SEEDS paired seeds and a 95% interval
@@ -52,7 +50,7 @@ def compare_forced(forced_runs: list[Run], is_runs: list[Run], uniform_runs: lis
         choice_ci_high=high,
         rule_share=float(pd.Series([run.scored_share for run in is_runs]).mean()) if is_runs else math.nan,
     )
-    if choice.n and (rule := choice_rule(choice.n, low, high)):
+    if rule := choice_rule(choice.n, low, high):
         facts.conclusions["choice"] = rule
     return facts
 
@@ -81,12 +79,12 @@ def section(words: dict, forced_runs: list[Run], is_runs: list[Run], uniform_run
     if not forced_runs:
         return Section([])
     facts = compare_forced(forced_runs, is_runs, uniform_runs)
-    arms = {IMPORTANCE: is_runs, ARM: forced_runs, UNIFORM: uniform_runs}
+    arms = {IMPORTANCE: is_runs, FORCED_ARM: forced_runs, UNIFORM: uniform_runs}
     out = [words["forced_heading"], "", words["forced_intro"], ""]
     out += [table(words["forced_cols"], _rows(words, arms)), ""]
     numbers = facts.numbers
     if "diverged" in numbers:
-        named = {IMPORTANCE: ARM, UNIFORM: UNIFORM}  # compare_runs names a forced run by its method
+        named = {IMPORTANCE: FORCED_ARM, UNIFORM: UNIFORM}  # compare_runs names a forced run by its method
         diverged = [f"{method_name(words, named[m])} seed {seed}: {status}" for m, seed, status in numbers["diverged"]]
         out += conclude(words, facts, {"diverged_text": "; ".join(diverged)}) + [""]
         return Section(out, {"forced": {"diverged": diverged}}, facts.missing)

@@ -7,7 +7,7 @@ import pandas as pd
 
 from isample.names import IMPORTANCE, UNIFORM
 from isample.report import activation, all_methods, common, cost, equal_time, forced, speedup
-from isample.report.records import Run
+from isample.report.records import FORCED_ARM, Run
 
 SECTIONS = (equal_time, forced, activation, cost, all_methods, speedup)  # in the report's order
 LANGUAGES = tuple(common.WORDS)
@@ -90,7 +90,7 @@ def render(
             is_runs,
             uniform_runs,
             figures,
-            forced.section(text, at_longest.get(forced.ARM, []), is_runs, uniform_runs),
+            forced.section(text, at_longest.get(FORCED_ARM, []), is_runs, uniform_runs),
         ),
         activation.section(text, is_runs, figures),
         cost.section(text, timing, figures),

@@ -4,7 +4,8 @@ choice cost or gained, drawn only as far as the seeds allow, in both languages."
 import pytest
 
 from isample.report import figures
-from isample.report.forced import ARM, compare_forced
+from isample.report.forced import compare_forced
+from isample.report.records import FORCED_ARM as ARM
 from tests.common.records import epochs, forced_runs, pairs, report, run
 
 RULE_OFF = {"is_share_by_lr": (0.0, 0.0, 0.0)}

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from isample.report.forced import ARM
+from isample.report.records import FORCED_ARM as ARM
 from tests.common.records import epochs, forced_runs, report, run, timing_tables
 
 SHARES = {"off": (0.0, 0.0, 0.0), "partial": (0.0, 0.6, 0.6), "full": (1.0, 1.0, 1.0)}
